@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// Doppel: a Siamese-network similarity service in one Swift binary. See DESIGN.md for the map.
+import PackageDescription
+
+let package = Package(
+    name: "Doppel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "doppel", targets: ["doppel"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // System libraries: one [system] module each, installed by scripts/bootstrap.
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libturbojpeg0-dev", "libjpeg-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "DoppelImaging", dependencies: ["CPNG", "CJPEG", "CZlib"]),
+        .target(name: "DoppelNN", dependencies: ["CBLAS"]),
+        .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
+        .executableTarget(
+            name: "doppel",
+            dependencies: [
+                "DoppelImaging", "DoppelNN", "DoppelTraining",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
+        .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"]),
+        .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "doppel"]),
+    ]
+)

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+
+/// How any decoded image becomes a model's input tensor. It travels in the model file's
+/// metadata, so training and serving preprocess identically.
+public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// How the image's aspect ratio is reconciled with the model's.
+    public enum ResizeMode: String, Codable, Sendable, CaseIterable {
+        /// Scale each axis independently to the target size.
+        case stretch
+        /// Scale to fit inside the target, keeping the aspect ratio, and pad with the
+        /// background value (black, or white when `invert` is set).
+        case fit
+        /// Scale to cover the target, keeping the aspect ratio, and cut the centre.
+        case crop
+    }
+
+    /// 1 (gray) or 3 (RGB).
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var resize: ResizeMode
+    /// Map dark-on-light to light-on-dark (Omniglot strokes, signatures) so ink is the signal.
+    public var invert: Bool
+    /// Per-channel mean and standard deviation applied after scaling samples to 0...1.
+    public var mean: [Float]
+    public var std: [Float]
+
+    public init(channels: Int, height: Int, width: Int, resize: ResizeMode = .stretch, invert: Bool = false,
+                mean: [Float]? = nil, std: [Float]? = nil) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.resize = resize
+        self.invert = invert
+        self.mean = mean ?? Array(repeating: 0, count: channels)
+        self.std = std ?? Array(repeating: 1, count: channels)
+    }
+
+    /// Elements of one preprocessed image (`channels * height * width`).
+    public var elementCount: Int { channels * height * width }
+
+    /// "1x28x28 stretch": the compact form used in messages and the architecture string.
+    public var description: String {
+        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")"
+    }
+
+    /// Problems with the spec itself, in words, or nil when it is usable.
+    public func validationError() -> String? {
+        guard channels == 1 || channels == 3 else { return "input channels must be 1 or 3, not \(channels)" }
+        guard height > 0, width > 0, height <= 4096, width <= 4096 else {
+            return "input size \(height)x\(width) must be between 1 and 4096 on each side"
+        }
+        guard mean.count == channels, std.count == channels else {
+            return "mean and std need \(channels) values each (got \(mean.count) and \(std.count))"
+        }
+        guard std.allSatisfy({ $0 > 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
+            return "std must be positive and mean finite"
+        }
+        return nil
+    }
+
+    /// The image as a `[channels, height, width]` Float tensor.
+    public func tensor(from image: Image) -> [Float] {
+        var out = [Float](repeating: 0, count: elementCount)
+        out.withUnsafeMutableBufferPointer { write(image, into: $0) }
+        return out
+    }
+
+    /// Writes the preprocessed image into `destination` (exactly `elementCount` floats), so a
+    /// batch can be filled in place.
+    public func write(_ image: Image, into destination: UnsafeMutableBufferPointer<Float>) {
+        precondition(destination.count == elementCount, "destination holds \(destination.count) floats, spec needs \(elementCount)")
+        let layout: PixelLayout = channels == 1 ? .gray : .rgb
+        let source = image.converted(to: layout)
+        let background: Float = invert ? 255 : 0
+
+        // Where the resized picture lands inside the target, and what is cut from it.
+        var scaledWidth = width, scaledHeight = height
+        switch resize {
+        case .stretch:
+            break
+        case .fit, .crop:
+            let scaleX = Double(width) / Double(source.width), scaleY = Double(height) / Double(source.height)
+            let scale = resize == .fit ? min(scaleX, scaleY) : max(scaleX, scaleY)
+            scaledWidth = max(1, Int((Double(source.width) * scale).rounded()))
+            scaledHeight = max(1, Int((Double(source.height) * scale).rounded()))
+        }
+        let scaled = Resampler.resize(planes: source.planes(), channels: channels, width: source.width,
+                                      height: source.height, newWidth: scaledWidth, newHeight: scaledHeight)
+        // Offsets of the scaled picture in the target (positive: padding; negative: cropping).
+        let offsetX = (width - scaledWidth) / 2, offsetY = (height - scaledHeight) / 2
+
+        for c in 0..<channels {
+            let scale = 1 / (255 * std[c])
+            let shift = mean[c] / std[c]
+            for y in 0..<height {
+                let sy = y - offsetY
+                for x in 0..<width {
+                    let sx = x - offsetX
+                    var value = background
+                    if sy >= 0, sy < scaledHeight, sx >= 0, sx < scaledWidth {
+                        value = scaled[(c * scaledHeight + sy) * scaledWidth + sx]
+                    }
+                    if invert { value = 255 - value }
+                    destination[(c * height + y) * width + x] = value * scale - shift
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: MIT
+import ArgumentParser
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Doppel's speed on this machine (figures for issue notes and the README).",
+        subcommands: [DecodeBench.self]
+    )
+}

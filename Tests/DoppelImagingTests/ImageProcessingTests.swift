@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+import Testing
+@testable import DoppelImaging
+
+@Suite struct ImageProcessingTests {
+    @Test func colorToGrayUsesBT601Luma() {
+        let image = Image(width: 3, height: 1, layout: .rgba, pixels: [255, 0, 0, 9, 0, 255, 0, 9, 0, 0, 255, 9])
+        #expect(image.converted(to: .gray).pixels == [76, 150, 29])
+        #expect(image.converted(to: .rgb).pixels == [255, 0, 0, 0, 255, 0, 0, 0, 255])
+        let gray = Image(width: 1, height: 1, layout: .gray, pixels: [7])
+        #expect(gray.converted(to: .rgba).pixels == [7, 7, 7, 255])
+    }
+
+    @Test func shrinkingAveragesAreas() {
+        // 4x2 -> 2x1: each output pixel is the mean of a 2x2 block.
+        let image = Image(width: 4, height: 2, layout: .gray, pixels: [0, 100, 200, 200, 50, 50, 0, 40])
+        #expect(image.resized(width: 2, height: 1).pixels == [50, 110])
+        // Non-integer factor: 3 -> 2 weights the middle pixel half to each side.
+        let row = Image(width: 3, height: 1, layout: .gray, pixels: [0, 90, 180])
+        #expect(row.resized(width: 2, height: 1).pixels == [30, 150])
+        // A one-pixel line survives a 4x reduction as a quarter of its intensity.
+        var thin = Image(width: 8, height: 8, layout: .gray)
+        for y in 0..<8 { thin[3, y, 0] = 200 }
+        #expect(thin.resized(width: 2, height: 2).pixels == [50, 0, 50, 0])
+    }
+
+    @Test func growingIsBilinear() {
+        let image = Image(width: 2, height: 1, layout: .gray, pixels: [0, 100])
+        // Pixel centres: output x maps to (x + 0.5) / 2 - 0.5 -> -0.25, 0.25, 0.75, 1.25 (clamped).
+        #expect(image.resized(width: 4, height: 1).pixels == [0, 25, 75, 100])
+    }
+
+    @Test func constantImagesStayConstantAtAnySize() {
+        let image = Image(width: 37, height: 23, layout: .rgb, filledWith: 123)
+        for (w, h) in [(5, 5), (100, 7), (37, 60), (1, 1)] {
+            #expect(image.resized(width: w, height: h).pixels.allSatisfy { $0 == 123 })
+        }
+    }
+
+    @Test func inputSpecStretchesNormalisesAndInverts() {
+        let image = Image(width: 2, height: 2, layout: .gray, pixels: [0, 255, 255, 0])
+        #expect(InputSpec(channels: 1, height: 2, width: 2).tensor(from: image) == [0, 1, 1, 0])
+        #expect(InputSpec(channels: 1, height: 2, width: 2, invert: true).tensor(from: image) == [1, 0, 0, 1])
+        let standardised = InputSpec(channels: 1, height: 2, width: 2, mean: [0.5], std: [0.5]).tensor(from: image)
+        #expect(standardised == [-1, 1, 1, -1])
+        let rgb = InputSpec(channels: 3, height: 1, width: 1).tensor(from: Image(width: 1, height: 1, layout: .gray, pixels: [51]))
+        #expect(rgb.allSatisfy { abs($0 - 0.2) < 1e-6 })
+    }
+
+    @Test func inputSpecFitPadsAndCropCuts() {
+        // A 4x2 white image into 2x2: fit -> a 2x1 band in the middle rows, padded with black.
+        let wide = Image(width: 4, height: 2, layout: .gray, filledWith: 255)
+        let fit = InputSpec(channels: 1, height: 4, width: 4, resize: .fit).tensor(from: wide)
+        #expect(fit == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0])
+        // crop: cover 4x4 by scaling to 8x4 and cutting the centre columns 2...5.
+        var striped = Image(width: 4, height: 2, layout: .gray)
+        for y in 0..<2 { striped[1, y, 0] = 255; striped[2, y, 0] = 255 }
+        let crop = InputSpec(channels: 1, height: 2, width: 2, resize: .crop).tensor(from: striped)
+        #expect(crop == [1, 1, 1, 1])
+    }
+
+    @Test func inputSpecValidation() {
+        #expect(InputSpec(channels: 1, height: 28, width: 28).validationError() == nil)
+        #expect(InputSpec(channels: 2, height: 28, width: 28).validationError() != nil)
+        #expect(InputSpec(channels: 1, height: 0, width: 28).validationError() != nil)
+        #expect(InputSpec(channels: 1, height: 28, width: 28, std: [0]).validationError() != nil)
+    }
+}

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+import Testing
+@testable import DoppelTraining
+
+@Suite struct DatasetSplitTests {
+    @Test func identitiesAreDisjointAndAllUsed() throws {
+        let dataset = Dataset.make(identities: 20, perIdentity: 3)
+        let split = try DatasetSplit.byIdentity(dataset, validationFraction: 0.15, testFraction: 0.25, seed: 7)
+        let train = Set(split.train.identities), validation = Set(split.validation.identities), test = Set(split.test.identities)
+        #expect(train.isDisjoint(with: validation) && train.isDisjoint(with: test) && validation.isDisjoint(with: test))
+        #expect(train.union(validation).union(test) == Set(dataset.identities))
+        #expect((validation.count, test.count, train.count) == (3, 5, 12))
+        #expect(split.train.samples.count + split.validation.samples.count + split.test.samples.count == 60)
+        // Samples keep their images and point at the renumbered identity of the same name.
+        for part in [split.train, split.validation, split.test] {
+            for sample in part.samples {
+                #expect(part.identities[sample.identity] == "id\(sample.image.pixels[0])")
+            }
+        }
+    }
+
+    @Test func sameSeedSameSplitOtherSeedOtherSplit() throws {
+        let dataset = Dataset.make(identities: 30)
+        let a = try DatasetSplit.byIdentity(dataset, validationFraction: 0.2, testFraction: 0.2, seed: 1)
+        let b = try DatasetSplit.byIdentity(dataset, validationFraction: 0.2, testFraction: 0.2, seed: 1)
+        let c = try DatasetSplit.byIdentity(dataset, validationFraction: 0.2, testFraction: 0.2, seed: 2)
+        #expect(a.test.identities == b.test.identities && a.validation.identities == b.validation.identities)
+        #expect(a.test.identities != c.test.identities)
+    }
+
+    @Test func holdingOutNamedIdentities() throws {
+        let dataset = Dataset.make(identities: 12)
+        let split = try DatasetSplit.holdingOut(dataset, validationFraction: 0.2, seed: 3) { $0.hasSuffix("1") }
+        #expect(Set(split.test.identities) == ["id1", "id11"])
+        #expect(!split.train.identities.contains("id1") && !split.validation.identities.contains("id11"))
+        #expect(split.train.identities.count + split.validation.identities.count == 10)
+    }
+
+    @Test func impossibleSplitsAreRefused() {
+        #expect(throws: DatasetError.self) { try DatasetSplit.byIdentity(.make(identities: 3), validationFraction: 0.4, testFraction: 0.4, seed: 1) }
+        #expect(throws: DatasetError.self) { try DatasetSplit.byIdentity(.make(identities: 30), validationFraction: 0.6, testFraction: 0.5, seed: 1) }
+        #expect(throws: DatasetError.self) { try DatasetSplit.holdingOut(.make(identities: 5), validationFraction: 0.2, seed: 1) { _ in false } }
+    }
+
+    @Test func summaryCounts() {
+        var samples = Dataset.make(identities: 4, perIdentity: 5).samples
+        samples.removeAll { $0.identity == 0 && $0.image.pixels[1] >= 2 }  // identity 0 keeps 2
+        let dataset = Dataset(identities: ["a", "b", "c", "d"], samples: samples, source: "s")
+        let summary = DatasetSummary(dataset)
+        #expect(summary.identities == 4 && summary.images == 17)
+        #expect(summary.minPerIdentity == 2 && summary.medianPerIdentity == 5 && summary.maxPerIdentity == 5)
+        #expect(summary.shapes == [DatasetSummary.Shape(shape: "2x1 gray", count: 17)])
+    }
+
+    @Test func contactSheetHasOneRowPerIdentity() {
+        let dataset = Dataset.make(identities: 30, perIdentity: 4)
+        let (sheet, rows) = ContactSheet.make(dataset, maxIdentities: 5, columns: 3, tile: 10, seed: 1)
+        #expect(rows.count == 5 && Set(rows).count == 5)
+        #expect(sheet.width == 3 * 12 + 2 && sheet.height == 5 * 12 + 2)
+        let again = ContactSheet.make(dataset, maxIdentities: 5, columns: 3, tile: 10, seed: 1)
+        #expect(again.image == sheet && again.rows == rows)
+    }
+}
