@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+
+/// Fully connected layer.
+/// x: [N, in] -> y: [N, out];  y = x W^T + b,  W: [out, in], b: [out]
+final class Dense: Layer {
+    let inputShape: TensorShape
+    let outputShape: TensorShape
+    let initializer: Initializer
+    var token: String { "dense(\(outputShape.channels)\(initializer == .glorot ? ",init=glorot" : ""))" }
+    private var inFeatures: Int { inputShape.count }
+    private var outFeatures: Int { outputShape.channels }
+
+    var parameterSpecs: [ParameterSpec] {
+        [ParameterSpec(name: "weight", shape: [outFeatures, inFeatures]), ParameterSpec(name: "bias", shape: [outFeatures])]
+    }
+
+    init(input: TensorShape, outputs: Int, initializer: Initializer = .he) {
+        inputShape = input
+        outputShape = TensorShape(channels: outputs)
+        self.initializer = initializer
+    }
+
+    func initialize(_ parameters: UnsafeMutablePointer<Float>, using generator: inout SeededGenerator) {
+        let count = outFeatures * inFeatures
+        switch initializer {
+        case .he: heNormal(parameters, count: count, fanIn: inFeatures, using: &generator)
+        case .glorot: glorotUniform(parameters, count: count, fanIn: inFeatures, fanOut: outFeatures, using: &generator)
+        }
+        (parameters + count).update(repeating: 0, count: outFeatures)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+                 parameters: UnsafePointer<Float>, mode: PassMode) {
+        let weight = parameters, bias = parameters + outFeatures * inFeatures
+        // y = b, broadcast over rows, then y += x W^T.
+        for n in 0..<batch { (y + n * outFeatures).update(from: bias, count: outFeatures) }
+        BLAS.gemm(
+            .none, .transposed,
+            m: batch, n: outFeatures, k: inFeatures,
+            a: x, lda: inFeatures,
+            b: weight, ldb: inFeatures,
+            beta: 1,
+            c: y, ldc: outFeatures)
+    }
+
+    func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                  _ dx: UnsafeMutablePointer<Float>?, batch: Int,
+                  parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
+        let weight = parameters
+        let dWeight = dParameters, dBias = dParameters + outFeatures * inFeatures
+        // dW[out, in] += dy^T x
+        BLAS.gemm(
+            .transposed, .none,
+            m: outFeatures, n: inFeatures, k: batch,
+            a: dy, lda: outFeatures,
+            b: x, ldb: inFeatures,
+            beta: 1,
+            c: dWeight, ldc: inFeatures)
+        // db[out] += sum over the batch of dy
+        for n in 0..<batch {
+            let row = dy + n * outFeatures
+            for o in 0..<outFeatures { dBias[o] += row[o] }
+        }
+        // dx[N, in] = dy W
+        if let dx {
+            BLAS.gemm(
+                .none, .none,
+                m: batch, n: inFeatures, k: outFeatures,
+                a: dy, lda: outFeatures,
+                b: weight, ldb: inFeatures,
+                beta: 0,
+                c: dx, ldc: inFeatures)
+        }
+    }
+}

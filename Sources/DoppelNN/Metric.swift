@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+
+/// Distance between two embeddings. Smaller is more alike for both.
+public enum Metric: String, Codable, Sendable, CaseIterable {
+    /// |a - b|
+    case euclidean
+    /// 1 - a.b / (|a| |b|), in [0, 2]
+    case cosine
+
+    /// Below this norm a vector has no direction; gradients through it are taken as zero.
+    static let tiny: Float = 1e-12
+
+    public func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> Float {
+        switch self {
+        case .euclidean:
+            var sum: Float = 0
+            for i in 0..<dimension {
+                let d = a[i] - b[i]
+                sum += d * d
+            }
+            return sum.squareRoot()
+        case .cosine:
+            var dot: Float = 0, aa: Float = 0, bb: Float = 0
+            for i in 0..<dimension {
+                dot += a[i] * b[i]
+                aa += a[i] * a[i]
+                bb += b[i] * b[i]
+            }
+            let norms = (aa * bb).squareRoot()
+            return norms > Self.tiny ? 1 - dot / norms : 1
+        }
+    }
+
+    public func distance(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        return a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { distance(pa.baseAddress!, $0.baseAddress!, dimension: a.count) } }
+    }
+
+    /// Adds `scale * d(distance)/da` to `dA` and `scale * d(distance)/db` to `dB`.
+    /// Euclidean: dd/da = (a - b) / d.  Cosine: dd/da = -(b / (|a||b|) - (a.b) a / (|a|^3 |b|)).
+    func accumulateGradient(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int, scale: Float,
+                            dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .euclidean:
+            let d = distance(a, b, dimension: dimension)
+            guard d > Self.tiny else { return }
+            let s = scale / d
+            for i in 0..<dimension {
+                let g = s * (a[i] - b[i])
+                dA[i] += g
+                dB[i] -= g
+            }
+        case .cosine:
+            var dot: Float = 0, aa: Float = 0, bb: Float = 0
+            for i in 0..<dimension {
+                dot += a[i] * b[i]
+                aa += a[i] * a[i]
+                bb += b[i] * b[i]
+            }
+            let na = aa.squareRoot(), nb = bb.squareRoot()
+            guard na > Self.tiny, nb > Self.tiny else { return }
+            let inv = 1 / (na * nb)
+            for i in 0..<dimension {
+                dA[i] -= scale * (b[i] * inv - dot * a[i] * inv / aa)
+                dB[i] -= scale * (a[i] * inv - dot * b[i] * inv / bb)
+            }
+        }
+    }
+}

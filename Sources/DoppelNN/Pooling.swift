@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+
+/// Max pooling over k x k windows (stride defaults to k; partial windows at the edge are
+/// dropped, as in PyTorch's default floor mode).
+/// x: [N, C, H, W] -> y: [N, C, (H - k) / s + 1, (W - k) / s + 1]
+final class MaxPool: Layer {
+    let inputShape: TensorShape
+    let outputShape: TensorShape
+    let size: Int, stride: Int
+    /// Index into the input plane of each output's maximum, kept for backward.
+    private var argmax: [Int32] = []
+    var token: String { stride == size ? "maxpool(\(size))" : "maxpool(\(size),stride=\(stride))" }
+    var parameterSpecs: [ParameterSpec] { [] }
+
+    init(input: TensorShape, size: Int, stride: Int) {
+        inputShape = input
+        self.size = size
+        self.stride = stride
+        outputShape = TensorShape(channels: input.channels, height: (input.height - size) / stride + 1,
+                                  width: (input.width - size) / stride + 1)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+                 parameters: UnsafePointer<Float>, mode: PassMode) {
+        let planes = batch * inputShape.channels
+        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
+        if argmax.count < planes * oh * ow { argmax = Array(repeating: 0, count: planes * oh * ow) }
+        argmax.withUnsafeMutableBufferPointer { arg in
+            for p in 0..<planes {
+                let plane = x + p * h * w
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var best = -Float.infinity, bestIndex = 0
+                        for dy in 0..<size {
+                            let rowIndex = (oy * stride + dy) * w + ox * stride
+                            for dx in 0..<size where plane[rowIndex + dx] > best {
+                                best = plane[rowIndex + dx]
+                                bestIndex = rowIndex + dx
+                            }
+                        }
+                        let o = (p * oh + oy) * ow + ox
+                        y[o] = best
+                        arg[o] = Int32(bestIndex)
+                    }
+                }
+            }
+        }
+    }
+
+    func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                  _ dx: UnsafeMutablePointer<Float>?, batch: Int,
+                  parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
+        guard let dx else { return }
+        let planes = batch * inputShape.channels
+        let inPlane = inputShape.spatial, outPlane = outputShape.spatial
+        dx.update(repeating: 0, count: planes * inPlane)
+        argmax.withUnsafeBufferPointer { arg in
+            for p in 0..<planes {
+                for o in 0..<outPlane { dx[p * inPlane + Int(arg[p * outPlane + o])] += dy[p * outPlane + o] }
+            }
+        }
+    }
+}
+
+/// Average pooling over k x k windows (stride defaults to k).
+/// x: [N, C, H, W] -> y: [N, C, (H - k) / s + 1, (W - k) / s + 1]
+final class AvgPool: Layer {
+    let inputShape: TensorShape
+    let outputShape: TensorShape
+    let size: Int, stride: Int
+    var token: String { stride == size ? "avgpool(\(size))" : "avgpool(\(size),stride=\(stride))" }
+    var parameterSpecs: [ParameterSpec] { [] }
+
+    init(input: TensorShape, size: Int, stride: Int) {
+        inputShape = input
+        self.size = size
+        self.stride = stride
+        outputShape = TensorShape(channels: input.channels, height: (input.height - size) / stride + 1,
+                                  width: (input.width - size) / stride + 1)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+                 parameters: UnsafePointer<Float>, mode: PassMode) {
+        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
+        let scale = 1 / Float(size * size)
+        _ = h
+        for p in 0..<(batch * inputShape.channels) {
+            let plane = x + p * inputShape.spatial
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum: Float = 0
+                    for dy in 0..<size {
+                        let row = plane + (oy * stride + dy) * w + ox * stride
+                        for dx in 0..<size { sum += row[dx] }
+                    }
+                    y[(p * oh + oy) * ow + ox] = sum * scale
+                }
+            }
+        }
+    }
+
+    func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                  _ dx: UnsafeMutablePointer<Float>?, batch: Int,
+                  parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
+        guard let dx else { return }
+        let (w, oh, ow) = (inputShape.width, outputShape.height, outputShape.width)
+        let scale = 1 / Float(size * size)
+        let planes = batch * inputShape.channels
+        dx.update(repeating: 0, count: planes * inputShape.spatial)
+        for p in 0..<planes {
+            let plane = dx + p * inputShape.spatial
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let g = dy[(p * oh + oy) * ow + ox] * scale
+                    for ky in 0..<size {
+                        let row = plane + (oy * stride + ky) * w + ox * stride
+                        for kx in 0..<size { row[kx] += g }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Global average pooling: the mean of each channel.
+/// x: [N, C, H, W] -> y: [N, C]
+final class GlobalAvgPool: Layer {
+    let inputShape: TensorShape
+    let outputShape: TensorShape
+    var token: String { "gap" }
+    var parameterSpecs: [ParameterSpec] { [] }
+
+    init(input: TensorShape) {
+        inputShape = input
+        outputShape = TensorShape(channels: input.channels)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+                 parameters: UnsafePointer<Float>, mode: PassMode) {
+        let spatial = inputShape.spatial
+        for p in 0..<(batch * inputShape.channels) {
+            var sum: Float = 0
+            for i in 0..<spatial { sum += x[p * spatial + i] }
+            y[p] = sum / Float(spatial)
+        }
+    }
+
+    func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                  _ dx: UnsafeMutablePointer<Float>?, batch: Int,
+                  parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
+        guard let dx else { return }
+        let spatial = inputShape.spatial
+        for p in 0..<(batch * inputShape.channels) {
+            let g = dy[p] / Float(spatial)
+            for i in 0..<spatial { dx[p * spatial + i] = g }
+        }
+    }
+}

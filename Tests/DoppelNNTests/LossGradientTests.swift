@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+import Testing
+@testable import DoppelNN
+
+/// Finite-difference checks of every loss and of the Koch head's own parameters.
+@Suite struct LossGradientTests {
+    static func randomEmbeddings(count: Int, dimension: Int, seed: UInt64) -> [Float] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<(count * dimension)).map { _ in generator.nextGaussian() }
+    }
+
+    /// Checks `gradient` of `loss` with respect to every element of `values`.
+    static func check(_ values: inout [Float], analytic: [Float], epsilon: Float = 1e-3, loss: ([Float]) -> Float) -> GradientCheck.Report {
+        var report = GradientCheck.Report()
+        for i in values.indices {
+            let numeric = values.withUnsafeMutableBufferPointer { pointer in
+                GradientCheck.derivative(pointer.baseAddress!, at: i, epsilon: epsilon) { Double(loss(Array(pointer))) }
+            }
+            report.compare(numeric: numeric, analytic: Double(analytic[i]), label: "[\(i)]")
+        }
+        return report
+    }
+
+    @Test(arguments: Metric.allCases, [Float(0.5), 3])
+    func contrastive(metric: Metric, margin: Float) {
+        let (pairs, dimension) = (6, 5)
+        var embeddings = Self.randomEmbeddings(count: 2 * pairs, dimension: dimension, seed: 11)
+        let labels: [Float] = [1, 0, 1, 0, 0, 1]
+        let loss = ContrastiveLoss(margin: margin, metric: metric)
+        func evaluate(_ e: [Float]) -> (Float, [Float]) {
+            var gradient = [Float](repeating: 0, count: e.count)
+            let value = e.withUnsafeBufferPointer { ep in gradient.withUnsafeMutableBufferPointer {
+                loss.lossAndGradient(embeddings: ep.baseAddress!, pairs: pairs, dimension: dimension, labels: labels, gradient: $0.baseAddress!)
+            } }
+            return (value, gradient)
+        }
+        let (_, analytic) = evaluate(embeddings)
+        let report = Self.check(&embeddings, analytic: analytic) { evaluate($0).0 }
+        print("contrastive \(metric) margin \(margin): \(report)")
+        #expect(report.maxRelativeError < 1e-2, "\(report)")
+    }
+
+    @Test func contrastiveKnownValue() {
+        // One same pair at distance 3 (3-4-5 triangle minus ...) and one different pair at distance 0.5, margin 1.
+        let embeddings: [Float] = [0, 0, 0, 0, 3, 0, 0.5, 0]
+        var gradient = [Float](repeating: 0, count: 8)
+        let value = ContrastiveLoss(margin: 1).lossAndGradient(embeddings: embeddings, pairs: 2, dimension: 2, labels: [1, 0], gradient: &gradient)
+        // (9 / 2 + 0.25 / 2) / 2
+        #expect(abs(value - 2.3125) < 1e-6)
+    }
+
+    @Test(arguments: TripletLoss.Mining.allCases, Metric.allCases)
+    func triplet(mining: TripletLoss.Mining, metric: Metric) {
+        let dimension = 4
+        let identities = [0, 0, 1, 1, 1, 2, 2, 0]
+        // Mining picks triplets by comparing distances, so the loss jumps where two candidates tie;
+        // this seed keeps every distance comparison well away from a tie within epsilon.
+        var embeddings = Self.randomEmbeddings(count: identities.count, dimension: dimension, seed: 6)
+        let loss = TripletLoss(margin: metric == .cosine ? 0.3 : 1.0, metric: metric, mining: mining)
+        func evaluate(_ e: [Float]) -> (Float, [Float], Int) {
+            var gradient = [Float](repeating: 0, count: e.count)
+            let (value, active) = e.withUnsafeBufferPointer { ep in gradient.withUnsafeMutableBufferPointer {
+                loss.lossAndGradient(embeddings: ep.baseAddress!, count: identities.count, dimension: dimension, identities: identities,
+                                     gradient: $0.baseAddress!)
+            } }
+            return (value, gradient, active)
+        }
+        let (value, analytic, active) = evaluate(embeddings)
+        #expect(active > 0 && value > 0, "the random batch must violate some margins for the check to mean anything")
+        let report = Self.check(&embeddings, analytic: analytic) { evaluate($0).0 }
+        print("triplet \(mining) \(metric): loss \(value), \(active) active; \(report)")
+        #expect(report.maxRelativeError < 1e-2, "\(report)")
+    }
+
+    @Test func tripletKnownValue() {
+        // Anchor 0 at origin, positive at distance 2, negatives at 1 and 5; margin 0.5.
+        let embeddings: [Float] = [0, 2, 1, 5]
+        var gradient = [Float](repeating: 0, count: 4)
+        let hard = TripletLoss(margin: 0.5, mining: .batchHard)
+        let (value, _) = hard.lossAndGradient(embeddings: embeddings, count: 4, dimension: 1, identities: [0, 0, 1, 2], gradient: &gradient)
+        // Anchors 0 and 1 (identity 0) have triplets: a0: d(0,2)=2 - d(0,1)=1 + 0.5 = 1.5;
+        // a1: d(2,0)=2 - d(2,1)=1 + 0.5 = 1.5; anchors 2 and 3 have no positive.
+        #expect(abs(value - 1.5) < 1e-6)
+    }
+
+    @Test func kochHeadInputsAndParameters() {
+        let (pairs, dimension) = (5, 4)
+        var embeddings = Self.randomEmbeddings(count: 2 * pairs, dimension: dimension, seed: 9)
+        let labels: [Float] = [1, 0, 0, 1, 1]
+        let head = KochHead(dimension: dimension, seed: 2)
+        func evaluate(_ e: [Float]) -> (Float, [Float]) {
+            var gradient = [Float](repeating: 0, count: e.count)
+            let value = e.withUnsafeBufferPointer { ep in gradient.withUnsafeMutableBufferPointer {
+                head.lossAndGradient(embeddings: ep.baseAddress!, pairs: pairs, labels: labels, gradient: $0.baseAddress!)
+            } }
+            return (value, gradient)
+        }
+        head.gradients = Array(repeating: 0, count: dimension + 1)
+        let (_, analytic) = evaluate(embeddings)
+        let parameterGradient = head.gradients
+        let inputs = Self.check(&embeddings, analytic: analytic) { evaluate($0).0 }
+        var parameters = head.parameters
+        let weights = Self.check(&parameters, analytic: parameterGradient) { values in
+            head.parameters = values
+            return evaluate(embeddings).0
+        }
+        print("koch head: inputs \(inputs); parameters \(weights)")
+        #expect(inputs.maxRelativeError < 1e-2 && weights.maxRelativeError < 1e-2)
+    }
+}
