@@ -75,3 +75,8 @@ enum BLAS {
     /// Sets the number of OpenBLAS threads (defaults to the number of cores).
     static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(count)) }
 }
+
+/// The number of threads BLAS may use, for benchmarks and servers that pin it.
+public enum BLASThreads {
+    public static func set(_ count: Int) { BLAS.setThreads(max(1, count)) }
+}

@@ -102,48 +102,97 @@ public final class Optimizer {
 
     public func restore(step: Int) { self.step = step }
 
-    /// Updates the blocks in place from their gradients (which are left as they were, but
-    /// scaled by clipping). Returns the global gradient norm before clipping.
+    /// Updates the blocks in place from their gradients (left unchanged). Returns the
+    /// global gradient norm when clipping is configured (computing it costs a pass).
     @discardableResult
-    public func update(_ blocks: [ParameterBlock]) -> Float {
+    public func update(_ blocks: [ParameterBlock]) -> Float? {
         let total = blocks.reduce(0) { $0 + $1.values.count }
         precondition(total == firstMoment.count, "optimizer was made for \(firstMoment.count) parameters, given \(total)")
-        var squares: Double = 0
-        for block in blocks { for g in block.gradients { squares += Double(g) * Double(g) } }
-        let norm = Float(squares.squareRoot())
+        var norm: Float? = nil
         var clipScale: Float = 1
-        if let clip = config.clipNorm, norm > clip, norm > 0 { clipScale = clip / norm }
-
+        if let clip = config.clipNorm {
+            var squares: Double = 0
+            for block in blocks { for g in block.gradients { squares += Double(g) * Double(g) } }
+            norm = Float(squares.squareRoot())
+            if norm! > clip { clipScale = clip / norm! }
+        }
         let rate = config.learningRate(at: step)
         step += 1
-        let (beta1, beta2, epsilon, decay) = (config.beta1, config.beta2, config.epsilon, config.weightDecay)
-        // Adam's bias corrections, folded into the step size (Kingma & Ba, Algorithm 1 note).
-        let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
         var offset = 0
         firstMoment.withUnsafeMutableBufferPointer { m in
             secondMoment.withUnsafeMutableBufferPointer { v in
+                // One thread: the update is memory-bound (seven streams per parameter), and
+                // splitting it over both cores measured slower (4.6 vs 3.8 ms for 1.86 M
+                // parameters) while OpenBLAS's worker still spins on the second core.
                 for block in blocks {
-                    let w = block.values, grad = block.gradients
-                    for i in 0..<w.count {
-                        let g = grad[i] * clipScale + decay * w[i]
-                        let j = offset + i
-                        switch config.kind {
-                        case .adam:
-                            m[j] = beta1 * m[j] + (1 - beta1) * g  // first moment: mean of g
-                            v[j] = beta2 * v[j] + (1 - beta2) * g * g  // second moment: mean of g^2
-                            w[i] -= rate * (m[j] / correction1) / ((v[j] / correction2).squareRoot() + epsilon)
-                        case .rmsprop:
-                            v[j] = beta2 * v[j] + (1 - beta2) * g * g  // running mean of g^2
-                            w[i] -= rate * g / (v[j].squareRoot() + epsilon)
-                        case .sgd:
-                            m[j] = beta1 * m[j] + g  // velocity
-                            w[i] -= rate * m[j]
-                        }
-                    }
-                    offset += w.count
+                    Self.apply(config, step: step, block, first: m.baseAddress! + offset, second: v.baseAddress.map { $0 + offset },
+                               rate: rate, clipScale: clipScale)
+                    offset += block.values.count
                 }
             }
         }
         return norm
+    }
+
+    /// The per-parameter update of one block, eight lanes at a time: scalar Swift over
+    /// possibly aliasing pointers does not vectorise (Adam on 1.86 M parameters: 9.2 ms
+    /// scalar, 4.0 ms with SIMD8, the memory-bound floor of seven streams being about 3.5 ms).
+    private static func apply(_ config: OptimizerConfig, step: Int, _ block: ParameterBlock, first m: UnsafeMutablePointer<Float>,
+                              second v: UnsafeMutablePointer<Float>?, rate: Float, clipScale: Float) {
+        typealias Lanes = SIMD8<Float>
+        let (beta1, beta2, epsilon, decay) = (config.beta1, config.beta2, config.epsilon, config.weightDecay)
+        // Bias corrections of Kingma & Ba's Algorithm 1, folded into the step and the root.
+        let stepSize = config.kind == .adam ? rate / (1 - powf(beta1, Float(step))) : rate
+        let rootScale: Float = config.kind == .adam ? 1 / (1 - powf(beta2, Float(step))).squareRoot() : 1
+        let kind = config.kind
+
+        /// Eight parameters starting at w, g, m, v (v unused by SGD, m by RMSprop).
+        @inline(__always) func update(_ w: UnsafeMutablePointer<Float>, _ grad: UnsafePointer<Float>,
+                                      _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>?) {
+            let wRaw = UnsafeMutableRawPointer(w), mRaw = UnsafeMutableRawPointer(m)
+            let wi = wRaw.loadUnaligned(as: Lanes.self)
+            let g = UnsafeRawPointer(grad).loadUnaligned(as: Lanes.self) * clipScale + decay * wi
+            switch kind {
+            case .adam:
+                let vRaw = UnsafeMutableRawPointer(v!)
+                let mi = beta1 * mRaw.loadUnaligned(as: Lanes.self) + (1 - beta1) * g  // first moment: mean of g
+                let vi = beta2 * vRaw.loadUnaligned(as: Lanes.self) + (1 - beta2) * g * g  // second moment: mean of g^2
+                mRaw.storeBytes(of: mi, as: Lanes.self)
+                vRaw.storeBytes(of: vi, as: Lanes.self)
+                wRaw.storeBytes(of: wi - stepSize * mi / (vi.squareRoot() * rootScale + epsilon), as: Lanes.self)
+            case .rmsprop:
+                let vRaw = UnsafeMutableRawPointer(v!)
+                let vi = beta2 * vRaw.loadUnaligned(as: Lanes.self) + (1 - beta2) * g * g  // running mean of g^2
+                vRaw.storeBytes(of: vi, as: Lanes.self)
+                wRaw.storeBytes(of: wi - stepSize * g / (vi.squareRoot() + epsilon), as: Lanes.self)
+            case .sgd:
+                let mi = beta1 * mRaw.loadUnaligned(as: Lanes.self) + g  // velocity
+                mRaw.storeBytes(of: mi, as: Lanes.self)
+                wRaw.storeBytes(of: wi - stepSize * mi, as: Lanes.self)
+            }
+        }
+
+        let w = block.values.baseAddress!, grad = block.gradients.baseAddress!
+        let count = block.values.count
+        var i = 0
+        while i + Lanes.scalarCount <= count {
+            update(w + i, grad + i, m + i, v.map { $0 + i })
+            i += Lanes.scalarCount
+        }
+        // The last few parameters go through the same code on zero-padded copies.
+        let tail = count - i
+        guard tail > 0 else { return }
+        var scratch = [Float](repeating: 0, count: 4 * Lanes.scalarCount)
+        scratch.withUnsafeMutableBufferPointer { s in
+            let (tw, tg, tm, tv) = (s.baseAddress!, s.baseAddress! + 8, s.baseAddress! + 16, s.baseAddress! + 24)
+            tw.update(from: w + i, count: tail)
+            tg.update(from: grad + i, count: tail)
+            tm.update(from: m + i, count: tail)
+            if let v { tv.update(from: v + i, count: tail) }
+            update(tw, tg, tm, v == nil ? nil : tv)
+            (w + i).update(from: tw, count: tail)
+            (m + i).update(from: tm, count: tail)
+            if let v { (v + i).update(from: tv, count: tail) }
+        }
     }
 }
