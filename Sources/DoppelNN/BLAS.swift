@@ -80,3 +80,10 @@ enum BLAS {
 public enum BLASThreads {
     public static func set(_ count: Int) { BLAS.setThreads(max(1, count)) }
 }
+
+extension BLAS {
+    /// y += alpha x over `count` floats.
+    static func axpy(count: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        cblas_saxpy(Int32(count), alpha, x, 1, y, 1)
+    }
+}

@@ -26,6 +26,10 @@ final class MaxPool: Layer {
         let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
         if argmax.count < planes * oh * ow { argmax = Array(repeating: 0, count: planes * oh * ow) }
         argmax.withUnsafeMutableBufferPointer { arg in
+            if size == 2 && stride == 2 {
+                forward2x2(x, y, planes: planes, argmax: arg.baseAddress!)
+                return
+            }
             for p in 0..<planes {
                 let plane = x + p * h * w
                 for oy in 0..<oh {
@@ -42,6 +46,28 @@ final class MaxPool: Layer {
                         y[o] = best
                         arg[o] = Int32(bestIndex)
                     }
+                }
+            }
+        }
+    }
+
+    /// The common 2x2, stride 2 case without the window loops (a third of a CNN's
+    /// non-GEMM time when generic).
+    private func forward2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, argmax: UnsafeMutablePointer<Int32>) {
+        let (w, oh, ow) = (inputShape.width, outputShape.height, outputShape.width)
+        let inPlane = inputShape.spatial, outPlane = outputShape.spatial
+        for p in 0..<planes {
+            let plane = x + p * inPlane
+            let out = y + p * outPlane, arg = argmax + p * outPlane
+            for oy in 0..<oh {
+                let top = 2 * oy * w, bottom = top + w
+                for ox in 0..<ow {
+                    var best = plane[top + 2 * ox], index = top + 2 * ox
+                    if plane[top + 2 * ox + 1] > best { best = plane[top + 2 * ox + 1]; index = top + 2 * ox + 1 }
+                    if plane[bottom + 2 * ox] > best { best = plane[bottom + 2 * ox]; index = bottom + 2 * ox }
+                    if plane[bottom + 2 * ox + 1] > best { best = plane[bottom + 2 * ox + 1]; index = bottom + 2 * ox + 1 }
+                    out[oy * ow + ox] = best
+                    arg[oy * ow + ox] = Int32(index)
                 }
             }
         }

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+import Testing
+@testable import DoppelNN
+
+@Suite struct NetworkTests {
+    /// A batch split over workers gives the embeddings and gradients of the unsplit batch.
+    @Test(arguments: [9, 32])
+    func splitBatchesMatchTheUnsplitComputation(batch: Int) throws {
+        let architecture = try Architecture(parsing: "conv(6,3,pad=1) relu maxpool(2) conv(5,3,stride=2) tanh flatten dense(7) l2norm")
+        let input = TensorShape(channels: 2, height: 11, width: 9)
+        let single = try Network(architecture: architecture, input: input, seed: 4, workers: 1)
+        let split = try Network(architecture: architecture, input: input, seed: 4, workers: 3)
+        #expect(split.workers == 3 && single.workers == 1)
+        var generator = SeededGenerator(seed: 8)
+        let x = (0..<(batch * input.count)).map { _ in generator.nextGaussian() }
+        let dOutput = (0..<(batch * 7)).map { _ in generator.nextGaussian() }
+        let ySingle = single.forward(x, batch: batch, mode: .training)
+        let ySplit = split.forward(x, batch: batch, mode: .training)
+        // GEMMs of other widths block the sums differently: equal to rounding, not bit for bit.
+        func maxDifference(_ a: some Sequence<Float>, _ b: some Sequence<Float>) -> Float {
+            zip(a, b).map { abs($0 - $1) / max(abs($0), 1e-3) }.max() ?? 0
+        }
+        let yDifference = maxDifference(ySingle, ySplit)
+        #expect(yDifference < 1e-4, "embeddings differ by \(yDifference)")
+        single.zeroGradients()
+        split.zeroGradients()
+        let dxSingle = single.backward(x, dOutput: dOutput, batch: batch, wantInputGradient: true)!
+        let dxSplit = split.backward(x, dOutput: dOutput, batch: batch, wantInputGradient: true)!
+        let dxDifference = maxDifference(dxSingle, dxSplit)
+        let dWeightDifference = maxDifference(single.gradients, split.gradients)
+        print("split vs unsplit: embeddings \(yDifference), dx \(dxDifference), weight gradients \(dWeightDifference)")
+        #expect(dxDifference < 1e-3 && dWeightDifference < 1e-3, "dx \(dxDifference), dW \(dWeightDifference)")
+    }
+
+    @Test func batchNormAndMLPsRunUnsplit() throws {
+        let input = TensorShape(channels: 1, height: 8, width: 8)
+        #expect(try Network(architecture: Architecture(parsing: "conv(4,3) batchnorm relu flatten dense(3)"), input: input, seed: 1, workers: 2).workers == 1)
+        #expect(try Network(architecture: Architecture(parsing: "flatten dense(8) relu dense(3)"), input: input, seed: 1, workers: 2).workers == 1)
+    }
+}
