@@ -31,7 +31,7 @@ let package = Package(
         ),
 
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
-        .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"]),
+        .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "doppel"]),
     ]

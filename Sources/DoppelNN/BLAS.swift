@@ -72,8 +72,17 @@ enum BLAS {
         cblas_sgemv(CblasRowMajor, trans.cblas, Int32(rows), Int32(columns), alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
 
-    /// Sets the number of OpenBLAS threads (defaults to the number of cores).
-    static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(count)) }
+    /// The thread count last given to OpenBLAS (it starts with one per core).
+    nonisolated(unsafe) private static var threads = 0
+
+    /// Sets the number of OpenBLAS threads, only when it changes: a switch back to several
+    /// threads wakes OpenBLAS's workers, which then spin for a while on cores that split
+    /// batches need for their own work. Call from one thread at a time.
+    static func setThreads(_ count: Int) {
+        guard count != threads else { return }
+        threads = count
+        openblas_set_num_threads(Int32(count))
+    }
 }
 
 /// The number of threads BLAS may use, for benchmarks and servers that pin it.

@@ -104,11 +104,11 @@ public final class Network {
     /// BLAS single-threaded meanwhile (each worker is already a core).
     private func forEachSlice(_ slices: [Range<Int>], _ body: (Int, Range<Int>) -> Void) {
         guard slices.count > 1 else {
+            BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
             body(0, slices[0])
             return
         }
         BLAS.setThreads(1)
-        defer { BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount) }
         withoutActuallyEscaping(body) { body in
             nonisolated(unsafe) let body = body
             DispatchQueue.concurrentPerform(iterations: slices.count) { worker in body(worker, slices[worker]) }
