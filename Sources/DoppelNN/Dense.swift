@@ -8,6 +8,8 @@ final class Dense: Layer {
     let initializer: Initializer
     var token: String { "dense(\(outputShape.channels)\(initializer == .glorot ? ",init=glorot" : ""))" }
     private var inFeatures: Int { inputShape.count }
+    static let transposedBelow = 64
+    private let transposed = FloatBuffer()
     private var outFeatures: Int { outputShape.channels }
 
     var parameterSpecs: [ParameterSpec] {
@@ -38,6 +40,24 @@ final class Dense: Layer {
             // One sample is a matrix-vector product: sgemv streams W once, where sgemm with
             // m = 1 pays for packing: MLP 784-1024-1024-2 at batch 1, 1,824 -> 14,684 images/s.
             BLAS.gemv(.none, rows: outFeatures, columns: inFeatures, a: weight, lda: inFeatures, x: x, beta: 1, y: y)
+            return
+        }
+        if batch < Self.transposedBelow {
+            // Small batches as y^T[out, N] = W x^T: OpenBLAS splits the long output dimension
+            // over its threads instead of a 32-row one (784-1024-1024-2 at batch 32:
+            // 23,000-28,000 -> 29,700-32,800 images/s).
+            let yT = transposed.reserve(outFeatures * batch)
+            BLAS.gemm(
+                .none, .transposed,
+                m: outFeatures, n: batch, k: inFeatures,
+                a: weight, lda: inFeatures,
+                b: x, ldb: inFeatures,
+                beta: 0,
+                c: yT, ldc: batch)
+            for n in 0..<batch {
+                let row = y + n * outFeatures
+                for o in 0..<outFeatures { row[o] += yT[o * batch + n] }
+            }
             return
         }
         BLAS.gemm(

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
+import DoppelImaging
 import DoppelNN
 import Foundation
 
@@ -25,6 +26,9 @@ struct EmbedBench: ParsableCommand {
 
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
+
+    @Option(help: "Also save the benchmarked (freshly initialised) network as a model file, so another framework can be timed on the same weights.")
+    var saveModel: String?
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -70,6 +74,14 @@ struct EmbedBench: ParsableCommand {
         let largest = max(batch.max() ?? 1, 2 * trainPairs)
         let data = (0..<(largest * shape.count)).map { _ in generator.nextUnitFloat() }
 
+        if let saveModel {
+            let spec = InputSpec(channels: shape.channels, height: shape.height, width: shape.width)
+            let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+            var model = ModelFile(network: network, head: nil,
+                                  metadata: ModelMetadata(architecture: architecture, inputShape: shape, objective: "contrastive",
+                                                          metric: .euclidean, inputSpec: specJSON))
+            try model.save(to: saveModel)
+        }
         let sgemm = Throughput.sgemmGFLOPs()
         var forward = [Forward]()
         data.withUnsafeBufferPointer { x in
