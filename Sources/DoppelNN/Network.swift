@@ -229,6 +229,16 @@ public final class Network {
         }
     }
 
+    /// Replaces every tensor by name (as `namedTensors` gives them), checking that each is
+    /// present with the right number of values.
+    public func load(tensors: [String: [Float]]) throws(ModelFileError) {
+        for (name, shape) in tensorSpecs {
+            guard let values = tensors[name] else { throw .missingTensor(name: name, expectedShape: shape) }
+            guard values.count == shape.reduce(1, *) else { throw .shapeMismatch(name: name, expected: shape, found: [values.count]) }
+        }
+        assign(tensors)
+    }
+
     /// Dropout layers reuse their last mask (for finite-difference checks).
     func freezeDropoutMasks() {
         for case let dropout as Dropout in replicas.joined() { dropout.freezesMask = true }

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+import DoppelNN
+
+/// Closed-set identification: queries ranked against enrolled identities (best sample per
+/// identity), and N-way K-shot episodes.
+public struct IdentificationMetrics: Codable, Sendable, Equatable {
+    public let enrolledPerIdentity: Int
+    public let queries: Int
+    public let rank1: Double
+    public let rank5: Double
+}
+
+public struct OneShotMetrics: Codable, Sendable, Equatable {
+    public let ways: Int
+    public let shots: Int
+    public let episodes: Int
+    /// True when all candidates of an episode came from one group (Omniglot's alphabet).
+    public let withinGroup: Bool
+    public let accuracy: Double
+}
+
+extension EmbeddingModel {
+    /// Distances from each query row to each gallery row.
+    func distanceMatrix(_ embeddings: [Float], queries: [Int], gallery: [Int]) -> [Float] {
+        if head != nil {
+            return embeddings.withUnsafeBufferPointer { e in
+                queries.flatMap { q in gallery.map { g in distance(e.baseAddress!, q, g) } }
+            }
+        }
+        let pick = { (rows: [Int]) -> [Float] in rows.flatMap { Array(embeddings[($0 * self.dimension)..<(($0 + 1) * self.dimension)]) } }
+        let q = pick(queries), g = pick(gallery)
+        return PairwiseDistances.compute(queries: q, queryCount: queries.count, gallery: g, galleryCount: gallery.count,
+                                         dimension: dimension, metric: metric)
+    }
+
+    /// Rank-1 and rank-5: each query's identities ordered by their nearest enrolled sample.
+    /// `galleryIdentity[j]` names the identity of `gallery[j]`.
+    public func identification(_ embeddings: [Float], queries: [Int], queryIdentity: [Int], gallery: [Int], galleryIdentity: [Int],
+                               enrolledPerIdentity: Int) -> IdentificationMetrics {
+        let identityCount = (galleryIdentity.max() ?? -1) + 1
+        var hits1 = 0, hits5 = 0
+        // Tiles of queries keep the distance matrix small for large galleries.
+        let tile = max(1, 4_000_000 / max(1, gallery.count))
+        var start = 0
+        while start < queries.count {
+            let end = min(queries.count, start + tile)
+            let d = distanceMatrix(embeddings, queries: Array(queries[start..<end]), gallery: gallery)
+            for (row, q) in (start..<end).enumerated() {
+                var best = [Float](repeating: .infinity, count: identityCount)
+                for j in gallery.indices { best[galleryIdentity[j]] = min(best[galleryIdentity[j]], d[row * gallery.count + j]) }
+                let truth = best[queryIdentity[q]]
+                let closer = best.enumerated().filter { $0.offset != queryIdentity[q] && $0.element < truth }.count
+                if closer == 0 { hits1 += 1 }
+                if closer < 5 { hits5 += 1 }
+            }
+            start = end
+        }
+        let n = Double(max(1, queries.count))
+        return IdentificationMetrics(enrolledPerIdentity: enrolledPerIdentity, queries: queries.count,
+                                     rank1: Double(hits1) / n, rank5: Double(hits5) / n)
+    }
+
+    /// Enrolls the first `perIdentity` samples of each identity (after a seeded shuffle) and
+    /// queries with the rest.
+    public func identification(_ data: TensorDataset, embeddings: [Float], perIdentity: Int, seed: UInt64) -> IdentificationMetrics {
+        var generator = SeededGenerator(seed: seed)
+        var gallery = [Int](), galleryIdentity = [Int](), queries = [Int]()
+        for (identity, members) in data.samplesByIdentity.enumerated() where members.count > perIdentity {
+            var shuffled = members
+            shuffled.shuffle(using: &generator)
+            gallery += shuffled.prefix(perIdentity)
+            galleryIdentity += Array(repeating: identity, count: perIdentity)
+            queries += shuffled.dropFirst(perIdentity)
+        }
+        return identification(embeddings, queries: queries, queryIdentity: data.identities, gallery: gallery,
+                              galleryIdentity: galleryIdentity, enrolledPerIdentity: perIdentity)
+    }
+
+    /// N-way K-shot accuracy over `episodes` seeded episodes. With `group`, all candidates of an
+    /// episode share a group (identity name -> group, e.g. the alphabet of `Greek/character01`).
+    public func oneShot(_ data: TensorDataset, embeddings: [Float], ways: Int, shots: Int, episodes: Int, seed: UInt64,
+                        group: ((String) -> String)? = nil) -> OneShotMetrics? {
+        var generator = SeededGenerator(seed: seed)
+        var pools: [[Int]] = [Array(data.identityNames.indices)]
+        if let group {
+            var byGroup = [String: [Int]]()
+            for (index, name) in data.identityNames.enumerated() { byGroup[group(name), default: []].append(index) }
+            pools = byGroup.keys.sorted().map { byGroup[$0]! }.filter { $0.count >= ways }
+        }
+        guard !pools.isEmpty else { return nil }
+        var correct = 0, run = 0
+        embeddings.withUnsafeBufferPointer { e in
+            for _ in 0..<episodes {
+                let pool = pools[Int(generator.next() % UInt64(pools.count))]
+                guard let episode = Samplers.episode(data.samplesByIdentity, ways: ways, shots: shots, candidates: pool, using: &generator) else { continue }
+                run += 1
+                // The identity with the nearest support wins.
+                var bestSlot = -1, bestDistance = Float.infinity
+                for (slot, supports) in episode.supports.enumerated() {
+                    for s in supports {
+                        let d = distance(e.baseAddress!, episode.query, s)
+                        if d < bestDistance { (bestDistance, bestSlot) = (d, slot) }
+                    }
+                }
+                if bestSlot == episode.answer { correct += 1 }
+            }
+        }
+        guard run > 0 else { return nil }
+        return OneShotMetrics(ways: ways, shots: shots, episodes: run, withinGroup: group != nil, accuracy: Double(correct) / Double(run))
+    }
+
+    /// Distances of seeded balanced pairs (`count / 2` of each kind) among `data`'s samples.
+    public func pairDistances(_ data: TensorDataset, embeddings: [Float], count: Int, seed: UInt64) -> (same: [Float], different: [Float]) {
+        var generator = SeededGenerator(seed: seed)
+        let pairs = Samplers.balancedPairs(data.samplesByIdentity, count: count, using: &generator)
+        let d = distances(embeddings, pairs: Array(zip(pairs.left, pairs.right)))
+        var same = [Float](), different = [Float]()
+        for (i, label) in pairs.labels.enumerated() {
+            if label == PairLabel.same { same.append(d[i]) } else { different.append(d[i]) }
+        }
+        return (same, different)
+    }
+}

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+import DoppelImaging
+import DoppelNN
+import Foundation
+
+/// What a training run records over time (loss curve, validation), kept in the model file
+/// and drawn by the report.
+public struct TrainingHistory: Codable, Sendable, Equatable {
+    public struct Validation: Codable, Sendable, Equatable {
+        public let step: Int
+        public let rocAUC: Double
+        public let equalErrorRate: Double
+    }
+
+    /// Mean training loss over each block of `lossEvery` steps.
+    public var lossEvery = 10
+    public var losses: [Float] = []
+    public var validations: [Validation] = []
+    public var bestStep = 0
+    public var seconds = 0.0
+
+    public init() {}
+}
+
+/// The numbers a threshold and a similarity calibration came from.
+public struct CalibrationRecord: Codable, Sendable, Equatable {
+    public let policy: String
+    public let threshold: Float
+    public let identities: Int
+    public let samePairs: Int
+    public let differentPairs: Int
+    public let falseAcceptRate: Double
+    public let trueAcceptRate: Double
+    public let similarity: SimilarityCalibration
+    public let validation: VerificationMetrics
+}
+
+/// Trains a Siamese embedder on the train identities of a split, validating on its
+/// validation identities, and calibrates the threshold and similarity on them at the end.
+public final class Trainer {
+    public struct Progress: Sendable {
+        public let step: Int
+        public let iterations: Int
+        public let loss: Float
+        public let samplesPerSecond: Double
+        public let elapsed: Double
+        public let validation: TrainingHistory.Validation?
+        public var eta: Double { step > 0 ? elapsed / Double(step) * Double(iterations - step) : 0 }
+    }
+
+    public let recipe: TrainingRecipe
+    public let network: Network
+    public let trainer: SiameseTrainer
+    public internal(set) var history = TrainingHistory()
+    public internal(set) var step = 0
+    let train: TensorDataset
+    let validation: TensorDataset
+    var bestParameters: [String: [Float]] = [:]
+    var bestHead: [Float] = []
+    var bestAUC = -1.0
+
+    public init(recipe: TrainingRecipe, split: DatasetSplit) throws {
+        if let problem = recipe.validationError() { throw DatasetError.cannotSplit(detail: problem) }
+        guard split.validation.identities.count >= 2 else {
+            throw DatasetError.cannotSplit(detail: "validation needs at least 2 identities (has \(split.validation.identities.count)); raise the validation fraction")
+        }
+        self.recipe = recipe
+        let input = TensorShape(channels: recipe.input.channels, height: recipe.input.height, width: recipe.input.width)
+        network = try Network(architecture: Architecture(parsing: recipe.architecture), input: input, seed: recipe.seed)
+        trainer = SiameseTrainer(network: network, objective: recipe.objective, optimizer: recipe.optimizer, seed: recipe.seed)
+        train = TensorDataset(split.train, spec: recipe.input)
+        validation = TensorDataset(split.validation, spec: recipe.input)
+    }
+
+    /// The value a blank image preprocesses to, per channel (augmentation's fill).
+    private var blank: [Float] {
+        // Background is 0 before normalisation either way: black, or white inverted.
+        (0..<recipe.input.channels).map { c in -recipe.input.mean[c] / recipe.input.std[c] }
+    }
+
+    var model: EmbeddingModel { EmbeddingModel(network: network, head: trainer.head, metric: recipe.metric, spec: recipe.input) }
+
+    /// Runs from the current step to `recipe.iterations`, or until `shouldStop` says so
+    /// (checked every step: Ctrl-C stops within one step with a usable model).
+    public func run(checkpoint: String? = nil, progress: (Progress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let secondsBefore = history.seconds
+        var inputs = [Float]()
+        var blockLoss: Float = 0, blockSteps = 0
+        var samplesDone = 0
+        while step < recipe.iterations && !shouldStop() {
+            // Each step draws from its own generator, so a resumed run repeats the same batches.
+            var generator = SeededGenerator(seed: recipe.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+            let loss: Float
+            switch recipe.loss {
+            case .contrastive, .bce:
+                let pairs = Samplers.balancedPairs(train.samplesByIdentity, count: recipe.batch, using: &generator)
+                let rows = pairs.left + pairs.right
+                loss = withBatch(rows, into: &inputs, using: &generator) { trainer.trainPairs($0, pairs: recipe.batch, labels: pairs.labels) }
+                samplesDone += rows.count
+            case .triplet:
+                let batch = Samplers.identityBatch(train.samplesByIdentity, identities: recipe.batch, perIdentity: recipe.perIdentity, using: &generator)
+                loss = withBatch(batch.samples, into: &inputs, using: &generator) {
+                    trainer.trainBatch($0, count: batch.samples.count, identities: batch.identities)
+                }
+                samplesDone += batch.samples.count
+            }
+            step += 1
+            blockLoss += loss
+            blockSteps += 1
+            if blockSteps == history.lossEvery || step == recipe.iterations {
+                history.losses.append(blockLoss / Float(blockSteps))
+                (blockLoss, blockSteps) = (0, 0)
+            }
+            var validated: TrainingHistory.Validation? = nil
+            if step % recipe.validationEvery == 0 || step == recipe.iterations {
+                validated = validate()
+                if let checkpoint { try saveCheckpoint(to: checkpoint) }
+            }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            history.seconds = secondsBefore + elapsed
+            progress(Progress(step: step, iterations: recipe.iterations, loss: history.losses.last ?? loss,
+                              samplesPerSecond: Double(samplesDone) / max(elapsed, 1e-9), elapsed: elapsed, validation: validated))
+        }
+        if history.validations.last?.step != step {
+            _ = validate()
+            if let checkpoint { try saveCheckpoint(to: checkpoint) }
+        }
+    }
+
+    /// Gathers `rows` into the reusable input buffer, augments them, and runs `body` on it.
+    private func withBatch(_ rows: [Int], into inputs: inout [Float], using generator: inout SeededGenerator,
+                           _ body: (UnsafePointer<Float>) -> Float) -> Float {
+        let size = train.elementCount
+        if inputs.count < rows.count * size { inputs = [Float](repeating: 0, count: rows.count * size) }
+        return inputs.withUnsafeMutableBufferPointer { buffer in
+            train.gather(rows, into: buffer.baseAddress!)
+            if let augmentation = recipe.augmentation {
+                augmentation.apply(buffer.baseAddress!, count: rows.count, shape: network.inputShape, blank: blank, using: &generator)
+            }
+            return body(buffer.baseAddress!)
+        }
+    }
+
+    /// ROC AUC and EER on fixed validation pairs; keeps the best weights.
+    private func validate() -> TrainingHistory.Validation {
+        let embeddings = model.embed(validation)
+        let (same, different) = model.pairDistances(validation, embeddings: embeddings, count: recipe.validationPairs, seed: recipe.seed ^ 0x7661_6C69)
+        let metrics = VerificationMetrics(same: same, different: different)
+        let point = TrainingHistory.Validation(step: step, rocAUC: metrics.rocAUC, equalErrorRate: metrics.equalErrorRate)
+        history.validations.append(point)
+        if metrics.rocAUC > bestAUC {
+            bestAUC = metrics.rocAUC
+            history.bestStep = step
+            bestParameters = Dictionary(uniqueKeysWithValues: network.namedTensors().map { ($0.name, $0.values) })
+            bestHead = trainer.head?.parameters ?? []
+        }
+        return point
+    }
+
+    /// Restores the best validated weights, calibrates on the validation identities with
+    /// pairs other than the ones used for model selection, and returns the model file.
+    public func finish(source: String) throws -> (model: ModelFile, calibration: CalibrationRecord) {
+        if !bestParameters.isEmpty {
+            try network.load(tensors: bestParameters)
+            if let head = trainer.head { head.parameters = bestHead }
+        }
+        let embeddings = model.embed(validation)
+        let pairs = max(recipe.validationPairs, 4000)
+        let (same, different) = model.pairDistances(validation, embeddings: embeddings, count: pairs, seed: recipe.seed ^ 0x6361_6C69)
+        let threshold = recipe.threshold.threshold(same: same, different: different)
+        let record = CalibrationRecord(
+            policy: recipe.threshold.description, threshold: threshold, identities: validation.identityNames.count,
+            samePairs: same.count, differentPairs: different.count,
+            falseAcceptRate: VerificationMetrics.falseAcceptRate(different: different, atThreshold: threshold),
+            trueAcceptRate: VerificationMetrics.trueAcceptRate(same: same, atThreshold: threshold),
+            similarity: SimilarityCalibration.fit(same: same, different: different),
+            validation: VerificationMetrics(same: same, different: different))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
+        let metadata = ModelMetadata(
+            architecture: network.architecture, inputShape: network.inputShape, objective: recipe.objectiveName, metric: recipe.metric,
+            inputSpec: try json(recipe.input), threshold: threshold,
+            thresholdMethod: "\(record.policy) on \(record.identities) held-out validation identities, \(record.samePairs) same and \(record.differentPairs) different pairs",
+            calibration: try json(record), recipe: try json(TrainedRecipe(recipe: recipe, data: source)),
+            metrics: try json(history))
+        return (ModelFile(network: network, head: trainer.head, metadata: metadata), record)
+    }
+}
+
+/// The recipe as stored in a model: with the data it ran on, so `doppel eval` can rebuild
+/// the same identity split.
+public struct TrainedRecipe: Codable, Sendable {
+    public let recipe: TrainingRecipe
+    public let data: String
+}

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+import DoppelImaging
+import DoppelNN
+
+/// Everything that decides a training run, recorded in the model file so a run can be read
+/// back and repeated.
+public struct TrainingRecipe: Codable, Sendable, Equatable {
+    public enum Loss: String, Codable, Sendable, CaseIterable {
+        case contrastive, triplet
+        /// The Koch L1 head with binary cross-entropy.
+        case bce
+    }
+
+    public var architecture: String
+    public var input: InputSpec
+    public var loss: Loss
+    public var margin: Float
+    public var metric: Metric
+    public var mining: TripletLoss.Mining
+    public var optimizer: OptimizerConfig
+    public var iterations: Int
+    /// Pairs per step (contrastive, bce) or identities per step (triplet).
+    public var batch: Int
+    /// Samples per identity in a triplet batch.
+    public var perIdentity: Int
+    public var augmentation: Augmentation?
+    public var validationFraction: Double
+    public var testFraction: Double
+    /// Identity-name prefixes held out as the test set (Omniglot alphabets); when set,
+    /// `testFraction` is not used.
+    public var holdOut: [String]
+    public var validationEvery: Int
+    public var validationPairs: Int
+    public var threshold: ThresholdPolicy
+    public var seed: UInt64
+
+    public init(architecture: String, input: InputSpec, loss: Loss = .contrastive, margin: Float = 1, metric: Metric = .euclidean,
+                mining: TripletLoss.Mining = .semiHard, optimizer: OptimizerConfig = .adam(), iterations: Int = 1000, batch: Int = 64,
+                perIdentity: Int = 4, augmentation: Augmentation? = nil, validationFraction: Double = 0.15, testFraction: Double = 0.15,
+                holdOut: [String] = [], validationEvery: Int = 250, validationPairs: Int = 4000, threshold: ThresholdPolicy = .equalErrorRate,
+                seed: UInt64 = 1) {
+        self.architecture = architecture
+        self.input = input
+        self.loss = loss
+        self.margin = margin
+        self.metric = metric
+        self.mining = mining
+        self.optimizer = optimizer
+        self.iterations = iterations
+        self.batch = batch
+        self.perIdentity = perIdentity
+        self.augmentation = augmentation
+        self.validationFraction = validationFraction
+        self.testFraction = testFraction
+        self.holdOut = holdOut
+        self.validationEvery = validationEvery
+        self.validationPairs = validationPairs
+        self.threshold = threshold
+        self.seed = seed
+    }
+
+    public var objective: Objective {
+        switch loss {
+        case .contrastive: .contrastive(ContrastiveLoss(margin: margin, metric: metric))
+        case .triplet: .triplet(TripletLoss(margin: margin, metric: metric, mining: mining))
+        case .bce: .koch
+        }
+    }
+
+    /// The objective's name as model files record it.
+    public var objectiveName: String { loss == .bce ? "koch" : loss.rawValue }
+
+    /// Problems a user can fix, in words, or nil.
+    public func validationError() -> String? {
+        if let problem = input.validationError() { return problem }
+        guard iterations > 0, batch >= 2, perIdentity >= 2 else { return "iterations must be positive, batch and per-identity at least 2" }
+        guard margin > 0, margin.isFinite else { return "margin must be positive" }
+        guard validationEvery > 0, validationPairs >= 10 else { return "validation-every must be positive and validation pairs at least 10" }
+        return nil
+    }
+}
+
+/// Named recipes, one per reference network.
+public enum Preset: String, CaseIterable, Sendable {
+    case digitsMLP = "digits-mlp"
+    case digitsCNN = "digits-cnn"
+    case omniglot
+    case omniglotKoch = "omniglot-koch"
+    case faces
+    case fashion
+
+    /// The dataset the preset trains on when none is given.
+    public var defaultData: String? {
+        switch self {
+        case .digitsMLP, .digitsCNN: "builtin:mnist-5k"
+        case .fashion: "builtin:fashion-mnist"
+        case .omniglot, .omniglotKoch, .faces: nil
+        }
+    }
+
+    public var summary: String {
+        switch self {
+        case .digitsMLP: "MLP 784-1024-1024-2, contrastive margin 0.3, Adam 1e-4/0.9/0.99, 3,000 steps of 180 pairs (the MNIST reference; 2-D embeddings to plot)"
+        case .digitsCNN: "small CNN on MNIST digits, contrastive"
+        case .omniglot: "4-layer 64-channel CNN on 28x28 inverted characters, triplet batch-hard, augmentation; for N-way one-shot"
+        case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
+        case .faces: "CNN for 92x112 grayscale faces downsampled 2x, contrastive margin 1, RMSprop (the ORL reference)"
+        case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings (the default model)"
+        }
+    }
+
+    public var recipe: TrainingRecipe {
+        let digits = InputSpec(channels: 1, height: 28, width: 28)
+        switch self {
+        case .digitsMLP:
+            return TrainingRecipe(architecture: "flatten dense(1024) relu dense(1024) relu dense(2)", input: digits, loss: .contrastive,
+                                  margin: 0.3, optimizer: .adam(learningRate: 1e-4, beta1: 0.9, beta2: 0.99), iterations: 3000, batch: 180,
+                                  validationFraction: 0.2, testFraction: 0.2, validationEvery: 500)
+        case .digitsCNN:
+            return TrainingRecipe(architecture: "conv(32,3,pad=1) relu maxpool(2) conv(64,3,pad=1) relu maxpool(2) flatten dense(128) relu dense(32)",
+                                  input: digits, loss: .contrastive, margin: 1, optimizer: .adam(learningRate: 1e-3), iterations: 1500, batch: 128,
+                                  validationFraction: 0.2, testFraction: 0.2, validationEvery: 250)
+        case .omniglot:
+            var optimizer = OptimizerConfig.adam(learningRate: 1e-3)
+            optimizer.schedule = .cosine(total: 6000, minimum: 1e-5)
+            return TrainingRecipe(architecture: String(repeating: "conv(64,3,pad=1) relu maxpool(2) ", count: 3) + "conv(64,3,pad=1) relu flatten dense(128) l2norm",
+                                  input: InputSpec(channels: 1, height: 28, width: 28, invert: true), loss: .triplet, margin: 0.2,
+                                  mining: .batchHard, optimizer: optimizer, iterations: 6000, batch: 32, perIdentity: 4,
+                                  augmentation: Augmentation(), validationFraction: 0.1, validationEvery: 500)
+        case .omniglotKoch:
+            return TrainingRecipe(architecture: "conv(64,5) relu maxpool(2) conv(128,3) relu maxpool(2) conv(128,3) relu flatten dense(256) sigmoid",
+                                  input: InputSpec(channels: 1, height: 28, width: 28, invert: true), loss: .bce,
+                                  optimizer: .adam(learningRate: 5e-4), iterations: 6000, batch: 64, augmentation: Augmentation(),
+                                  validationFraction: 0.1, validationEvery: 500)
+        case .faces:
+            return TrainingRecipe(architecture: "conv(16,5,pad=2) relu maxpool(2) conv(32,5,pad=2) relu maxpool(2) flatten dense(128) relu dense(64)",
+                                  input: InputSpec(channels: 1, height: 56, width: 46), loss: .contrastive, margin: 1,
+                                  optimizer: .rmsprop(learningRate: 1e-3), iterations: 2000, batch: 64,
+                                  validationFraction: 0.15, testFraction: 0.15, validationEvery: 250)
+        case .fashion:
+            return TrainingRecipe(architecture: "conv(32,3,pad=1) relu maxpool(2) conv(64,3,pad=1) relu maxpool(2) flatten dense(128) relu dense(64) l2norm",
+                                  input: digits, loss: .triplet, margin: 0.2, mining: .semiHard, optimizer: .adam(learningRate: 1e-3),
+                                  iterations: 1200, batch: 7, perIdentity: 16, validationFraction: 0.3, testFraction: 0,
+                                  validationEvery: 300)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+import ArgumentParser
+import DoppelImaging
+import DoppelNN
+import DoppelTraining
+import Foundation
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a Siamese embedder, validate on held-out identities, calibrate its threshold.",
+        discussion: "Presets: " + Preset.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: "; ")
+    )
+
+    @Option(help: "Dataset: a folder of identity folders, an IDX or CSV file, or builtin:NAME (default: the preset's).")
+    var data: String?
+
+    @Option(help: "Recipe to start from: \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var preset: String = Preset.fashion.rawValue
+
+    @Option(help: "Architecture string (overrides the preset's).")
+    var arch: String?
+
+    @Option(help: "Input CxHxW (overrides the preset's).")
+    var input: String?
+
+    @Option(help: "contrastive, triplet or bce (the Koch head).")
+    var loss: TrainingRecipe.Loss?
+
+    @Option(help: "Loss margin.") var margin: Float?
+    @Option(help: "euclidean or cosine.") var metric: Metric?
+    @Option(help: "Training steps.") var iterations: Int?
+    @Option(help: "Pairs per step (contrastive, bce) or identities per step (triplet).") var batch: Int?
+    @Option(help: "Learning rate.") var learningRate: Float?
+    @Option(help: "Seed for initialisation, splits and sampling.") var seed: UInt64?
+    @Option(help: "Calibrate the threshold for this false accept rate instead of the equal error rate.") var targetFar: Double?
+    @Option(parsing: .upToNextOption, help: "Identity-name prefixes to hold out as the test set (e.g. alphabets).") var holdOut: [String] = []
+    @Flag(inversion: .prefixedNo, help: "Random affine augmentation (default: the preset's).") var augment: Bool?
+
+    @Option(help: "Where to write the model (default: models/<preset>.safetensors).")
+    var out: String?
+
+    @Option(help: "Write an HTML report into this folder.")
+    var report: String?
+
+    @Flag(help: "Continue from <out>.checkpoint if it exists.")
+    var resume = false
+
+    @OptionGroup var datasetOptions: DatasetOptions
+
+    func run() throws {
+        guard let preset = Preset(rawValue: preset) else {
+            throw ValidationError("unknown preset '\(self.preset)'; known: \(Preset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var recipe = preset.recipe
+        if let arch { recipe.architecture = arch }
+        if let input {
+            let dims = input.split(separator: "x").compactMap { Int($0) }
+            guard dims.count == 3 else { throw ValidationError("--input must be CxHxW, e.g. 1x28x28") }
+            recipe.input = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: recipe.input.resize, invert: recipe.input.invert)
+        }
+        if let loss { recipe.loss = loss }
+        if let margin { recipe.margin = margin }
+        if let metric { recipe.metric = metric }
+        if let iterations { recipe.iterations = iterations }
+        if let batch { recipe.batch = batch }
+        if let learningRate { recipe.optimizer.learningRate = learningRate }
+        if let seed { recipe.seed = seed }
+        if let targetFar {
+            guard targetFar > 0, targetFar < 1 else { throw ValidationError("--target-far must be between 0 and 1") }
+            recipe.threshold = .falseAcceptRate(targetFar)
+        }
+        if !holdOut.isEmpty { recipe.holdOut = holdOut }
+        if let augment { recipe.augmentation = augment ? (recipe.augmentation ?? Augmentation()) : nil }
+        if let problem = recipe.validationError() { throw ValidationError(problem) }
+        guard let source = data ?? preset.defaultData else {
+            throw ValidationError("the \(preset.rawValue) preset needs --data (a folder with one folder per identity)")
+        }
+
+        let out = self.out ?? "models/\(preset.rawValue).safetensors"
+        try FileManager.default.createDirectory(at: URL(fileURLWithPath: out).deletingLastPathComponent(), withIntermediateDirectories: true)
+        let log = Terminal.standardError
+        log.line("loading \(source)")
+        let dataset = try datasetOptions.loader.load(source)
+        let split = try TrainingSplit.make(dataset, recipe: recipe)
+        log.line("identities: \(split.train.identities.count) train, \(split.validation.identities.count) validation, \(split.test.identities.count) test; \(split.train.samples.count) training images")
+        let trainer = try Trainer(recipe: recipe, split: split)
+        let checkpoint = out + ".checkpoint"
+        if resume && FileManager.default.fileExists(atPath: checkpoint) {
+            try trainer.resume(from: checkpoint)
+            log.line("resumed from \(checkpoint) at step \(trainer.step)")
+        }
+
+        let interrupt = InterruptFlag()
+        let bar = ProgressBar(output: log)
+        try trainer.run(checkpoint: checkpoint, progress: { bar.update($0) }, shouldStop: { interrupt.isSet })
+        bar.finish()
+        if interrupt.isSet { log.line("stopped by Ctrl-C at step \(trainer.step); saving the best model so far (resume with --resume)") }
+
+        var (model, calibration) = try trainer.finish(source: source)
+        try model.save(to: out)
+        if !interrupt.isSet && trainer.step >= recipe.iterations { try? FileManager.default.removeItem(atPath: checkpoint) }
+        log.line(String(format: "validation (%d identities): ROC AUC %.4f, EER %.4f; threshold %.4f (%@): FAR %.4f, TAR %.4f",
+                        calibration.identities, calibration.validation.rocAUC, calibration.validation.equalErrorRate,
+                        calibration.threshold, calibration.policy, calibration.falseAcceptRate, calibration.trueAcceptRate))
+        log.line(String(format: "best step %d; %.1f s", trainer.history.bestStep, trainer.history.seconds))
+        if let report {
+            let path = try TrainingReport.write(model: model, history: trainer.history, calibration: calibration, split: split, recipe: recipe, into: report)
+            log.line("report \(path)")
+        }
+        print(out)
+    }
+}

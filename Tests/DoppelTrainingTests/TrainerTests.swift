@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+import DoppelImaging
+import DoppelNN
+import Foundation
+import Testing
+@testable import DoppelTraining
+
+/// The training loop on generated glyph images: identification metrics by hand, checkpoint
+/// resume, calibration records and the report.
+@Suite struct TrainerTests {
+    /// 16 identities x 12 images: a bar at an identity-specific angle and position, jittered.
+    static func glyphDataset() -> Dataset {
+        var generator = SeededGenerator(seed: 5)
+        var samples = [Dataset.Sample]()
+        for identity in 0..<16 {
+            let angle = Float(identity % 8) * .pi / 8, offset = Float(identity / 8) * 4 - 2
+            for index in 0..<12 {
+                var image = Image(width: 16, height: 16, layout: .gray)
+                let jitter = generator.nextGaussian() * 0.1
+                for t in stride(from: Float(-6), through: 6, by: 0.25) {
+                    let x = Int((8 + offset + t * cosf(angle + jitter)).rounded()), y = Int((8 + t * sinf(angle + jitter)).rounded())
+                    if x >= 0, x < 16, y >= 0, y < 16 { image[x, y, 0] = 255 }
+                }
+                samples.append(Dataset.Sample(identity: identity, origin: "g\(identity)/\(index)", image: image))
+            }
+        }
+        return Dataset(identities: (0..<16).map { "group\($0 / 8)/g\($0)" }, samples: samples, source: "glyphs")
+    }
+
+    static func recipe(iterations: Int = 60) -> TrainingRecipe {
+        TrainingRecipe(architecture: "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", input: InputSpec(channels: 1, height: 16, width: 16),
+                       loss: .contrastive, margin: 1, optimizer: .adam(learningRate: 3e-3), iterations: iterations, batch: 32,
+                       validationFraction: 0.25, testFraction: 0.25, validationEvery: 20, validationPairs: 200, seed: 9)
+    }
+
+    @Test func identificationByHand() {
+        // Three 1-D embeddings per identity 0 at 0, identity 1 at 10; a query at 1 (identity 0)
+        // and one at 6 (identity 1, nearer to identity 1's enrolled 10 than to 0? no: 4 vs 6).
+        let model = EmbeddingModel(network: try! Network(architecture: Architecture(parsing: "flatten"), input: TensorShape(channels: 1), seed: 1),
+                                   head: nil, metric: .euclidean, spec: InputSpec(channels: 1, height: 1, width: 1))
+        let embeddings: [Float] = [0, 10, 1, 6, 4]
+        let metrics = model.identification(embeddings, queries: [2, 3, 4], queryIdentity: [0, 1, 0, 1, 0], gallery: [0, 1],
+                                           galleryIdentity: [0, 1], enrolledPerIdentity: 1)
+        // Query 2 (at 1): nearest 0 -> right. Query 3 (at 6, identity 1): 10 is 4 away, 0 is 6 away -> right.
+        // Query 4 (at 4, identity 0): 0 is 4 away, 10 is 6 away -> right.
+        #expect(metrics.rank1 == 1 && metrics.rank5 == 1 && metrics.queries == 3)
+        let wrong = model.identification(embeddings, queries: [3], queryIdentity: [0, 1, 0, 0, 0], gallery: [0, 1],
+                                         galleryIdentity: [0, 1], enrolledPerIdentity: 1)
+        #expect(wrong.rank1 == 0 && wrong.rank5 == 1)
+    }
+
+    @Test func trainsCalibratesAndResumesExactly() throws {
+        let split = try TrainingSplit.make(Self.glyphDataset(), recipe: Self.recipe())
+        let whole = try Trainer(recipe: Self.recipe(), split: split)
+        try whole.run()
+        let straightWeights = Array(whole.network.parameters)  // before finish() restores the best step's
+        let (model, calibration) = try whole.finish(source: "glyphs")
+        #expect(calibration.validation.rocAUC > 0.8, "validation AUC \(calibration.validation.rocAUC)")
+        #expect(model.metadata.threshold == calibration.threshold)
+        #expect(abs(calibration.falseAcceptRate - calibration.validation.equalErrorRate) < 0.1)
+        #expect(whole.history.validations.map(\.step) == [20, 40, 60])
+
+        let checkpoint = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-ckpt-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: checkpoint) }
+        let first = try Trainer(recipe: Self.recipe(), split: split)
+        try first.run(checkpoint: checkpoint, shouldStop: { first.step >= 40 })
+        #expect(first.step == 40)
+        let resumed = try Trainer(recipe: Self.recipe(), split: split)
+        try resumed.resume(from: checkpoint)
+        #expect(resumed.step == 40)
+        try resumed.run(checkpoint: checkpoint)
+        let resumedWeights = Array(resumed.network.parameters)
+        #expect(resumedWeights.count == straightWeights.count)
+        #expect(zip(resumedWeights, straightWeights).allSatisfy { $0 == $1 }, "a resumed run must end with the uninterrupted run's weights")
+        #expect(resumed.history.validations.map(\.step) == [20, 40, 60])
+
+        var other = Self.recipe()
+        other.seed = 10
+        #expect(throws: DatasetError.self) { try Trainer(recipe: other, split: split).resume(from: checkpoint) }
+    }
+
+    @Test func reportIsOnePageWithEveryPlot() throws {
+        let split = try TrainingSplit.make(Self.glyphDataset(), recipe: Self.recipe(iterations: 20))
+        let trainer = try Trainer(recipe: Self.recipe(iterations: 20), split: split)
+        try trainer.run()
+        let (model, calibration) = try trainer.finish(source: "glyphs")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-report-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = try TrainingReport.write(model: model, history: trainer.history, calibration: calibration, split: split,
+                                            recipe: Self.recipe(iterations: 20), into: directory)
+        let html = try String(contentsOfFile: path, encoding: .utf8)
+        for caption in ["Training loss", "Validation ROC AUC", "ROC curve", "Distances of same", "embeddings", "Nearest neighbours"] {
+            #expect(html.contains(caption), "missing \(caption)")
+        }
+        #expect(html.components(separatedBy: "<svg").count - 1 == 5)
+        #expect(html.components(separatedBy: "data:image/png;base64,").count - 1 == 60)  // 6 queries x (1 + 9)
+        // Self-contained: no scripts, and no address but the SVG namespace.
+        #expect(!html.contains("<script"))
+        #expect(!html.replacingOccurrences(of: "xmlns=\"http://www.w3.org/2000/svg\"", with: "").contains("http"))
+    }
+}
