@@ -34,6 +34,7 @@ extension EmbeddingModel {
     }
 
     /// Rank-1 and rank-5: each query's identities ordered by their nearest enrolled sample.
+    /// `queryIdentity` is indexed by sample (as `queries` holds sample indices);
     /// `galleryIdentity[j]` names the identity of `gallery[j]`.
     public func identification(_ embeddings: [Float], queries: [Int], queryIdentity: [Int], gallery: [Int], galleryIdentity: [Int],
                                enrolledPerIdentity: Int) -> IdentificationMetrics {
@@ -45,11 +46,12 @@ extension EmbeddingModel {
         while start < queries.count {
             let end = min(queries.count, start + tile)
             let d = distanceMatrix(embeddings, queries: Array(queries[start..<end]), gallery: gallery)
-            for (row, q) in (start..<end).enumerated() {
+            for (row, position) in (start..<end).enumerated() {
+                let identity = queryIdentity[queries[position]]
                 var best = [Float](repeating: .infinity, count: identityCount)
                 for j in gallery.indices { best[galleryIdentity[j]] = min(best[galleryIdentity[j]], d[row * gallery.count + j]) }
-                let truth = best[queryIdentity[q]]
-                let closer = best.enumerated().filter { $0.offset != queryIdentity[q] && $0.element < truth }.count
+                let truth = best[identity]
+                let closer = best.enumerated().filter { $0.offset != identity && $0.element < truth }.count
                 if closer == 0 { hits1 += 1 }
                 if closer < 5 { hits5 += 1 }
             }

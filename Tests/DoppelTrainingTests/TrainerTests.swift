@@ -39,12 +39,13 @@ import Testing
         let model = EmbeddingModel(network: try! Network(architecture: Architecture(parsing: "flatten"), input: TensorShape(channels: 1), seed: 1),
                                    head: nil, metric: .euclidean, spec: InputSpec(channels: 1, height: 1, width: 1))
         let embeddings: [Float] = [0, 10, 1, 6, 4]
-        let metrics = model.identification(embeddings, queries: [2, 3, 4], queryIdentity: [0, 1, 0, 1, 0], gallery: [0, 1],
+        // queryIdentity is per sample: samples 2, 3, 4 are identities 0, 1, 0 (0 and 1 are the gallery).
+        let metrics = model.identification(embeddings, queries: [2, 3, 4], queryIdentity: [1, 0, 0, 1, 0], gallery: [0, 1],
                                            galleryIdentity: [0, 1], enrolledPerIdentity: 1)
         // Query 2 (at 1): nearest 0 -> right. Query 3 (at 6, identity 1): 10 is 4 away, 0 is 6 away -> right.
         // Query 4 (at 4, identity 0): 0 is 4 away, 10 is 6 away -> right.
         #expect(metrics.rank1 == 1 && metrics.rank5 == 1 && metrics.queries == 3)
-        let wrong = model.identification(embeddings, queries: [3], queryIdentity: [0, 1, 0, 0, 0], gallery: [0, 1],
+        let wrong = model.identification(embeddings, queries: [3], queryIdentity: [1, 1, 1, 0, 1], gallery: [0, 1],
                                          galleryIdentity: [0, 1], enrolledPerIdentity: 1)
         #expect(wrong.rank1 == 0 && wrong.rank5 == 1)
     }

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+import DoppelNN
+import Foundation
+
+/// What `doppel eval` measures and prints.
+public struct EvaluationReport: Codable, Sendable {
+    public struct AtThreshold: Codable, Sendable {
+        public let threshold: Float
+        public let accuracy: Double
+        public let falseAcceptRate: Double
+        public let trueAcceptRate: Double
+    }
+
+    public let model: String
+    public let data: String
+    /// Which identities were evaluated ("not seen in training", "all").
+    public let identitySet: String
+    public let identities: Int
+    public let images: Int
+    public let verification: VerificationMetrics
+    public let atModelThreshold: AtThreshold?
+    public let identification: [IdentificationMetrics]
+    public let oneShot: [OneShotMetrics]
+    /// Queries from `data` against every image of `enrolled` (e.g. the test set against the training set).
+    public var enrolledIdentification: IdentificationMetrics?
+    public var enrolled: String?
+}
+
+public enum Evaluation {
+    /// Verification on `pairs` seeded balanced pairs, identification with 1 and 5 enrolled
+    /// images per identity, and N-way one-shot episodes (within groups when identity names
+    /// have a `group/` prefix).
+    public static func run(model: EmbeddingModel, modelID: String, threshold: Float?, dataset: Dataset, identitySet: String,
+                           pairs: Int = 10000, episodes: Int = 400, ways: [Int] = [5, 20], seed: UInt64 = 2024) -> EvaluationReport {
+        let data = TensorDataset(dataset, spec: model.spec)
+        let embeddings = model.embed(data)
+        let (same, different) = model.pairDistances(data, embeddings: embeddings, count: pairs, seed: seed)
+        let verification = VerificationMetrics(same: same, different: different)
+        let atThreshold = threshold.map { t in
+            EvaluationReport.AtThreshold(threshold: t, accuracy: VerificationMetrics.accuracy(same: same, different: different, threshold: t),
+                                         falseAcceptRate: VerificationMetrics.falseAcceptRate(different: different, atThreshold: t),
+                                         trueAcceptRate: VerificationMetrics.trueAcceptRate(same: same, atThreshold: t))
+        }
+        let identification = [1, 5].map { model.identification(data, embeddings: embeddings, perIdentity: $0, seed: seed) }.filter { $0.queries > 0 }
+        let grouped = dataset.identities.allSatisfy { $0.contains("/") }
+        let group: ((String) -> String)? = grouped ? { String($0.split(separator: "/").dropLast().joined(separator: "/")) } : nil
+        var oneShot = [OneShotMetrics]()
+        for n in ways {
+            if let result = model.oneShot(data, embeddings: embeddings, ways: n, shots: 1, episodes: episodes, seed: seed &+ UInt64(n), group: group) {
+                oneShot.append(result)
+            }
+            if grouped, let result = model.oneShot(data, embeddings: embeddings, ways: n, shots: 1, episodes: episodes, seed: seed &+ UInt64(n)) {
+                oneShot.append(result)
+            }
+        }
+        return EvaluationReport(model: modelID, data: dataset.source, identitySet: identitySet, identities: dataset.identities.count,
+                                images: dataset.samples.count, verification: verification, atModelThreshold: atThreshold,
+                                identification: identification, oneShot: oneShot)
+    }
+
+    /// Rank-1/5 of every query image against every enrolled image, identities matched by name.
+    public static func enrolledIdentification(model: EmbeddingModel, queries: Dataset, enrolled: Dataset) -> IdentificationMetrics {
+        var names = enrolled.identities
+        var index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        for name in queries.identities where index[name] == nil {
+            index[name] = names.count
+            names.append(name)
+        }
+        let gallery = TensorDataset(enrolled, spec: model.spec), probe = TensorDataset(queries, spec: model.spec)
+        let all = model.embed(values: gallery.values + probe.values, count: gallery.count + probe.count)
+        let galleryIdentity = enrolled.samples.map { index[enrolled.identities[$0.identity]]! }
+        let queryIdentity = Array(repeating: -1, count: gallery.count) + queries.samples.map { index[queries.identities[$0.identity]]! }
+        return model.identification(all, queries: Array(gallery.count..<(gallery.count + probe.count)), queryIdentity: queryIdentity,
+                                    gallery: Array(0..<gallery.count), galleryIdentity: galleryIdentity, enrolledPerIdentity: 0)
+    }
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+import ArgumentParser
+import DoppelNN
+import DoppelTraining
+import Foundation
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Verification, identification and N-way one-shot accuracy on identities the model did not train on.",
+        discussion: """
+            By default the identities are those the model's recipe kept out of training (validation and test), \
+            when --data is the dataset it trained on; other data is evaluated whole. --enroll DATA also ranks \
+            every --data image against every DATA image (e.g. Fashion-MNIST's test set against its training set).
+            """
+    )
+
+    @Option(help: "The model file.") var model: String
+    @Option(help: "Dataset (default: the one the model trained on).") var data: String?
+    @Option(help: "Also identify --data's images against this dataset's.") var enroll: String?
+    @Flag(help: "Evaluate every identity, including those the model trained on.") var allIdentities = false
+    @Option(help: "Pairs for verification.") var pairs: Int = 10000
+    @Option(help: "Episodes per N-way test.") var episodes: Int = 400
+    @Option(parsing: .upToNextOption, help: "N of the N-way one-shot tests.") var ways: [Int] = [5, 20]
+    @Option(help: "Seed for pairs and episodes (change it for a fresh sample).") var seed: UInt64 = 2024
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var datasetOptions: DatasetOptions
+
+    func validate() throws {
+        guard pairs >= 10, episodes >= 1, ways.allSatisfy({ $0 >= 2 }) else { throw ValidationError("pairs >= 10, episodes >= 1, ways >= 2") }
+    }
+
+    func run() throws {
+        let file = try ModelFile.load(path: model)
+        let embedder = try EmbeddingModel(file)
+        let trained = file.metadata.recipe.flatMap { try? JSONDecoder().decode(TrainedRecipe.self, from: Data($0.utf8)) }
+        guard let source = data ?? trained?.data else { throw ValidationError("the model records no training data; give --data") }
+        let loader = datasetOptions.loader
+        var dataset = try loader.load(source)
+        var identitySet = "all"
+        if !allIdentities, let trained, source == trained.data {
+            let split = try TrainingSplit.make(dataset, recipe: trained.recipe)
+            let unseen = Set(split.validation.identities + split.test.identities)
+            dataset = dataset.subset(identities: dataset.identities.indices.filter { unseen.contains(dataset.identities[$0]) }, source: "not seen in training")
+            identitySet = "not seen in training (\(unseen.sorted().joined(separator: ", ").prefix(200)))"
+        }
+        var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold, dataset: dataset,
+                                    identitySet: identitySet, pairs: pairs, episodes: episodes, ways: ways, seed: seed)
+        if let enroll {
+            let queries = try loader.load(source)
+            report.enrolled = enroll
+            report.enrolledIdentification = Evaluation.enrolledIdentification(model: embedder, queries: queries, enrolled: try loader.load(enroll))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        let v = report.verification
+        print("model \(report.model) on \(report.data): \(report.identities) identities, \(report.images) images (\(report.identitySet))")
+        print(String(format: "verification: ROC AUC %.4f, EER %.4f, TAR %.4f at FAR 1e-2, %.4f at FAR 1e-3 (%d + %d pairs)",
+                     v.rocAUC, v.equalErrorRate, v.tarAtFAR1e2, v.tarAtFAR1e3, v.samePairs, v.differentPairs))
+        if let t = report.atModelThreshold {
+            print(String(format: "at the model's threshold %.4f: accuracy %.4f, FAR %.4f, TAR %.4f", t.threshold, t.accuracy, t.falseAcceptRate, t.trueAcceptRate))
+        }
+        for i in report.identification {
+            print(String(format: "identification, %d enrolled per identity: rank-1 %.4f, rank-5 %.4f (%d queries)", i.enrolledPerIdentity, i.rank1, i.rank5, i.queries))
+        }
+        for o in report.oneShot {
+            print(String(format: "%d-way %d-shot%@: %.4f over %d episodes", o.ways, o.shots, o.withinGroup ? " within group" : "", o.accuracy, o.episodes))
+        }
+        if let e = report.enrolledIdentification {
+            print(String(format: "against %@ enrolled: rank-1 %.4f, rank-5 %.4f (%d queries)", enroll ?? "", e.rank1, e.rank5, e.queries))
+        }
+    }
+}
