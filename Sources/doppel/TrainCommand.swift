@@ -73,6 +73,9 @@ struct TrainCommand: ParsableCommand {
         if !holdOut.isEmpty { recipe.holdOut = holdOut }
         if let augment { recipe.augmentation = augment ? (recipe.augmentation ?? Augmentation()) : nil }
         if let problem = recipe.validationError() { throw ValidationError(problem) }
+        // Check the architecture against the input before spending time on the data.
+        _ = try Network(architecture: Architecture(parsing: recipe.architecture),
+                        input: TensorShape(channels: recipe.input.channels, height: recipe.input.height, width: recipe.input.width), seed: 0)
         guard let source = data ?? preset.defaultData else {
             throw ValidationError("the \(preset.rawValue) preset needs --data (a folder with one folder per identity)")
         }

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+import DoppelImaging
+import Foundation
+import Testing
+
+/// `doppel train` then `doppel eval`, as a user runs them, on a folder of drawn glyphs.
+@Suite struct TrainCommandTests {
+    static func makeGlyphFolder() throws -> URL {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-train-\(UUID().uuidString)")
+        for identity in 0..<12 {
+            let folder = root.appendingPathComponent("group\(identity / 6)/glyph\(identity)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let angle = Double(identity % 6) * .pi / 6
+            for index in 0..<8 {
+                var image = Image(width: 16, height: 16, layout: .gray, filledWith: 255)
+                let wobble = Double(index % 3 - 1) * 0.08
+                for step in -24...24 {
+                    let t = Double(step) / 4
+                    let x = Int((8 + Double(identity / 6) * 3 - 1.5 + t * cos(angle + wobble)).rounded())
+                    let y = Int((8 + t * sin(angle + wobble)).rounded())
+                    if x >= 0, x < 16, y >= 0, y < 16 { image[x, y, 0] = 0 }
+                }
+                try Data(PNGEncoder.encode(image)).write(to: folder.appendingPathComponent("\(index).png"))
+            }
+        }
+        return root
+    }
+
+    @Test func trainThenEvaluate() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = root.appendingPathComponent("model.safetensors").path
+        let report = root.appendingPathComponent("report").path
+        let train = try DoppelBinary.run([
+            "train", "--data", root.path, "--preset", "faces", "--input", "1x16x16",
+            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "40", "--batch", "16",
+            "--out", model, "--report", report,
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        #expect(train.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == model)
+        #expect(train.stderr.contains("identities: "))
+        #expect(train.stderr.contains("threshold"))
+        #expect(FileManager.default.fileExists(atPath: report + "/index.html"))
+        #expect(!FileManager.default.fileExists(atPath: model + ".checkpoint"), "a finished run removes its checkpoint")
+
+        let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "50", "--ways", "2", "--pairs", "200"])
+        #expect(eval.status == 0, "stderr: \(eval.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
+        let verification = object?["verification"] as? [String: Any]
+        #expect((verification?["rocAUC"] as? Double).map { $0 > 0 && $0 <= 1 } == true)
+        #expect((object?["identitySet"] as? String)?.hasPrefix("not seen in training") == true)
+        #expect((object?["oneShot"] as? [Any])?.isEmpty == false)
+    }
+
+    @Test func badOptionsFailWithAMessage() throws {
+        let unknown = try DoppelBinary.run(["train", "--preset", "nope"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown preset 'nope'"))
+        let noData = try DoppelBinary.run(["train", "--preset", "omniglot"])
+        #expect(noData.status != 0 && noData.stderr.contains("needs --data"))
+        let badArch = try DoppelBinary.run(["train", "--preset", "fashion", "--arch", "dense(0)", "--data", "/nonexistent"])
+        #expect(badArch.status != 0 && badArch.stderr.contains("dense(0) at token 1: units must be an integer >= 1"), "stderr: \(badArch.stderr)")
+        let badShape = try DoppelBinary.run(["train", "--preset", "fashion", "--arch", "conv(8,3) dense(4)", "--data", "/nonexistent"])
+        #expect(badShape.stderr.contains("add flatten"), "stderr: \(badShape.stderr)")
+    }
+}
