@@ -20,12 +20,7 @@ public enum Metric: String, Codable, Sendable, CaseIterable {
             }
             return sum.squareRoot()
         case .cosine:
-            var dot: Float = 0, aa: Float = 0, bb: Float = 0
-            for i in 0..<dimension {
-                dot += a[i] * b[i]
-                aa += a[i] * a[i]
-                bb += b[i] * b[i]
-            }
+            let (dot, aa, bb) = Self.products(a, b, dimension: dimension)
             let norms = (aa * bb).squareRoot()
             return norms > Self.tiny ? 1 - dot / norms : 1
         }
@@ -34,6 +29,17 @@ public enum Metric: String, Codable, Sendable, CaseIterable {
     public func distance(_ a: [Float], _ b: [Float]) -> Float {
         precondition(a.count == b.count)
         return a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { distance(pa.baseAddress!, $0.baseAddress!, dimension: a.count) } }
+    }
+
+    /// a.b, a.a and b.b in one pass.
+    private static func products(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> (Float, Float, Float) {
+        var dot: Float = 0, aa: Float = 0, bb: Float = 0
+        for i in 0..<dimension {
+            dot += a[i] * b[i]
+            aa += a[i] * a[i]
+            bb += b[i] * b[i]
+        }
+        return (dot, aa, bb)
     }
 
     /// Adds `scale * d(distance)/da` to `dA` and `scale * d(distance)/db` to `dB`.
@@ -51,12 +57,7 @@ public enum Metric: String, Codable, Sendable, CaseIterable {
                 dB[i] -= g
             }
         case .cosine:
-            var dot: Float = 0, aa: Float = 0, bb: Float = 0
-            for i in 0..<dimension {
-                dot += a[i] * b[i]
-                aa += a[i] * a[i]
-                bb += b[i] * b[i]
-            }
+            let (dot, aa, bb) = Self.products(a, b, dimension: dimension)
             let na = aa.squareRoot(), nb = bb.squareRoot()
             guard na > Self.tiny, nb > Self.tiny else { return }
             let inv = 1 / (na * nb)

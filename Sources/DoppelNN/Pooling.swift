@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: MIT
 
+/// The output of k x k windows at `stride`, partial windows at the edge dropped.
+func pooledShape(_ input: TensorShape, size: Int, stride: Int) -> TensorShape {
+    TensorShape(channels: input.channels, height: (input.height - size) / stride + 1, width: (input.width - size) / stride + 1)
+}
+
 /// Max pooling over k x k windows (stride defaults to k; partial windows at the edge are
 /// dropped, as in PyTorch's default floor mode).
 /// x: [N, C, H, W] -> y: [N, C, (H - k) / s + 1, (W - k) / s + 1]
@@ -16,8 +21,7 @@ final class MaxPool: Layer {
         inputShape = input
         self.size = size
         self.stride = stride
-        outputShape = TensorShape(channels: input.channels, height: (input.height - size) / stride + 1,
-                                  width: (input.width - size) / stride + 1)
+        outputShape = pooledShape(input, size: size, stride: stride)
     }
 
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
@@ -101,15 +105,13 @@ final class AvgPool: Layer {
         inputShape = input
         self.size = size
         self.stride = stride
-        outputShape = TensorShape(channels: input.channels, height: (input.height - size) / stride + 1,
-                                  width: (input.width - size) / stride + 1)
+        outputShape = pooledShape(input, size: size, stride: stride)
     }
 
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  parameters: UnsafePointer<Float>, mode: PassMode) {
-        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
+        let (w, oh, ow) = (inputShape.width, outputShape.height, outputShape.width)
         let scale = 1 / Float(size * size)
-        _ = h
         for p in 0..<(batch * inputShape.channels) {
             let plane = x + p * inputShape.spatial
             for oy in 0..<oh {

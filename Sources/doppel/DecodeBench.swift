@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
 import DoppelImaging
+import DoppelNN
 import Foundation
 
 /// `doppel bench decode`: images decoded per second for a set of files, by default three
@@ -36,7 +37,7 @@ struct DecodeBench: ParsableCommand {
         for path in paths {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
             let image = try ImageDecoder.decode(bytes)
-            let perSecond = measure(seconds: seconds) { _ = try? ImageDecoder.decode(bytes) }
+            let perSecond = Throughput.callsPerSecond(seconds: seconds) { _ = try? ImageDecoder.decode(bytes) }
             results.append(Result(path: path, bytes: bytes.count, shape: image.shapeDescription,
                                   imagesPerSecond: perSecond.rounded(), microsecondsPerImage: (1e6 / perSecond * 10).rounded() / 10))
         }
@@ -50,23 +51,6 @@ struct DecodeBench: ParsableCommand {
                              r.imagesPerSecond, r.microsecondsPerImage))
             }
         }
-    }
-
-    /// Calls per second of `body`: three rounds of `seconds / 3`, the best one counts.
-    private func measure(seconds: Double, _ body: () -> Void) -> Double {
-        var best = 0.0
-        for _ in 0..<3 {
-            var calls = 0
-            let start = DispatchTime.now().uptimeNanoseconds
-            var elapsed = 0.0
-            repeat {
-                for _ in 0..<16 { body() }
-                calls += 16
-                elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            } while elapsed < seconds / 3
-            best = max(best, Double(calls) / elapsed)
-        }
-        return best
     }
 
     /// Deterministic stand-ins for the three input kinds.
