@@ -102,7 +102,7 @@ public enum Preset: String, CaseIterable, Sendable {
         switch self {
         case .digitsMLP: "MLP 784-1024-1024-2, contrastive margin 0.3, Adam 1e-4/0.9/0.99, 3,000 steps of 180 pairs (the MNIST reference; 2-D embeddings to plot)"
         case .digitsCNN: "small CNN on MNIST digits, contrastive"
-        case .omniglot: "4-layer 64-channel CNN on 28x28 inverted characters, triplet batch-hard, augmentation; for N-way one-shot"
+        case .omniglot: "4-layer 64-channel CNN on 28x28 inverted characters, triplet semi-hard (batch-hard collapsed to the margin here), augmentation; for N-way one-shot"
         case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
         case .faces: "CNN for 92x112 grayscale faces downsampled 2x, contrastive margin 1, RMSprop (the ORL reference)"
         case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings (the default model)"
@@ -125,7 +125,7 @@ public enum Preset: String, CaseIterable, Sendable {
             optimizer.schedule = .cosine(total: 6000, minimum: 1e-5)
             return TrainingRecipe(architecture: String(repeating: "conv(64,3,pad=1) relu maxpool(2) ", count: 3) + "conv(64,3,pad=1) relu flatten dense(128) l2norm",
                                   input: InputSpec(channels: 1, height: 28, width: 28, invert: true), loss: .triplet, margin: 0.2,
-                                  mining: .batchHard, optimizer: optimizer, iterations: 6000, batch: 32, perIdentity: 4,
+                                  mining: .semiHard, optimizer: optimizer, iterations: 6000, batch: 32, perIdentity: 4,
                                   augmentation: Augmentation(), validationFraction: 0.1, validationEvery: 500)
         case .omniglotKoch:
             return TrainingRecipe(architecture: "conv(64,5) relu maxpool(2) conv(128,3) relu maxpool(2) conv(128,3) relu flatten dense(256) sigmoid",
