@@ -22,16 +22,18 @@ let package = Package(
         .target(name: "DoppelImaging", dependencies: ["CPNG", "CJPEG", "CZlib"]),
         .target(name: "DoppelNN", dependencies: ["CBLAS"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
+        .target(name: "DoppelGallery", dependencies: ["CBLAS"]),
         .executableTarget(
             name: "doppel",
             dependencies: [
-                "DoppelImaging", "DoppelNN", "DoppelTraining",
+                "DoppelImaging", "DoppelNN", "DoppelTraining", "DoppelGallery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
         .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
+        .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery"]),
         .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "doppel"]),
     ]
