@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "DoppelImaging", dependencies: ["CPNG", "CJPEG", "CZlib"]),
         .target(name: "DoppelNN", dependencies: ["CBLAS"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
-        .target(name: "DoppelGallery", dependencies: ["CBLAS"]),
+        .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite"]),
         .executableTarget(
             name: "doppel",
             dependencies: [

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+
+/// An image to enrol: its bytes (kept when `storeImages` is on), size, content hash, and
+/// optionally its embedding under a model.
+public struct NewSample: Sendable {
+    public let image: [UInt8]
+    public let width: Int
+    public let height: Int
+    public let contentHash: String
+    public let embedding: [Float]?
+
+    public init(image: [UInt8], width: Int, height: Int, contentHash: String, embedding: [Float]? = nil) {
+        self.image = image
+        self.width = width
+        self.height = height
+        self.contentHash = contentHash
+        self.embedding = embedding
+    }
+}
+
+public struct IdentityRecord: Sendable, Equatable {
+    public let gallery: String
+    public let externalID: String
+    public let displayName: String?
+    public let metadata: String
+    public let sampleIDs: [Int64]
+}
+
+/// The gallery's persistent memory in SQLite: galleries, identities, samples with their
+/// original bytes, embeddings per model, and the append-only audit log. Every change is one
+/// transaction (all of it or none), and synchronous=FULL means a returned call is on disk.
+/// Not thread-safe: one store per thread, or serialise calls (the service's writer does).
+public final class GalleryStore {
+    public let database: SQLiteDatabase
+    public let storeImages: Bool
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String, migrations: [Migration], storeImages: Bool = true) throws(GalleryError) {
+        do { database = try SQLiteDatabase(path: path) } catch { throw .database(error) }
+        self.storeImages = storeImages
+        try Migrator.migrate(database, migrations)
+    }
+
+    /// Runs `body` as one transaction, mapping SQLite's failures to gallery errors.
+    private func write<T>(_ body: () throws -> T) throws(GalleryError) -> T {
+        do { return try database.transaction(body) } catch let error as GalleryError {
+            throw error
+        } catch let error as SQLiteError {
+            throw .database(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+
+    private func galleryID(_ name: String, create: Bool) throws -> Int64 {
+        if let id = try database.query("SELECT id FROM galleries WHERE name = ?", [.text(name)]).first?.first?.integer { return id }
+        guard create else { throw GalleryError.notFound("gallery '\(name)'") }
+        try database.query("INSERT INTO galleries (name) VALUES (?)", [.text(name)])
+        return database.lastInsertedRowID
+    }
+
+    private func identityID(gallery: String, externalID: String) throws -> Int64 {
+        let rows = try database.query("""
+            SELECT identities.id FROM identities JOIN galleries ON galleries.id = identities.gallery_id
+            WHERE galleries.name = ? AND identities.external_id = ?
+            """, [.text(gallery), .text(externalID)])
+        guard let id = rows.first?.first?.integer else { throw GalleryError.notFound("identity '\(externalID)' in gallery '\(gallery)'") }
+        return id
+    }
+
+    /// Records a model so embeddings can refer to it (idempotent).
+    public func registerModel(id: String, architecture: String, dimension: Int, metric: String) throws(GalleryError) {
+        _ = try write {
+            try database.query("INSERT OR IGNORE INTO models (id, architecture, dimension, metric) VALUES (?, ?, ?, ?)",
+                               [.text(id), .text(architecture), .integer(Int64(dimension)), .text(metric)])
+        }
+    }
+
+    /// Creates an identity with its samples, all or nothing. A taken id or an image given twice
+    /// is a conflict and leaves the gallery unchanged.
+    @discardableResult
+    public func createIdentity(gallery: String, externalID: String, displayName: String? = nil, metadata: String = "{}",
+                               samples: [NewSample], model: String? = nil, actor: String) throws(GalleryError) -> IdentityRecord {
+        try write {
+            let galleryRow = try galleryID(gallery, create: true)
+            do throws(SQLiteError) {
+                try database.query("INSERT INTO identities (gallery_id, external_id, display_name, metadata) VALUES (?, ?, ?, ?)",
+                                   [.integer(galleryRow), .text(externalID), displayName.map(SQLiteValue.text) ?? .null, .text(metadata)])
+            } catch {
+                if error.isUniqueViolation { throw GalleryError.conflict("identity '\(externalID)' already exists in gallery '\(gallery)'") }
+                throw error
+            }
+            let identity = database.lastInsertedRowID
+            let ids = try insertSamples(samples, identity: identity, model: model)
+            try audit(actor: actor, action: "create_identity", gallery: gallery, subject: externalID, detail: "{\"samples\":\(ids.count)}")
+            return IdentityRecord(gallery: gallery, externalID: externalID, displayName: displayName, metadata: metadata, sampleIDs: ids)
+        }
+    }
+
+    /// Adds samples to an existing identity, all or nothing. Returns their ids.
+    @discardableResult
+    public func addSamples(gallery: String, externalID: String, samples: [NewSample], model: String? = nil, actor: String) throws(GalleryError) -> [Int64] {
+        try write {
+            let identity = try identityID(gallery: gallery, externalID: externalID)
+            let ids = try insertSamples(samples, identity: identity, model: model)
+            try database.query("UPDATE identities SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?", [.integer(identity)])
+            try audit(actor: actor, action: "add_samples", gallery: gallery, subject: externalID, detail: "{\"samples\":\(ids.count)}")
+            return ids
+        }
+    }
+
+    private func insertSamples(_ samples: [NewSample], identity: Int64, model: String?) throws -> [Int64] {
+        var ids = [Int64]()
+        for sample in samples {
+            do throws(SQLiteError) {
+                try database.query("INSERT INTO samples (identity_id, content_hash, image, width, height) VALUES (?, ?, ?, ?, ?)",
+                                   [.integer(identity), .text(sample.contentHash), storeImages ? .blob(sample.image) : .null,
+                                    .integer(Int64(sample.width)), .integer(Int64(sample.height))])
+            } catch {
+                if error.isUniqueViolation {
+                    throw GalleryError.conflict("the same image (sha256 \(sample.contentHash.prefix(12))) is already enrolled for this identity")
+                }
+                throw error
+            }
+            let id = database.lastInsertedRowID
+            ids.append(id)
+            if let model, let vector = sample.embedding {
+                try database.query("INSERT INTO embeddings (sample_id, model_id, vector) VALUES (?, ?, ?)",
+                                   [.integer(id), .text(model), .blob(vector.withUnsafeBytes { Array($0) })])
+            }
+        }
+        return ids
+    }
+
+    /// Deletes an identity and, by cascade, its samples and embeddings. Returns the sample ids removed.
+    @discardableResult
+    public func deleteIdentity(gallery: String, externalID: String, actor: String) throws(GalleryError) -> [Int64] {
+        try write {
+            let identity = try identityID(gallery: gallery, externalID: externalID)
+            let samples = try database.query("SELECT id FROM samples WHERE identity_id = ?", [.integer(identity)]).compactMap { $0.first?.integer }
+            try database.query("DELETE FROM identities WHERE id = ?", [.integer(identity)])
+            try audit(actor: actor, action: "delete_identity", gallery: gallery, subject: externalID, detail: "{\"samples\":\(samples.count)}")
+            return samples
+        }
+    }
+
+    /// Identities of a gallery ordered by external id, `limit` after `after` (keyset pagination).
+    public func identities(gallery: String, limit: Int = 100, after: String? = nil) throws(GalleryError) -> [IdentityRecord] {
+        do {
+            let rows = try database.query("""
+                SELECT i.external_id, i.display_name, i.metadata, (SELECT group_concat(s.id) FROM samples s WHERE s.identity_id = i.id)
+                FROM identities i JOIN galleries g ON g.id = i.gallery_id
+                WHERE g.name = ? AND i.external_id > ? ORDER BY i.external_id LIMIT ?
+                """, [.text(gallery), .text(after ?? ""), .integer(Int64(max(0, limit)))])
+            return rows.map { row in
+                IdentityRecord(gallery: gallery, externalID: row[0].text ?? "", displayName: row[1].text, metadata: row[2].text ?? "{}",
+                               sampleIDs: (row[3].text ?? "").split(separator: ",").compactMap { Int64($0) }.sorted())
+            }
+        } catch { throw .database(error) }
+    }
+
+    /// Every embedding under `model`, for loading the index: sample, gallery, identity, vector.
+    public func embeddings(model: String) throws(GalleryError) -> [(sample: Int64, gallery: String, identity: String, vector: [Float])] {
+        do {
+            return try database.query("""
+                SELECT e.sample_id, g.name, i.external_id, e.vector FROM embeddings e
+                JOIN samples s ON s.id = e.sample_id JOIN identities i ON i.id = s.identity_id JOIN galleries g ON g.id = i.gallery_id
+                WHERE e.model_id = ? ORDER BY e.sample_id
+                """, [.text(model)]).map { row in
+                let bytes = row[3].blob ?? []
+                let vector = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                return (row[0].integer ?? 0, row[1].text ?? "", row[2].text ?? "", vector)
+            }
+        } catch { throw .database(error) }
+    }
+
+    private func audit(actor: String, action: String, gallery: String, subject: String, detail: String) throws {
+        try database.query("INSERT INTO audit_log (actor, action, gallery, subject, detail) VALUES (?, ?, ?, ?, ?)",
+                           [.text(actor), .text(action), .text(gallery), .text(subject), .text(detail)])
+    }
+
+    /// `PRAGMA integrity_check`'s verdict ("ok" when the file is sound).
+    public func integrityCheck() throws(GalleryError) -> String {
+        do { return try database.query("PRAGMA integrity_check").first?.first?.text ?? "no answer" } catch { throw .database(error) }
+    }
+}

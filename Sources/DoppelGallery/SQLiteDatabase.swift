@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+import CSQLite
+import Foundation
+
+/// A failed SQLite call: the result code, SQLite's message, and the statement.
+public struct SQLiteError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    public let sql: String?
+
+    /// SQLITE_CONSTRAINT and its extended codes (unique, foreign key, check).
+    public var isConstraintViolation: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+    public var isUniqueViolation: Bool { code == Self.constraintUnique || code == Self.constraintPrimaryKey }
+    // Extended result codes (sqlite3.h: SQLITE_CONSTRAINT | (8<<8), | (6<<8)); Swift does not
+    // import those macros.
+    static let constraintUnique: Int32 = SQLITE_CONSTRAINT | (8 << 8)
+    static let constraintPrimaryKey: Int32 = SQLITE_CONSTRAINT | (6 << 8)
+    /// The disk is full, the database is read-only, or the file cannot be written.
+    public var isWriteUnavailable: Bool { [SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN].contains(code & 0xFF) }
+
+    public var description: String { "SQLite error \(code): \(message)" + (sql.map { " in `\($0)`" } ?? "") }
+}
+
+/// A value bound to or read from a statement.
+public enum SQLiteValue: Equatable, Sendable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+}
+
+extension SQLiteValue {
+    public var integer: Int64? { if case .integer(let v) = self { v } else { nil } }
+    public var text: String? { if case .text(let v) = self { v } else { nil } }
+    public var blob: [UInt8]? { if case .blob(let v) = self { v } else { nil } }
+}
+
+/// A thin wrapper over one SQLite connection (chosen over GRDB: the gallery needs a dozen
+/// statements, explicit transactions and typed errors, and the wrapper keeps the build small
+/// and every C return code checked where it is called). WAL journal, foreign keys on, a busy
+/// timeout. Not thread-safe: one connection per thread, or serialise calls.
+public final class SQLiteDatabase {
+    private var handle: OpaquePointer?
+    public let path: String
+
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        self.path = path
+        let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil)
+        guard status == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close(handle)
+            handle = nil
+            throw SQLiteError(code: status, message: message, sql: nil)
+        }
+        sqlite3_extended_result_codes(handle, 1)
+        sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        try execute("PRAGMA journal_mode=WAL")
+        try execute("PRAGMA foreign_keys=ON")
+        // FULL: a transaction that returned is on disk, whatever happens next.
+        try execute("PRAGMA synchronous=FULL")
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    private func error(_ code: Int32, _ sql: String?) -> SQLiteError {
+        SQLiteError(code: code, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    /// Runs one or more statements without results.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var message: UnsafeMutablePointer<CChar>? = nil
+        let status = sqlite3_exec(handle, sql, nil, nil, &message)
+        guard status == SQLITE_OK else {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(message)
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: text, sql: sql)
+        }
+    }
+
+    /// Runs one statement with bound values and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ values: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
+        var statement: OpaquePointer?
+        var status = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard status == SQLITE_OK else { throw error(status, sql) }
+        defer { sqlite3_finalize(statement) }
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        for (offset, value) in values.enumerated() {
+            let index = Int32(offset + 1)
+            switch value {
+            case .null: status = sqlite3_bind_null(statement, index)
+            case .integer(let v): status = sqlite3_bind_int64(statement, index, v)
+            case .real(let v): status = sqlite3_bind_double(statement, index, v)
+            case .text(let v): status = sqlite3_bind_text(statement, index, v, -1, transient)
+            case .blob(let v): status = v.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transient) }
+            }
+            guard status == SQLITE_OK else { throw error(status, sql) }
+        }
+        var rows = [[SQLiteValue]]()
+        while true {
+            status = sqlite3_step(statement)
+            if status == SQLITE_DONE { break }
+            guard status == SQLITE_ROW else { throw error(sqlite3_extended_errcode(handle), sql) }
+            rows.append((0..<sqlite3_column_count(statement)).map { column in
+                switch sqlite3_column_type(statement, column) {
+                case SQLITE_INTEGER: .integer(sqlite3_column_int64(statement, column))
+                case SQLITE_FLOAT: .real(sqlite3_column_double(statement, column))
+                case SQLITE_TEXT: .text(String(cString: sqlite3_column_text(statement, column)))
+                case SQLITE_BLOB:
+                    .blob(Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(statement, column),
+                                                       count: Int(sqlite3_column_bytes(statement, column)))))
+                default: .null
+                }
+            })
+        }
+        return rows
+    }
+
+    public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// Runs `body` in one IMMEDIATE transaction: all of it commits, or none of it.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+}

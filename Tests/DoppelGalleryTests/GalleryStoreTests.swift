@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Testing
+@testable import DoppelGallery
+
+@Suite struct GalleryStoreTests {
+    static let migrationsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Migrations").path
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("doppel-gallery-\(UUID().uuidString).sqlite").path
+    }
+
+    static func sample(_ tag: Int, embedding: [Float]? = nil) -> NewSample {
+        NewSample(image: [UInt8](repeating: UInt8(tag), count: 10), width: 2, height: 5, contentHash: "hash\(tag)", embedding: embedding)
+    }
+
+    static func open(_ path: String) throws -> GalleryStore {
+        try GalleryStore(path: path, migrations: try Migrator.load(directory: migrationsDirectory))
+    }
+
+    @Test func migratesFromEmptyAndRecordsTheVersion() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        let versions = try store.database.query("SELECT version, name FROM doppel_migrations")
+        #expect(versions == [[.integer(1), .text("0001_init")]])
+        #expect(try store.database.query("PRAGMA journal_mode").first?.first?.text == "wal")
+        #expect(try store.database.query("PRAGMA foreign_keys").first?.first?.integer == 1)
+        #expect(try store.database.query("SELECT name FROM galleries").first?.first?.text == "default")
+        // Opening again applies nothing twice.
+        let again = try Self.open(path)
+        #expect(try again.database.query("SELECT COUNT(*) FROM doppel_migrations").first?.first?.integer == 1)
+    }
+
+    @Test func aNewerDatabaseIsRefusedUntouched() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        try store.database.query("INSERT INTO doppel_migrations (version, name) VALUES (7, '0007_future')")
+        #expect(throws: GalleryError.newerSchema(database: 7, supported: 1)) { try Self.open(path) }
+    }
+
+    @Test func badMigrationFoldersAreRejected() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-migrations-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(throws: GalleryError.self) { try Migrator.load(directory: folder.path) }
+        try "CREATE TABLE a (x);".write(to: folder.appendingPathComponent("0002_gap.sql"), atomically: true, encoding: .utf8)
+        #expect(throws: GalleryError.badMigrations("0002_gap.sql: expected version 1")) { try Migrator.load(directory: folder.path) }
+    }
+
+    @Test func enrolmentIsAllOrNothingAndDuplicatesConflict() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        try store.registerModel(id: "m1", architecture: "dense(2)", dimension: 2, metric: "euclidean")
+        let alice = try store.createIdentity(gallery: "default", externalID: "alice", displayName: "Alice",
+                                             samples: [Self.sample(1, embedding: [1, 2]), Self.sample(2, embedding: [3, 4])], model: "m1", actor: "admin")
+        #expect(alice.sampleIDs.count == 2)
+        #expect(throws: GalleryError.conflict("identity 'alice' already exists in gallery 'default'")) {
+            try store.createIdentity(gallery: "default", externalID: "alice", samples: [Self.sample(3)], actor: "admin")
+        }
+        // The same id in another gallery is another identity.
+        try store.createIdentity(gallery: "tenant-b", externalID: "alice", samples: [Self.sample(1)], actor: "admin")
+        // A duplicate image inside one request: nothing of the request stays.
+        #expect(throws: GalleryError.self) {
+            try store.createIdentity(gallery: "default", externalID: "bob", samples: [Self.sample(5), Self.sample(5)], actor: "admin")
+        }
+        #expect(try store.identities(gallery: "default").map(\.externalID) == ["alice"])
+        #expect(throws: GalleryError.self) { try store.addSamples(gallery: "default", externalID: "alice", samples: [Self.sample(2)], actor: "admin") }
+        #expect(throws: GalleryError.notFound("identity 'nobody' in gallery 'default'")) {
+            try store.addSamples(gallery: "default", externalID: "nobody", samples: [Self.sample(9)], actor: "admin")
+        }
+        let vectors = try store.embeddings(model: "m1")
+        #expect(vectors.map(\.vector) == [[1, 2], [3, 4]] && vectors.allSatisfy { $0.identity == "alice" && $0.gallery == "default" })
+    }
+
+    @Test func deletesCascadeAndTheAuditLogIsAppendOnly() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        try store.registerModel(id: "m1", architecture: "dense(2)", dimension: 2, metric: "euclidean")
+        for i in 0..<5 {
+            try store.createIdentity(gallery: "default", externalID: "id\(i)", samples: [Self.sample(i, embedding: [Float(i), 0])], model: "m1", actor: "admin")
+        }
+        let removed = try store.deleteIdentity(gallery: "default", externalID: "id2", actor: "admin")
+        #expect(removed.count == 1)
+        #expect(try store.database.query("SELECT COUNT(*) FROM samples").first?.first?.integer == 4)
+        #expect(try store.database.query("SELECT COUNT(*) FROM embeddings").first?.first?.integer == 4)
+        // Keyset pagination.
+        #expect(try store.identities(gallery: "default", limit: 2).map(\.externalID) == ["id0", "id1"])
+        #expect(try store.identities(gallery: "default", limit: 2, after: "id1").map(\.externalID) == ["id3", "id4"])
+        let actions = try store.database.query("SELECT action FROM audit_log ORDER BY id").compactMap { $0.first?.text }
+        #expect(actions == Array(repeating: "create_identity", count: 5) + ["delete_identity"])
+        #expect(throws: SQLiteError.self) { try store.database.query("DELETE FROM audit_log") }
+        #expect(throws: SQLiteError.self) { try store.database.query("UPDATE audit_log SET actor = 'x'") }
+        #expect(try store.integrityCheck() == "ok")
+    }
+}
