@@ -180,6 +180,28 @@ public final class GalleryStore {
                            [.text(actor), .text(action), .text(gallery), .text(subject), .text(detail)])
     }
 
+    public func hasIdentity(gallery: String, externalID: String) throws(GalleryError) -> Bool {
+        do {
+            return try database.query("""
+                SELECT 1 FROM identities i JOIN galleries g ON g.id = i.gallery_id WHERE g.name = ? AND i.external_id = ?
+                """, [.text(gallery), .text(externalID)]).isEmpty == false
+        } catch { throw .database(error) }
+    }
+
+    /// Counts per gallery: identities and samples; and embeddings per model.
+    public func stats() throws(GalleryError) -> (galleries: [(name: String, identities: Int, samples: Int)], embeddings: [(model: String, count: Int)]) {
+        do {
+            let galleries = try database.query("""
+                SELECT g.name, (SELECT COUNT(*) FROM identities i WHERE i.gallery_id = g.id),
+                       (SELECT COUNT(*) FROM samples s JOIN identities i ON i.id = s.identity_id WHERE i.gallery_id = g.id)
+                FROM galleries g ORDER BY g.name
+                """).map { (name: $0[0].text ?? "", identities: Int($0[1].integer ?? 0), samples: Int($0[2].integer ?? 0)) }
+            let embeddings = try database.query("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id ORDER BY model_id")
+                .map { (model: $0[0].text ?? "", count: Int($0[1].integer ?? 0)) }
+            return (galleries, embeddings)
+        } catch { throw .database(error) }
+    }
+
     /// `PRAGMA integrity_check`'s verdict ("ok" when the file is sound).
     public func integrityCheck() throws(GalleryError) -> String {
         do { return try database.query("PRAGMA integrity_check").first?.first?.text ?? "no answer" } catch { throw .database(error) }

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+import ArgumentParser
+import DoppelGallery
+import DoppelImaging
+import DoppelNN
+import DoppelTraining
+import Foundation
+
+/// Where the gallery lives and which schema it uses; shared by the gallery subcommands.
+struct GalleryOptions: ParsableArguments {
+    @Option(help: "The gallery database.") var db: String = "data/gallery.sqlite"
+    @Option(help: "Folder of NNNN_name.sql migrations (default: ./Migrations, then /usr/share/doppel/Migrations).") var migrations: String?
+    @Option(help: "Gallery (collection) name.") var gallery: String = "default"
+
+    func open() throws -> GalleryStore {
+        let candidates = migrations.map { [$0] } ?? ["Migrations", "/usr/share/doppel/Migrations"]
+        guard let directory = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw ValidationError("no migrations folder at \(candidates.joined(separator: " or ")); give --migrations")
+        }
+        try FileManager.default.createDirectory(at: URL(fileURLWithPath: db).deletingLastPathComponent(), withIntermediateDirectories: true)
+        return try GalleryStore(path: db, migrations: try Migrator.load(directory: directory))
+    }
+}
+
+struct GalleryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gallery",
+        abstract: "Enrol and inspect identities offline.",
+        subcommands: [Import.self, List.self, Stats.self]
+    )
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol a folder with one folder per identity, embedding every image with a model.",
+            discussion: "One transaction per identity; an identity already in the gallery is skipped, so re-running after an interruption resumes. Prints `imported ID` once each identity is on disk."
+        )
+        @Argument(help: "Folder with one folder per identity.") var folder: String
+        @Option(help: "The model that embeds the images.") var model: String
+        @OptionGroup var options: GalleryOptions
+
+        func run() throws {
+            let file = try ModelFile.load(path: model)
+            let embedder = try EmbeddingModel(file)
+            let store = try options.open()
+            try store.registerModel(id: file.metadata.modelID, architecture: file.network.architecture.description,
+                                    dimension: embedder.dimension, metric: file.metadata.metric.rawValue)
+            let dataset = try DatasetLoader().load(folder)
+            let groups = dataset.samplesByIdentity()
+            var imported = 0, skipped = 0
+            for (identity, members) in groups.enumerated() {
+                let name = dataset.identities[identity]
+                if try store.hasIdentity(gallery: options.gallery, externalID: name) {
+                    skipped += 1
+                    continue
+                }
+                let images = members.map { dataset.samples[$0] }
+                let values = images.flatMap { embedder.spec.tensor(from: $0.image) }
+                let embeddings = embedder.embed(values: values, count: images.count)
+                let samples = try images.enumerated().map { index, sample in
+                    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent(sample.origin)))
+                    return NewSample(image: bytes, width: sample.image.width, height: sample.image.height, contentHash: SHA256.hex(bytes),
+                                     embedding: Array(embeddings[(index * embedder.dimension)..<((index + 1) * embedder.dimension)]))
+                }
+                try store.createIdentity(gallery: options.gallery, externalID: name, samples: samples, model: file.metadata.modelID, actor: "cli")
+                imported += 1
+                // Printed only after the transaction committed: a line here is a promise.
+                FileHandle.standardOutput.write(Data("imported \(name)\n".utf8))
+            }
+            FileHandle.standardError.write(Data("gallery \(options.gallery): \(imported) identities imported, \(skipped) already present\n".utf8))
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List identities, a page at a time.")
+        @Option(help: "Page size.") var limit: Int = 100
+        @Option(help: "List identities after this id.") var after: String?
+        @OptionGroup var options: GalleryOptions
+
+        func run() throws {
+            for identity in try options.open().identities(gallery: options.gallery, limit: limit, after: after) {
+                print("\(identity.externalID)\t\(identity.sampleIDs.count) samples\(identity.displayName.map { "\t\($0)" } ?? "")")
+            }
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Counts per gallery and embeddings per model.")
+        @OptionGroup var options: GalleryOptions
+
+        func run() throws {
+            let store = try options.open()
+            let stats = try store.stats()
+            for g in stats.galleries { print("gallery \(g.name): \(g.identities) identities, \(g.samples) samples") }
+            for e in stats.embeddings { print("model \(e.model): \(e.count) embeddings") }
+            print("integrity: \(try store.integrityCheck())")
+        }
+    }
+}
