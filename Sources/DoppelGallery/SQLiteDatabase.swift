@@ -36,6 +36,16 @@ extension SQLiteValue {
     public var blob: [UInt8]? { if case .blob(let v) = self { v } else { nil } }
 }
 
+/// The current row of a statement being stepped (see `SQLiteDatabase.forEachRow`).
+public struct SQLiteRow {
+    let statement: OpaquePointer
+    public func integer(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+    public func text(_ column: Int32) -> String { sqlite3_column_text(statement, column).map { String(cString: $0) } ?? "" }
+    public func blob(_ column: Int32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: sqlite3_column_blob(statement, column), count: Int(sqlite3_column_bytes(statement, column)))
+    }
+}
+
 /// A thin wrapper over one SQLite connection (chosen over GRDB: the gallery needs a dozen
 /// statements, explicit transactions and typed errors, and the wrapper keeps the build small
 /// and every C return code checked where it is called). WAL journal, foreign keys on, a busy
@@ -115,6 +125,27 @@ public final class SQLiteDatabase {
             })
         }
         return rows
+    }
+
+    /// Steps through the rows of one statement without copying them: `row` reads columns of
+    /// the current row (valid only during the call). For bulk loads such as the index at start-up.
+    public func forEachRow(_ sql: String, _ values: [SQLiteValue] = [], _ row: (SQLiteRow) throws -> Void) throws {
+        var statement: OpaquePointer?
+        var status = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard status == SQLITE_OK else { throw error(status, sql) }
+        defer { sqlite3_finalize(statement) }
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        for (offset, value) in values.enumerated() {
+            guard case .text(let text) = value else { preconditionFailure("forEachRow binds text only") }
+            status = sqlite3_bind_text(statement, Int32(offset + 1), text, -1, transient)
+            guard status == SQLITE_OK else { throw error(status, sql) }
+        }
+        while true {
+            status = sqlite3_step(statement)
+            if status == SQLITE_DONE { return }
+            guard status == SQLITE_ROW else { throw error(sqlite3_extended_errcode(handle), sql) }
+            try row(SQLiteRow(statement: statement!))
+        }
     }
 
     public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }

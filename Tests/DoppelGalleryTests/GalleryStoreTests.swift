@@ -97,4 +97,25 @@ import Testing
         #expect(throws: SQLiteError.self) { try store.database.query("UPDATE audit_log SET actor = 'x'") }
         #expect(try store.integrityCheck() == "ok")
     }
+
+    @Test func theIndexLoadsWhatTheStoreHolds() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        try store.registerModel(id: "m1", architecture: "dense(2)", dimension: 2, metric: "euclidean")
+        try store.registerModel(id: "m2", architecture: "dense(2)", dimension: 2, metric: "euclidean")
+        for i in 0..<6 {
+            try store.createIdentity(gallery: i < 3 ? "default" : "other", externalID: "id\(i)",
+                                     samples: [Self.sample(2 * i, embedding: [Float(i), 0]), Self.sample(2 * i + 1, embedding: [Float(i), 1])],
+                                     model: "m1", actor: "admin")
+        }
+        let index = GalleryIndex(dimension: 2, metric: .euclidean)
+        try index.load { append in try store.forEachEmbedding(model: "m1", append) }
+        #expect(index.count == 12)
+        let nearest = index.search([4.1, 0], k: 2)
+        #expect(nearest.map(\.identity) == ["other\u{1F}id4", "other\u{1F}id5"])  // 0.1 and 0.9 away; id3 is 1.1
+        var none = 0
+        try store.forEachEmbedding(model: "m2") { _, _, _ in none += 1 }
+        #expect(none == 0)
+    }
 }
