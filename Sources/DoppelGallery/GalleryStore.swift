@@ -211,6 +211,52 @@ public final class GalleryStore {
         } catch { throw .database(error) }
     }
 
+    /// Up to `limit` samples after sample id `after` with stored image bytes and no embedding
+    /// under `model`, in id order.
+    public func samplesMissingEmbedding(model: String, after: Int64 = 0, limit: Int) throws(GalleryError) -> [(sample: Int64, image: [UInt8])] {
+        do {
+            return try database.query("""
+                SELECT s.id, s.image FROM samples s WHERE s.image IS NOT NULL AND s.id > ?
+                AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.sample_id = s.id AND e.model_id = ?) ORDER BY s.id LIMIT ?
+                """, [.integer(after), .text(model), .integer(Int64(limit))]).map { ($0[0].integer ?? 0, $0[1].blob ?? []) }
+        } catch { throw .database(error) }
+    }
+
+    /// Samples that cannot be re-embedded because their images were not stored.
+    public func samplesWithoutImages(missing model: String) throws(GalleryError) -> Int {
+        do {
+            return Int(try database.query("""
+                SELECT COUNT(*) FROM samples s WHERE s.image IS NULL
+                AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.sample_id = s.id AND e.model_id = ?)
+                """, [.text(model)]).first?.first?.integer ?? 0)
+        } catch { throw .database(error) }
+    }
+
+    /// Stores embeddings under `model` in one transaction.
+    public func insertEmbeddings(_ rows: [(sample: Int64, vector: [Float])], model: String) throws(GalleryError) {
+        _ = try write {
+            for row in rows {
+                try database.query("INSERT OR REPLACE INTO embeddings (sample_id, model_id, vector) VALUES (?, ?, ?)",
+                                   [.integer(row.sample), .text(model), .blob(row.vector.withUnsafeBytes { Array($0) })])
+            }
+        }
+    }
+
+    /// One identity's samples: id, content hash, size.
+    public func samples(gallery: String, externalID: String) throws(GalleryError) -> [(id: Int64, hash: String, width: Int, height: Int)] {
+        do {
+            let identity = try identityID(gallery: gallery, externalID: externalID)
+            return try database.query("SELECT id, content_hash, width, height FROM samples WHERE identity_id = ? ORDER BY id", [.integer(identity)])
+                .map { ($0[0].integer ?? 0, $0[1].text ?? "", Int($0[2].integer ?? 0), Int($0[3].integer ?? 0)) }
+        } catch let error as GalleryError {
+            throw error
+        } catch let error as SQLiteError {
+            throw .database(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+
     /// Counts per gallery: identities and samples; and embeddings per model.
     public func stats() throws(GalleryError) -> (galleries: [(name: String, identities: Int, samples: Int)], embeddings: [(model: String, count: Int)]) {
         do {

@@ -26,7 +26,7 @@ struct GalleryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gallery",
         abstract: "Enrol and inspect identities offline.",
-        subcommands: [Import.self, List.self, Stats.self]
+        subcommands: [Import.self, List.self, Stats.self, Export.self, Reindex.self]
     )
 
     struct Import: ParsableCommand {
@@ -93,6 +93,77 @@ struct GalleryCommand: ParsableCommand {
             for g in stats.galleries { print("gallery \(g.name): \(g.identities) identities, \(g.samples) samples") }
             for e in stats.embeddings { print("model \(e.model): \(e.count) embeddings") }
             print("integrity: \(try store.integrityCheck())")
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every identity of a gallery as JSON lines (without image bytes).")
+        @OptionGroup var options: GalleryOptions
+
+        struct Line: Encodable {
+            struct Sample: Encodable { let id: Int64; let sha256: String; let width: Int; let height: Int }
+            let gallery: String, id: String, name: String?, metadata: String, samples: [Sample]
+        }
+
+        func run() throws {
+            let store = try options.open()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            var after: String? = nil
+            while true {
+                let page = try store.identities(gallery: options.gallery, limit: 500, after: after)
+                for identity in page {
+                    let samples = try store.samples(gallery: options.gallery, externalID: identity.externalID)
+                        .map { Line.Sample(id: $0.id, sha256: $0.hash, width: $0.width, height: $0.height) }
+                    let line = Line(gallery: options.gallery, id: identity.externalID, name: identity.displayName, metadata: identity.metadata, samples: samples)
+                    FileHandle.standardOutput.write(try encoder.encode(line) + Data("\n".utf8))
+                }
+                guard let last = page.last else { break }
+                after = last.externalID
+            }
+        }
+    }
+
+    struct Reindex: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Embed every stored image with a model the gallery has not indexed (resumable; progress on stderr)."
+        )
+        @Option(help: "The new model.") var model: String
+        @Option(help: "Images per transaction.") var batch: Int = 256
+        @OptionGroup var options: GalleryOptions
+
+        func run() throws {
+            let file = try ModelFile.load(path: model)
+            let embedder = try EmbeddingModel(file)
+            let store = try options.open()
+            let id = file.metadata.modelID
+            try store.registerModel(id: id, architecture: file.network.architecture.description, dimension: embedder.dimension,
+                                    metric: file.metadata.metric.rawValue)
+            var done = 0, undecodable = 0
+            var cursor: Int64 = 0
+            while true {
+                let pending = try store.samplesMissingEmbedding(model: id, after: cursor, limit: max(1, batch))
+                guard let last = pending.last else { break }
+                cursor = last.sample
+                var rows = [(sample: Int64, vector: [Float])]()
+                var decoded = [(Int64, [Float])]()
+                for (sample, bytes) in pending {
+                    do { decoded.append((sample, embedder.spec.tensor(from: try ImageDecoder.decode(bytes)))) } catch {
+                        // Reported, not embedded: the operator can delete the sample.
+                        undecodable += 1
+                        FileHandle.standardError.write(Data("sample \(sample): \(error)\n".utf8))
+                    }
+                }
+                let vectors = embedder.embed(values: decoded.flatMap(\.1), count: decoded.count)
+                for (index, (sample, _)) in decoded.enumerated() {
+                    rows.append((sample, Array(vectors[(index * embedder.dimension)..<((index + 1) * embedder.dimension)])))
+                }
+                try store.insertEmbeddings(rows, model: id)
+                done += rows.count
+                FileHandle.standardError.write(Data("reindex: \(done) images embedded with \(id)\n".utf8))
+            }
+            let missing = try store.samplesWithoutImages(missing: id)
+            print("reindexed \(done) images with model \(id); \(undecodable) undecodable; \(missing) samples have no stored image")
         }
     }
 }

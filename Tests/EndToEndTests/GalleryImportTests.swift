@@ -67,5 +67,19 @@ import Testing
         let stats = try DoppelBinary.run(["gallery", "stats", "--db", db, "--migrations", Self.migrations])
         #expect(stats.stdout.contains("gallery default: \(identities) identities, \(identities * 4) samples"), "\(stats.stdout)")
         #expect(stats.stdout.contains(": \(identities * 4) embeddings"))
+
+        // A new model: reindex embeds every stored image once (and a second run finds nothing to do).
+        let second = root.appendingPathComponent("model2.safetensors").path
+        _ = try DoppelBinary.run(["bench", "embed", "--arch", "flatten dense(4)", "--input", "1x16x16", "--batch", "1",
+                                  "--train-pairs", "0", "--seconds", "0.01", "--save-model", second])
+        let reindex = try DoppelBinary.run(["gallery", "reindex", "--model", second, "--db", db, "--migrations", Self.migrations])
+        #expect(reindex.stdout.contains("reindexed \(identities * 4) images"), "\(reindex.stdout) \(reindex.stderr)")
+        let again = try DoppelBinary.run(["gallery", "reindex", "--model", second, "--db", db, "--migrations", Self.migrations])
+        #expect(again.stdout.contains("reindexed 0 images"))
+        let export = try DoppelBinary.run(["gallery", "export", "--db", db, "--migrations", Self.migrations])
+        let lines = export.stdout.split(separator: "\n")
+        #expect(lines.count == identities)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
+        #expect(first?["id"] as? String == "person000" && (first?["samples"] as? [Any])?.count == 4)
     }
 }
