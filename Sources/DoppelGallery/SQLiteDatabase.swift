@@ -44,6 +44,18 @@ public struct SQLiteRow {
     public func blob(_ column: Int32) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: sqlite3_column_blob(statement, column), count: Int(sqlite3_column_bytes(statement, column)))
     }
+    public var columnCount: Int32 { sqlite3_column_count(statement) }
+
+    /// A copy of one column's value.
+    public func value(_ column: Int32) -> SQLiteValue {
+        switch sqlite3_column_type(statement, column) {
+        case SQLITE_INTEGER: .integer(integer(column))
+        case SQLITE_FLOAT: .real(sqlite3_column_double(statement, column))
+        case SQLITE_TEXT: .text(text(column))
+        case SQLITE_BLOB: .blob(Array(blob(column)))
+        default: .null
+        }
+    }
 }
 
 /// A thin wrapper over one SQLite connection (chosen over GRDB: the gallery needs a dozen
@@ -88,13 +100,11 @@ public final class SQLiteDatabase {
         }
     }
 
-    /// Runs one statement with bound values and returns its rows.
-    @discardableResult
-    public func query(_ sql: String, _ values: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
+    /// Prepares `sql` and binds `values` to its parameters; the caller finalizes.
+    private func prepare(_ sql: String, _ values: [SQLiteValue]) throws(SQLiteError) -> OpaquePointer {
         var statement: OpaquePointer?
         var status = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
-        guard status == SQLITE_OK else { throw error(status, sql) }
-        defer { sqlite3_finalize(statement) }
+        guard status == SQLITE_OK, let statement else { throw error(status, sql) }
         let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
@@ -105,47 +115,39 @@ public final class SQLiteDatabase {
             case .text(let v): status = sqlite3_bind_text(statement, index, v, -1, transient)
             case .blob(let v): status = v.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transient) }
             }
-            guard status == SQLITE_OK else { throw error(status, sql) }
+            guard status == SQLITE_OK else {
+                sqlite3_finalize(statement)
+                throw error(status, sql)
+            }
         }
-        var rows = [[SQLiteValue]]()
-        while true {
-            status = sqlite3_step(statement)
-            if status == SQLITE_DONE { break }
-            guard status == SQLITE_ROW else { throw error(sqlite3_extended_errcode(handle), sql) }
-            rows.append((0..<sqlite3_column_count(statement)).map { column in
-                switch sqlite3_column_type(statement, column) {
-                case SQLITE_INTEGER: .integer(sqlite3_column_int64(statement, column))
-                case SQLITE_FLOAT: .real(sqlite3_column_double(statement, column))
-                case SQLITE_TEXT: .text(String(cString: sqlite3_column_text(statement, column)))
-                case SQLITE_BLOB:
-                    .blob(Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(statement, column),
-                                                       count: Int(sqlite3_column_bytes(statement, column)))))
-                default: .null
-                }
-            })
-        }
-        return rows
+        return statement
     }
 
     /// Steps through the rows of one statement without copying them: `row` reads columns of
     /// the current row (valid only during the call). For bulk loads such as the index at start-up.
     public func forEachRow(_ sql: String, _ values: [SQLiteValue] = [], _ row: (SQLiteRow) throws -> Void) throws {
-        var statement: OpaquePointer?
-        var status = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
-        guard status == SQLITE_OK else { throw error(status, sql) }
+        let statement = try prepare(sql, values)
         defer { sqlite3_finalize(statement) }
-        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-        for (offset, value) in values.enumerated() {
-            guard case .text(let text) = value else { preconditionFailure("forEachRow binds text only") }
-            status = sqlite3_bind_text(statement, Int32(offset + 1), text, -1, transient)
-            guard status == SQLITE_OK else { throw error(status, sql) }
-        }
         while true {
-            status = sqlite3_step(statement)
+            let status = sqlite3_step(statement)
             if status == SQLITE_DONE { return }
             guard status == SQLITE_ROW else { throw error(sqlite3_extended_errcode(handle), sql) }
-            try row(SQLiteRow(statement: statement!))
+            try row(SQLiteRow(statement: statement))
         }
+    }
+
+    /// Runs one statement with bound values and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ values: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
+        var rows = [[SQLiteValue]]()
+        do {
+            try forEachRow(sql, values) { row in rows.append((0..<row.columnCount).map(row.value)) }
+        } catch let error as SQLiteError {
+            throw error
+        } catch {
+            preconditionFailure("the row reader throws nothing else")
+        }
+        return rows
     }
 
     public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
