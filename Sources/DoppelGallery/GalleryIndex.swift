@@ -11,6 +11,8 @@ public enum Aggregation: Sendable, Equatable {
     case best
     /// The mean of its `m` nearest samples' distances (fewer if it has fewer).
     case meanOfBest(Int)
+    /// The distance to the mean of its samples' vectors.
+    case centroid
 }
 
 /// One search result: an identity with its distance and the sample that decided it.
@@ -38,6 +40,10 @@ public final class GalleryIndex: @unchecked Sendable {
     private var identityOfRow: [Int32] = []
     private var rowOfSample: [Int64: Int] = [:]
     private var identityNames: [String] = []
+    /// Per identity: the sum of its vectors and their count, kept in step with every change
+    /// so centroid search needs no pass over the samples.
+    private var centroidSums: [Float] = []
+    private var samplesPerIdentity: [Int] = []
     private var identityIndex: [String: Int32] = [:]
     private var lock = pthread_rwlock_t()
 
@@ -105,7 +111,12 @@ public final class GalleryIndex: @unchecked Sendable {
                 id = Int32(identityNames.count)
                 identityNames.append(identity)
                 identityIndex[identity] = id
+                centroidSums.append(contentsOf: repeatElement(0, count: dimension))
+                samplesPerIdentity.append(0)
             }
+            let base = Int(id) * dimension
+            for k in 0..<dimension { centroidSums[base + k] += vector[k] }
+            samplesPerIdentity[Int(id)] += 1
             rowOfSample[sample] = sampleOfRow.count
             sampleOfRow.append(sample)
             identityOfRow.append(id)
@@ -139,6 +150,9 @@ public final class GalleryIndex: @unchecked Sendable {
     /// The last row moves into `row`; O(dimension).
     private func removeRow(_ row: Int) {
         let last = sampleOfRow.count - 1
+        let id = Int(identityOfRow[row])
+        for k in 0..<dimension { centroidSums[id * dimension + k] -= vectors[row * dimension + k] }
+        samplesPerIdentity[id] -= 1
         rowOfSample[sampleOfRow[row]] = nil
         if row != last {
             for k in 0..<dimension { vectors[row * dimension + k] = vectors[last * dimension + k] }
@@ -375,6 +389,21 @@ public final class GalleryIndex: @unchecked Sendable {
             }
         }
         var distanceOf = distancesOf(best: best, bestRow: bestRow, queryNorm: qn)
+        if aggregation == .centroid {
+            // Distance to each identity's mean vector; the nearest sample is still reported.
+            let q = Array(query)
+            for id in 0..<identities where samplesPerIdentity[id] > 0 {
+                let scale = 1 / Float(samplesPerIdentity[id])
+                let mean = (0..<dimension).map { centroidSums[id * dimension + $0] * scale }
+                switch metric {
+                case .euclidean: distanceOf[id] = zip(mean, q).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+                case .cosine:
+                    let dot = zip(mean, q).reduce(0) { $0 + $1.0 * $1.1 }
+                    let norms = (mean.reduce(0) { $0 + $1 * $1 } * q.reduce(0) { $0 + $1 * $1 }).squareRoot()
+                    distanceOf[id] = norms > 1e-12 ? 1 - dot / norms : 1
+                }
+            }
+        }
         if case .meanOfBest(let m) = aggregation, m > 1 {
             let all = distances(dots: dots, query: query)
             var perIdentity = [[Float]](repeating: [], count: identities)

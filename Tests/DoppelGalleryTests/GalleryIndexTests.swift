@@ -118,6 +118,12 @@ import Testing
         let mean = index.search([0], k: 2, aggregation: .meanOfBest(2))
         #expect(mean.map(\.identity) == ["b", "a"])
         #expect(abs(mean[0].distance - 0.35) < 1e-6 && abs(mean[1].distance - 2.55) < 1e-6)
+        // Centroids: a at 2.55, b at 0.35; kept in step with a removal.
+        let centroid = index.search([0], k: 2, aggregation: .centroid)
+        #expect(centroid.map(\.identity) == ["b", "a"] && abs(centroid[1].distance - 2.55) < 1e-6)
+        #expect(centroid[1].sample == 1, "the nearest sample of the identity is still reported")
+        index.remove(sample: 2)
+        #expect(abs(index.search([0], k: 2, aggregation: .centroid)[0].distance - 0.1) < 1e-6)
     }
 
     @Test func concurrentSearchDuringEnrollment() async {
