@@ -23,6 +23,7 @@ let package = Package(
         .target(name: "DoppelNN", dependencies: ["CBLAS"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
         .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite"]),
+        .target(name: "DoppelHTTP"),
         .executableTarget(
             name: "doppel",
             dependencies: [
@@ -34,6 +35,7 @@ let package = Package(
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
         .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery"]),
+        .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP"]),
         .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "doppel"]),
     ]
