@@ -60,7 +60,8 @@ public enum TrainingReport {
     static func figure(_ svg: String, _ caption: String) -> String { "<figure>\(svg)<figcaption>\(escape(caption))</figcaption></figure>\n" }
 
     static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-    static let (width, height, margin) = (480.0, 300.0, 40.0)
+    // A left margin wide enough for tick labels such as 0.000213.
+    static let (width, height, margin) = (480.0, 300.0, 56.0)
 
     /// Axes with ticks at the ends, and one polyline per series.
     static func linePlot(_ series: [(String, String, [(Double, Double)])], xLabel: String, yLabel: String, fixedRange: Bool = false) -> String {
