@@ -196,6 +196,12 @@ final class Conv2D: Layer {
         }
     }
 
+    /// Output columns ox in [first, last] whose input column ox*stride - pad + kj lies inside
+    /// the image; empty when first > last. One definition for `im2col` and its adjoint.
+    private func insideColumns(_ kj: Int) -> (first: Int, last: Int) {
+        (max(0, (padding - kj + stride - 1) / stride), min(outputShape.width - 1, (inputShape.width - 1 + padding - kj) / stride))
+    }
+
     /// cols[(c, ki, kj), (b, oy, ox)] = x[b, c, oy*stride - pad + ki, ox*stride - pad + kj], 0 outside.
     private func im2col(_ x: UnsafePointer<Float>, samples: Int, into cols: UnsafeMutablePointer<Float>) {
         let (channels, height, width) = (inputShape.channels, inputShape.height, inputShape.width)
@@ -205,9 +211,7 @@ final class Conv2D: Layer {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
                     let row = cols + ((c * kernel + ki) * kernel + kj) * rowLength
-                    // Output columns whose input column is inside the image: ox in [first, last].
-                    let first = max(0, (padding - kj + stride - 1) / stride)
-                    let last = min(outW - 1, (width - 1 + padding - kj) / stride)
+                    let (first, last) = insideColumns(kj)
                     for b in 0..<samples {
                         let plane = x + (b * channels + c) * height * width
                         let out = row + b * outSpatial
@@ -242,8 +246,7 @@ final class Conv2D: Layer {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
                     let row = cols + ((c * kernel + ki) * kernel + kj) * rowLength
-                    let first = max(0, (padding - kj + stride - 1) / stride)
-                    let last = min(outW - 1, (width - 1 + padding - kj) / stride)
+                    let (first, last) = insideColumns(kj)
                     guard first <= last else { continue }
                     for b in 0..<samples {
                         let plane = dx + (b * channels + c) * height * width
