@@ -4,12 +4,13 @@ import PackageDescription
 
 let package = Package(
     name: "Doppel",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "doppel", targets: ["doppel"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System libraries: one [system] module each, installed by scripts/bootstrap.
@@ -23,7 +24,10 @@ let package = Package(
         .target(name: "DoppelNN", dependencies: ["CBLAS"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
         .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite"]),
-        .target(name: "DoppelHTTP"),
+        // epoll and eventfd headers (Linux), which Swift's Glibc module leaves out.
+        .target(name: "CLinuxEvents"),
+
+        .target(name: "DoppelHTTP", dependencies: ["CLinuxEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "doppel",
             dependencies: [

@@ -44,6 +44,9 @@ public struct HTTPRequestParser: Sendable {
     /// Bytes received but not yet consumed by a request.
     public var bufferedByteCount: Int { buffer.count }
 
+    /// Whether a request's head is complete and its body is still arriving.
+    public var isAwaitingBody: Bool { pendingHead != nil }
+
     /// The next complete request or event, nil when more bytes are needed.
     public mutating func next() throws(HTTPParseError) -> Event? {
         if pendingHead == nil {

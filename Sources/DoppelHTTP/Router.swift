@@ -10,9 +10,14 @@ public protocol HTTPResponseError: Error {
     var response: HTTPResponse { get }
 }
 
+/// Turns a request into a response; the server calls it from its worker threads.
+public protocol HTTPResponder: Sendable {
+    func respond(to request: HTTPRequest) -> HTTPResponse
+}
+
 /// Routes by method and path pattern (`/v1/identities/{id}`): 404 when no pattern matches,
 /// 405 with `Allow` when the path matches under other methods.
-public struct Router: Sendable {
+public struct Router: HTTPResponder {
     struct Route: Sendable {
         let method: String
         let segments: [Substring]

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+
+/// Everything an `HTTPServer` can be told; every limit has a default that is safe to face the
+/// internet with. Times are in milliseconds.
+public struct HTTPServerConfiguration: Sendable {
+    /// `127.0.0.1` unless configured: a new install is not reachable from other machines.
+    public var host = "127.0.0.1"
+    /// 0 picks a free port; `HTTPServer.port` reports it.
+    public var port = 8080
+    public var backlog: Int32 = 1024
+    public var limits = HTTPLimits()
+    /// A request's head must arrive within this from its first byte (slow-loris defence) -> 408.
+    public var headerTimeout = 10_000
+    /// A body may pause for at most this between reads -> 408.
+    public var bodyIdleTimeout = 10_000
+    /// An idle keep-alive connection is closed after this.
+    public var keepAliveTimeout = 15_000
+    /// A client that does not read its response within this is dropped.
+    public var writeTimeout = 10_000
+    /// Connections past this are answered 503 and closed.
+    public var maxConnections = 1024
+    /// Threads that run handlers; requests beyond them wait in order. Micro-batching callers
+    /// want at least as many as the concurrency they expect.
+    public var workers = 64
+    /// Threads that accept, read and parse (epoll), each with its own connections.
+    public var eventLoops = 1
+    /// On shutdown, requests in flight get this long to finish.
+    public var shutdownDeadline = 10_000
+
+    public init() {}
+}
