@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries: one [system] module each, installed by scripts/bootstrap.
@@ -28,10 +29,19 @@ let package = Package(
         .target(name: "CLinuxEvents"),
 
         .target(name: "DoppelHTTP", dependencies: ["CLinuxEvents", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "DoppelService",
+            dependencies: [
+                "DoppelHTTP", "DoppelGallery", "DoppelNN", "DoppelImaging", "DoppelTraining",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "doppel",
             dependencies: [
-                "DoppelImaging", "DoppelNN", "DoppelTraining", "DoppelGallery",
+                "DoppelImaging", "DoppelNN", "DoppelTraining", "DoppelGallery", "DoppelHTTP", "DoppelService",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,8 +49,10 @@ let package = Package(
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
         .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery"]),
-        .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP"]),
+        // Test helpers shared by the test targets (a raw HTTP client).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),
         .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "doppel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "TestSupport", "doppel"]),
     ]
 )

@@ -21,6 +21,12 @@ public struct Match: Sendable, Equatable {
     public let distance: Float
     /// The nearest sample of that identity.
     public let sample: Int64
+
+    public init(identity: String, distance: Float, sample: Int64) {
+        self.identity = identity
+        self.distance = distance
+        self.sample = sample
+    }
 }
 
 /// The in-memory index: one contiguous row-major `[count, dimension]` Float matrix with

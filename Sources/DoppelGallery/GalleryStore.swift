@@ -25,6 +25,19 @@ public struct IdentityRecord: Sendable, Equatable {
     public let displayName: String?
     public let metadata: String
     public let sampleIDs: [Int64]
+    public var createdAt: String?
+    public var updatedAt: String?
+
+    public init(gallery: String, externalID: String, displayName: String?, metadata: String, sampleIDs: [Int64],
+                createdAt: String? = nil, updatedAt: String? = nil) {
+        self.gallery = gallery
+        self.externalID = externalID
+        self.displayName = displayName
+        self.metadata = metadata
+        self.sampleIDs = sampleIDs
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
 }
 
 /// The gallery's persistent memory in SQLite: galleries, identities, samples with their
@@ -143,6 +156,52 @@ public final class GalleryStore {
             try audit(actor: actor, action: "delete_identity", gallery: gallery, subject: externalID, detail: "{\"samples\":\(samples.count)}")
             return samples
         }
+    }
+
+    /// Deletes one sample of an identity (and its embeddings, by cascade).
+    public func deleteSample(gallery: String, externalID: String, sample: Int64, actor: String) throws(GalleryError) {
+        _ = try write {
+            let identity = try identityID(gallery: gallery, externalID: externalID)
+            try database.query("DELETE FROM samples WHERE id = ? AND identity_id = ?", [.integer(sample), .integer(identity)])
+            guard database.changes == 1 else { throw GalleryError.notFound("sample \(sample) of identity '\(externalID)'") }
+            try database.query("UPDATE identities SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?", [.integer(identity)])
+            try audit(actor: actor, action: "delete_sample", gallery: gallery, subject: externalID, detail: "{\"sample\":\(sample)}")
+        }
+    }
+
+    /// One identity with its sample ids.
+    public func identity(gallery: String, externalID: String) throws(GalleryError) -> IdentityRecord {
+        do {
+            let rows = try database.query("""
+                SELECT i.display_name, i.metadata, (SELECT group_concat(s.id) FROM samples s WHERE s.identity_id = i.id),
+                       i.created_at, i.updated_at
+                FROM identities i JOIN galleries g ON g.id = i.gallery_id WHERE g.name = ? AND i.external_id = ?
+                """, [.text(gallery), .text(externalID)])
+            guard let row = rows.first else { throw GalleryError.notFound("identity '\(externalID)' in gallery '\(gallery)'") }
+            return IdentityRecord(gallery: gallery, externalID: externalID, displayName: row[0].text, metadata: row[1].text ?? "{}",
+                                  sampleIDs: (row[2].text ?? "").split(separator: ",").compactMap { Int64($0) }.sorted(),
+                                  createdAt: row[3].text, updatedAt: row[4].text)
+        } catch let error as GalleryError {
+            throw error
+        } catch let error as SQLiteError {
+            throw .database(error)
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+
+    /// The embeddings under `model` of the given samples.
+    public func vectors(samples: [Int64], model: String) throws(GalleryError) -> [Int64: [Float]] {
+        var out = [Int64: [Float]]()
+        do {
+            for sample in samples {
+                if let blob = try database.query("SELECT vector FROM embeddings WHERE sample_id = ? AND model_id = ?",
+                                                 [.integer(sample), .text(model)]).first?.first?.blob {
+                    out[sample] = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                }
+            }
+        } catch { throw .database(error) }
+        return out
     }
 
     /// Identities of a gallery ordered by external id, `limit` after `after` (keyset pagination).

@@ -151,6 +151,8 @@ public final class SQLiteDatabase {
     }
 
     public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// Runs `body` in one IMMEDIATE transaction: all of it commits, or none of it.
     public func transaction<T>(_ body: () throws -> T) throws -> T {

@@ -20,6 +20,7 @@ public protocol HTTPResponder: Sendable {
 public struct Router: HTTPResponder {
     struct Route: Sendable {
         let method: String
+        let pattern: String
         let segments: [Substring]
         let handler: any HTTPHandler
     }
@@ -29,7 +30,7 @@ public struct Router: HTTPResponder {
     public init() {}
 
     public mutating func add(_ method: String, _ pattern: String, _ handler: any HTTPHandler) {
-        routes.append(Route(method: method, segments: pattern.split(separator: "/", omittingEmptySubsequences: false), handler: handler))
+        routes.append(Route(method: method, pattern: pattern, segments: pattern.split(separator: "/", omittingEmptySubsequences: false), handler: handler))
     }
 
     /// The matching route's parameters, or nil.
@@ -47,7 +48,11 @@ public struct Router: HTTPResponder {
         return parameters
     }
 
-    public func respond(to request: HTTPRequest) -> HTTPResponse {
+    public func respond(to request: HTTPRequest) -> HTTPResponse { route(request).response }
+
+    /// The response and the pattern of the route that made it (nil for 404 and 405), so
+    /// callers can label metrics by route without a second match.
+    public func route(_ request: HTTPRequest) -> (response: HTTPResponse, pattern: String?) {
         let path = request.path.split(separator: "/", omittingEmptySubsequences: false)
         var allowed = [String]()
         for route in routes {
@@ -57,18 +62,18 @@ public struct Router: HTTPResponder {
                 continue
             }
             do {
-                return try route.handler.handle(request, parameters: parameters)
+                return (try route.handler.handle(request, parameters: parameters), route.pattern)
             } catch let error as HTTPResponseError {
-                return error.response
+                return (error.response, route.pattern)
             } catch {
-                return .json(500, #"{"error":{"code":"internal","message":"internal error"}}"#)
+                return (.json(500, #"{"error":{"code":"internal","message":"internal error"}}"#), route.pattern)
             }
         }
         if !allowed.isEmpty {
             var response = HTTPResponse.json(405, #"{"error":{"code":"method_not_allowed","message":"use \#(allowed.joined(separator: ", "))"}}"#)
             response.headers.add("Allow", allowed.joined(separator: ", "))
-            return response
+            return (response, nil)
         }
-        return .json(404, #"{"error":{"code":"not_found","message":"no such route"}}"#)
+        return (.json(404, #"{"error":{"code":"not_found","message":"no such route"}}"#), nil)
     }
 }

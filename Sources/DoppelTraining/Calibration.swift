@@ -65,3 +65,44 @@ public enum ThresholdPolicy: Codable, Sendable, Equatable, CustomStringConvertib
         }
     }
 }
+
+/// One point of the false-accept curve: at `threshold`, a fraction `rate` of different-identity
+/// pairs is accepted.
+public struct FalseAcceptPoint: Codable, Sendable, Equatable {
+    public let threshold: Float
+    public let rate: Double
+
+    public init(threshold: Float, rate: Double) {
+        self.threshold = threshold
+        self.rate = rate
+    }
+
+    /// The curve at log-spaced rates from 1e-4 to 1 (the low end is where servers operate),
+    /// thresholds increasing.
+    public static func curve(different: [Float]) -> [FalseAcceptPoint] {
+        let sorted = different.sorted()
+        guard !sorted.isEmpty else { return [] }
+        let rates = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]
+        var points = [FalseAcceptPoint(threshold: sorted[0].nextDown, rate: 0)]
+        for rate in rates {
+            let accepted = Int((rate * Double(sorted.count)).rounded(.down))
+            guard accepted > 0 else { continue }
+            let threshold = sorted[accepted - 1]
+            if let last = points.last, threshold <= last.threshold { continue }
+            points.append(FalseAcceptPoint(threshold: threshold, rate: Double(sorted.filter { $0 <= threshold }.count) / Double(sorted.count)))
+        }
+        return points
+    }
+
+    /// The false accept rate at `threshold`, interpolated linearly between curve points (0
+    /// below the first, 1 above the last); nil for an empty curve.
+    public static func rate(at threshold: Float, on curve: [FalseAcceptPoint]) -> Double? {
+        guard let first = curve.first, let last = curve.last else { return nil }
+        if threshold <= first.threshold { return first.rate }
+        if threshold >= last.threshold { return last.rate }
+        let upper = curve.firstIndex { $0.threshold >= threshold }!
+        let a = curve[upper - 1], b = curve[upper]
+        let t = Double(threshold - a.threshold) / Double(b.threshold - a.threshold)
+        return a.rate + t * (b.rate - a.rate)
+    }
+}

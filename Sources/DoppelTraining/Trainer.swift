@@ -33,6 +33,9 @@ public struct CalibrationRecord: Codable, Sendable, Equatable {
     public let trueAcceptRate: Double
     public let similarity: SimilarityCalibration
     public let validation: VerificationMetrics
+    /// False accept rate against threshold on the calibration pairs, so a server can say
+    /// what any threshold it is asked to use costs (absent in models from before it existed).
+    public var falseAcceptCurve: [FalseAcceptPoint]?
 }
 
 /// Trains a Siamese embedder on the train identities of a split, validating on its
@@ -175,7 +178,8 @@ public final class Trainer {
             falseAcceptRate: VerificationMetrics.falseAcceptRate(different: different, atThreshold: threshold),
             trueAcceptRate: VerificationMetrics.trueAcceptRate(same: same, atThreshold: threshold),
             similarity: SimilarityCalibration.fit(same: same, different: different),
-            validation: VerificationMetrics(same: same, different: different))
+            validation: VerificationMetrics(same: same, different: different),
+            falseAcceptCurve: FalseAcceptPoint.curve(different: different))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }

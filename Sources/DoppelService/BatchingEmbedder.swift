@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+import DoppelNN
+import Foundation
+
+/// Embeds images for concurrent requests together (micro-batching): each request hands in
+/// its preprocessed tensors and waits; one thread packs whatever is queued, up to `maxBatch`
+/// images, into one forward pass, so load becomes bigger GEMMs instead of more small ones.
+/// With `maxBatch` 1 every image is its own forward pass (batching off). The network is only
+/// ever touched by that one thread, so its buffers need no locking.
+final class BatchingEmbedder: @unchecked Sendable {
+    private final class Job {
+        let values: [Float]
+        let count: Int
+        var result: [Float] = []
+        let done = DispatchSemaphore(value: 0)
+        let arrived = DispatchTime.now()
+
+        init(values: [Float], count: Int) {
+            self.values = values
+            self.count = count
+        }
+    }
+
+    let model: ServedModel
+    let maxBatch: Int
+    let maxWaitNanoseconds: UInt64
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var stopping = false
+    /// Called after each forward pass with its batch size (metrics).
+    var onBatch: (@Sendable (Int) -> Void)?
+
+    init(model: ServedModel, maxBatch: Int, maxWaitMicroseconds: Int) {
+        self.model = model
+        self.maxBatch = max(1, maxBatch)
+        maxWaitNanoseconds = UInt64(max(0, maxWaitMicroseconds)) * 1000
+        let thread = Thread { [self] in run() }
+        thread.name = "embedder"
+        thread.start()
+    }
+
+    /// Embeddings of `count` preprocessed images laid out one after another, `[count, dimension]`.
+    func embed(_ values: [Float], count: Int) -> [Float] {
+        precondition(values.count == count * model.spec.elementCount)
+        guard count > 0 else { return [] }
+        let job = Job(values: values, count: count)
+        condition.lock()
+        queue.append(job)
+        condition.signal()
+        condition.unlock()
+        job.done.wait()
+        return job.result
+    }
+
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty {
+                condition.unlock()
+                return
+            }
+            // Wait for company only while the batch is not full and the oldest job is young.
+            if maxBatch > 1 && maxWaitNanoseconds > 0 {
+                let deadline = queue[0].arrived.uptimeNanoseconds + maxWaitNanoseconds
+                while queue.reduce(0, { $0 + $1.count }) < maxBatch && !stopping {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    guard now < deadline else { break }
+                    _ = condition.wait(until: Date().addingTimeInterval(Double(deadline - now) / 1e9))
+                }
+            }
+            var jobs = [Job](), images = 0
+            while let next = queue.first, jobs.isEmpty || images + next.count <= maxBatch {
+                jobs.append(queue.removeFirst())
+                images += next.count
+            }
+            condition.unlock()
+            forward(jobs, images: images)
+        }
+    }
+
+    /// One forward pass per `maxBatch` images of the packed jobs (a job larger than the batch
+    /// is split), results handed back per job.
+    private func forward(_ jobs: [Job], images: Int) {
+        let elements = model.spec.elementCount, dimension = model.dimension
+        var packed = [Float]()
+        if jobs.count == 1 {
+            packed = jobs[0].values
+        } else {
+            packed.reserveCapacity(images * elements)
+            for job in jobs { packed.append(contentsOf: job.values) }
+        }
+        var output = [Float](repeating: 0, count: images * dimension)
+        packed.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                var start = 0
+                while start < images {
+                    let n = min(maxBatch, images - start)
+                    let e = model.file.network.forward(x.baseAddress! + start * elements, batch: n, mode: .inference)
+                    (y.baseAddress! + start * dimension).update(from: e.baseAddress!, count: n * dimension)
+                    onBatch?(n)
+                    start += n
+                }
+            }
+        }
+        var offset = 0
+        for job in jobs {
+            job.result = Array(output[(offset * dimension)..<((offset + job.count) * dimension)])
+            offset += job.count
+            job.done.signal()
+        }
+    }
+}

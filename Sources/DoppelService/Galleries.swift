@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+import DoppelGallery
+import DoppelNN
+import Foundation
+
+/// The store and one in-memory index per named gallery, kept in step: every change is
+/// committed to SQLite, then applied to the index, under one writer lock, before the caller
+/// answers. Searches only take the index's read lock, so they never wait for SQLite.
+final class Galleries: @unchecked Sendable {
+    let store: GalleryStore
+    let model: ServedModel
+    /// Serialises every use of the SQLite connection and orders index updates like commits.
+    private let writer = NSLock()
+    private let indexLock = NSLock()
+    private var indexes: [String: GalleryIndex] = [:]
+
+    init(store: GalleryStore, model: ServedModel) {
+        self.store = store
+        self.model = model
+    }
+
+    var indexMetric: GalleryIndex.IndexMetric { model.metric == .cosine ? .cosine : .euclidean }
+
+    /// The gallery's index; an empty one for a gallery with nothing enrolled yet.
+    func index(_ gallery: String) -> GalleryIndex {
+        indexLock.withLock {
+            if let index = indexes[gallery] { return index }
+            let index = GalleryIndex(dimension: model.dimension, metric: indexMetric)
+            indexes[gallery] = index
+            return index
+        }
+    }
+
+    func storeCall<T>(_ body: (GalleryStore) throws(GalleryError) -> T) throws(ServiceError) -> T {
+        writer.lock()
+        defer { writer.unlock() }
+        do { return try body(store) } catch { throw Self.serviceError(error) }
+    }
+
+    static func serviceError(_ error: GalleryError) -> ServiceError {
+        switch error {
+        case .conflict(let message): return ServiceError(409, "conflict", message)
+        case .notFound(let message): return ServiceError(404, "not_found", message)
+        case .invalid(let message): return ServiceError(400, "bad_request", message)
+        case .database(let sqlite):
+            // Disk full, read-only file, I/O errors, a locked database: the gallery cannot take
+            // writes now, but reads from memory go on.
+            let primary = sqlite.code & 0xFF
+            if [13, 8, 10, 5, 6, 14].contains(primary) {  // FULL, READONLY, IOERR, BUSY, LOCKED, CANTOPEN
+                return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (\(sqlite.message)); retry later")
+            }
+            return ServiceError(500, "internal", "database error")
+        case .newerSchema, .badMigrations:
+            return ServiceError(500, "internal", "\(error)")
+        }
+    }
+
+    // MARK: start-up
+
+    /// Embeds stored images the model has not indexed (the model changed), then loads every
+    /// gallery's index. Refuses (throws) when some samples have no embedding under this model
+    /// and no stored image to make one from: serving them would mix models.
+    func prepare(embedder: BatchingEmbedder, progress: (String) -> Void) throws {
+        try writer.withLock {
+            try store.registerModel(id: model.id, architecture: model.file.network.architecture.description,
+                                    dimension: model.dimension, metric: model.metric.rawValue)
+            let missingImages = try store.samplesWithoutImages(missing: model.id)
+            guard missingImages == 0 else {
+                throw ServedModel.LoadError(description: """
+                    \(missingImages) samples have no embedding under model \(model.id) and no stored image to make one from; \
+                    serve the model they were enrolled with, or re-enroll them (store_images was off)
+                    """)
+            }
+            var cursor: Int64 = 0, done = 0
+            while true {
+                let pending = try store.samplesMissingEmbedding(model: model.id, after: cursor, limit: 256)
+                guard let last = pending.last else { break }
+                cursor = last.sample
+                var rows = [(sample: Int64, vector: [Float])]()
+                var values = [Float](), decoded = [Int64]()
+                for (sample, bytes) in pending {
+                    guard let image = try? ImagePreprocessor.decode(bytes, limit: Int.max) else { continue }
+                    values += model.spec.tensor(from: image)
+                    decoded.append(sample)
+                }
+                let vectors = embedder.embed(values, count: decoded.count)
+                for (i, sample) in decoded.enumerated() {
+                    rows.append((sample, Array(vectors[(i * model.dimension)..<((i + 1) * model.dimension)])))
+                }
+                try store.insertEmbeddings(rows, model: model.id)
+                done += rows.count
+                progress("reindexed \(done) stored images with model \(model.id)")
+            }
+            var loaded = [String: GalleryIndex]()
+            try store.forEachEmbedding(model: model.id) { sample, qualified, vector in
+                let split = qualified.firstIndex(of: "\u{1F}") ?? qualified.startIndex
+                let gallery = String(qualified[..<split])
+                let identity = split < qualified.endIndex ? String(qualified[qualified.index(after: split)...]) : qualified
+                let index = loaded[gallery] ?? GalleryIndex(dimension: model.dimension, metric: indexMetric)
+                loaded[gallery] = index
+                index.add(sample: sample, identity: identity, vector: vector)
+            }
+            indexLock.withLock { indexes = loaded }
+        }
+    }
+
+    // MARK: changes (committed, then indexed, before returning)
+
+    func create(gallery: String, id: String, name: String?, metadata: String, samples: [NewSample], actor: String) throws(ServiceError) -> IdentityRecord {
+        try storeCall { store throws(GalleryError) in
+            let record = try store.createIdentity(gallery: gallery, externalID: id, displayName: name, metadata: metadata,
+                                                  samples: samples, model: model.id, actor: actor)
+            let index = index(gallery)
+            for (sample, new) in zip(record.sampleIDs, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            return record
+        }
+    }
+
+    func addSamples(gallery: String, id: String, samples: [NewSample], actor: String) throws(ServiceError) -> [Int64] {
+        try storeCall { store throws(GalleryError) in
+            let ids = try store.addSamples(gallery: gallery, externalID: id, samples: samples, model: model.id, actor: actor)
+            let index = index(gallery)
+            for (sample, new) in zip(ids, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            return ids
+        }
+    }
+
+    func delete(gallery: String, id: String, actor: String) throws(ServiceError) -> Int {
+        try storeCall { store throws(GalleryError) in
+            let removed = try store.deleteIdentity(gallery: gallery, externalID: id, actor: actor)
+            index(gallery).remove(identity: id)
+            return removed.count
+        }
+    }
+
+    func deleteSample(gallery: String, id: String, sample: Int64, actor: String) throws(ServiceError) {
+        try storeCall { store throws(GalleryError) in
+            try store.deleteSample(gallery: gallery, externalID: id, sample: sample, actor: actor)
+            _ = index(gallery).remove(sample: sample)
+        }
+    }
+
+    /// Samples and identities per gallery in memory (for metrics and readiness).
+    func sizes() -> [(gallery: String, samples: Int)] {
+        indexLock.withLock { indexes.map { ($0.key, $0.value.count) } }.sorted { $0.gallery < $1.gallery }
+    }
+}

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT
+
+/// The OpenAPI 3.1 description of every route, served at `/openapi.json`. Kept beside the
+/// routes by hand; the end-to-end tests validate responses against it.
+enum OpenAPIDocument {
+    static func json(maxK: Int) -> String {
+        #"""
+        {
+          "openapi": "3.1.0",
+          "info": {
+            "title": "Doppel",
+            "version": "0.1.0",
+            "description": "Verify (are these two images the same identity?) and search (which enrolled identities does this image look like?) with a Siamese embedder, and enroll identities one-shot. Images are accepted as multipart/form-data files, JSON base64 strings, or a raw body (image/* or application/octet-stream) where one image is expected."
+          },
+          "servers": [{"url": "http://127.0.0.1:8080"}],
+          "components": {
+            "securitySchemes": {
+              "adminKey": {"type": "http", "scheme": "bearer", "description": "The admin key (config keys.admin, DOPPEL_ADMIN_KEYS, or the generated data/admin.key)."},
+              "clientKey": {"type": "http", "scheme": "bearer", "description": "A client key, needed only when keys.client is configured; an admin key works too."}
+            },
+            "parameters": {
+              "gallery": {"name": "gallery", "in": "query", "required": false, "description": "Gallery (collection) name; default `default`.", "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
+              "threshold": {"name": "threshold", "in": "query", "required": false, "description": "Override of the model's calibrated threshold, in (0, bound].", "schema": {"type": "number", "exclusiveMinimum": 0}},
+              "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 128}}
+            },
+            "schemas": {
+              "Error": {
+                "type": "object", "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["code", "message"],
+                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}}}}}
+              },
+              "Warning": {
+                "type": "object", "required": ["code", "image", "message"],
+                "properties": {"code": {"type": "string", "enum": ["closer_to_other_identity", "outside_spread"]}, "image": {"type": "integer"},
+                  "identity": {"type": "string"}, "distance": {"type": "number"}, "own_distance": {"type": ["number", "null"]}, "threshold": {"type": "number"}, "message": {"type": "string"}}
+              },
+              "ImagePair": {"type": "object", "required": ["image1", "image2"], "properties": {"image1": {"type": "string", "contentEncoding": "base64"}, "image2": {"type": "string", "contentEncoding": "base64"}, "threshold": {"type": "number"}}},
+              "ImagePairForm": {"type": "object", "required": ["image1", "image2"], "properties": {"image1": {"type": "string", "format": "binary"}, "image2": {"type": "string", "format": "binary"}, "threshold": {"type": "number"}}},
+              "OneImage": {"type": "object", "required": ["image"], "properties": {"image": {"type": "string", "contentEncoding": "base64"}, "k": {"type": "integer"}, "threshold": {"type": "number"}, "gallery": {"type": "string"}}},
+              "OneImageForm": {"type": "object", "required": ["image"], "properties": {"image": {"type": "string", "format": "binary"}, "k": {"type": "integer"}, "threshold": {"type": "number"}, "gallery": {"type": "string"}}},
+              "NewIdentity": {"type": "object", "required": ["id", "images"], "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128}, "name": {"type": "string"}, "metadata": {"type": "object"}, "strict": {"type": "boolean"}, "gallery": {"type": "string"}, "images": {"type": "array", "minItems": 1, "items": {"type": "string", "contentEncoding": "base64"}}}},
+              "NewIdentityForm": {"type": "object", "required": ["id", "images"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "metadata": {"type": "string", "description": "a JSON object as text"}, "strict": {"type": "boolean"}, "images": {"type": "array", "items": {"type": "string", "format": "binary"}}}},
+              "NewSamples": {"type": "object", "required": ["images"], "properties": {"images": {"type": "array", "minItems": 1, "items": {"type": "string", "contentEncoding": "base64"}}, "strict": {"type": "boolean"}, "gallery": {"type": "string"}}},
+              "NewSamplesForm": {"type": "object", "required": ["images"], "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}, "strict": {"type": "boolean"}}},
+              "Decision": {
+                "type": "object", "required": ["distance", "threshold", "match", "similarity", "far", "model"],
+                "properties": {"distance": {"type": "number"}, "threshold": {"type": "number"}, "match": {"type": "boolean"},
+                  "similarity": {"type": "number", "minimum": 0, "maximum": 1}, "far": {"type": ["number", "null"], "description": "estimated false accept rate of one comparison at this threshold"}, "model": {"type": "string"}}
+              },
+              "IdentityDecision": {
+                "type": "object", "required": ["identity", "distance", "threshold", "match", "similarity", "far", "sample", "model"],
+                "properties": {"identity": {"type": "string"}, "distance": {"type": "number"}, "threshold": {"type": "number"}, "match": {"type": "boolean"},
+                  "similarity": {"type": "number"}, "far": {"type": ["number", "null"]}, "sample": {"type": "integer"}, "model": {"type": "string"}}
+              },
+              "SearchResult": {
+                "type": "object", "required": ["decision", "margin", "far", "matches", "gallery", "model", "threshold"],
+                "properties": {"decision": {"type": "string", "enum": ["match", "unknown", "ambiguous"]}, "margin": {"type": "number"}, "far": {"type": ["number", "null"]},
+                  "matches": {"type": "array", "maxItems": \#(maxK), "items": {"type": "object", "required": ["identity", "distance", "similarity", "match", "sample"],
+                    "properties": {"identity": {"type": "string"}, "distance": {"type": "number"}, "similarity": {"type": "number"}, "match": {"type": "boolean"}, "sample": {"type": "integer"}}}},
+                  "gallery": {"type": "string"}, "model": {"type": "string"}, "threshold": {"type": "number"}}
+              },
+              "Embedding": {"type": "object", "required": ["embedding", "dimension", "model"], "properties": {"embedding": {"type": "array", "items": {"type": "number"}}, "dimension": {"type": "integer"}, "model": {"type": "string"}}},
+              "Enrolled": {"type": "object", "required": ["id", "gallery", "samples", "warnings", "model"],
+                "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "gallery": {"type": "string"}, "samples": {"type": "array", "items": {"type": "integer"}},
+                  "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}}, "model": {"type": "string"}}},
+              "IdentityList": {"type": "object", "required": ["identities", "next", "gallery"],
+                "properties": {"identities": {"type": "array", "items": {"type": "object", "required": ["id", "name", "samples"], "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "samples": {"type": "integer"}}}},
+                  "next": {"type": ["string", "null"], "description": "pass as `after` for the next page"}, "gallery": {"type": "string"}}},
+              "Identity": {"type": "object", "required": ["id", "name", "gallery", "metadata", "samples", "spread"],
+                "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "gallery": {"type": "string"}, "metadata": {"type": "object"},
+                  "created_at": {"type": ["string", "null"]}, "updated_at": {"type": ["string", "null"]},
+                  "samples": {"type": "array", "items": {"type": "object", "required": ["id", "sha256", "width", "height"], "properties": {"id": {"type": "integer"}, "sha256": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}}}},
+                  "spread": {"type": "object", "required": ["samples", "mean_distance_to_centroid", "max_pairwise_distance"], "properties": {"samples": {"type": "integer"}, "mean_distance_to_centroid": {"type": ["number", "null"]}, "max_pairwise_distance": {"type": ["number", "null"]}}}}},
+              "Deleted": {"type": "object", "required": ["deleted", "gallery"], "properties": {"deleted": {"type": ["string", "integer"]}, "id": {"type": "string"}, "gallery": {"type": "string"}, "samples": {"type": "integer"}}},
+              "Model": {"type": "object", "required": ["id", "architecture", "metric", "embedding_dim", "threshold"],
+                "properties": {"id": {"type": "string"}, "architecture": {"type": "string"}, "objective": {"type": "string"}, "metric": {"type": "string", "enum": ["euclidean", "cosine"]},
+                  "embedding_dim": {"type": "integer"}, "input_spec": {"type": ["object", "null"]}, "threshold": {"type": "number"}, "threshold_method": {"type": ["string", "null"]},
+                  "calibration": {"type": ["object", "null"]}, "recipe": {"type": ["object", "null"]}}}
+            },
+            "responses": {
+              "BadRequest": {"description": "malformed input (invalid_image, invalid_base64, invalid_json, missing_image, invalid_k, invalid_threshold, ...)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "Unauthorized": {"description": "no key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "Forbidden": {"description": "wrong key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "NotFound": {"description": "unknown identity or sample", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "Conflict": {"description": "id taken, or the same image already enrolled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "TooLarge": {"description": "body, image pixels or image count over the limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "Unsupported": {"description": "unsupported Content-Type", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "Unprocessable": {"description": "strict enrollment refused; warnings inside the error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "Unavailable": {"description": "not ready (indexing) or storage cannot take writes", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+          },
+          "paths": {
+            "/healthz": {"get": {"summary": "Alive", "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}}}}}}},
+            "/readyz": {"get": {"summary": "Model loaded and gallery indexed", "responses": {
+              "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object", "required": ["status", "model", "samples"], "properties": {"status": {"const": "ready"}, "model": {"type": "string"}, "samples": {"type": "integer"}}}}}},
+              "503": {"$ref": "#/components/responses/Unavailable"}}}},
+            "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/v1/model": {"get": {"summary": "The served model's metadata", "security": [{}, {"clientKey": []}], "responses": {
+              "200": {"description": "model", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Model"}}}},
+              "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}}}},
+            "/v1/verify": {"post": {"summary": "Are these two images the same identity?", "security": [{}, {"clientKey": []}],
+              "parameters": [{"$ref": "#/components/parameters/threshold"}],
+              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/ImagePairForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/ImagePair"}}}},
+              "responses": {"200": {"description": "decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
+            "/v1/search": {"post": {"summary": "Which enrolled identities does this image look like?", "security": [{}, {"clientKey": []}],
+              "parameters": [{"name": "k", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": \#(maxK)}}, {"$ref": "#/components/parameters/threshold"}, {"$ref": "#/components/parameters/gallery"}],
+              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/OneImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OneImage"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}, "image/jpeg": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+              "responses": {"200": {"description": "nearest identities, best sample each, with an open-set decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResult"}}}},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
+            "/v1/embed": {"post": {"summary": "The embedding of one image", "security": [{}, {"clientKey": []}],
+              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/OneImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OneImage"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+              "responses": {"200": {"description": "embedding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Embedding"}}}},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
+            "/v1/identities/{id}/verify": {"post": {"summary": "1:1 against one enrolled identity (its nearest sample)", "security": [{}, {"clientKey": []}],
+              "parameters": [{"$ref": "#/components/parameters/id"}, {"$ref": "#/components/parameters/threshold"}, {"$ref": "#/components/parameters/gallery"}],
+              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/OneImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OneImage"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+              "responses": {"200": {"description": "decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IdentityDecision"}}}},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}, "409": {"$ref": "#/components/responses/Conflict"}, "413": {"$ref": "#/components/responses/TooLarge"},
+                "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
+            "/v1/identities": {
+              "post": {"summary": "Enroll an identity with one or more images (all or nothing)", "security": [{"adminKey": []}],
+                "parameters": [{"$ref": "#/components/parameters/gallery"}],
+                "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/NewIdentityForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/NewIdentity"}}}},
+                "responses": {"201": {"description": "enrolled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Enrolled"}}}},
+                  "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                  "409": {"$ref": "#/components/responses/Conflict"}, "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"},
+                  "422": {"$ref": "#/components/responses/Unprocessable"}, "503": {"$ref": "#/components/responses/Unavailable"}}},
+              "get": {"summary": "List identities (keyset pagination)", "security": [{"adminKey": []}],
+                "parameters": [{"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                  {"name": "after", "in": "query", "required": false, "schema": {"type": "string"}}, {"$ref": "#/components/parameters/gallery"}],
+                "responses": {"200": {"description": "a page", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IdentityList"}}}},
+                  "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}}}
+            },
+            "/v1/identities/{id}": {
+              "get": {"summary": "One identity with its samples and spread", "security": [{"adminKey": []}],
+                "parameters": [{"$ref": "#/components/parameters/id"}, {"$ref": "#/components/parameters/gallery"}],
+                "responses": {"200": {"description": "identity", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Identity"}}}},
+                  "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "404": {"$ref": "#/components/responses/NotFound"}}},
+              "delete": {"summary": "Delete an identity and its samples", "security": [{"adminKey": []}],
+                "parameters": [{"$ref": "#/components/parameters/id"}, {"$ref": "#/components/parameters/gallery"}],
+                "responses": {"200": {"description": "deleted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Deleted"}}}},
+                  "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                  "404": {"$ref": "#/components/responses/NotFound"}, "503": {"$ref": "#/components/responses/Unavailable"}}}
+            },
+            "/v1/identities/{id}/samples": {"post": {"summary": "Add images to an identity (all or nothing)", "security": [{"adminKey": []}],
+              "parameters": [{"$ref": "#/components/parameters/id"}, {"$ref": "#/components/parameters/gallery"}],
+              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/NewSamplesForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/NewSamples"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+              "responses": {"201": {"description": "added", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Enrolled"}}}},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}, "409": {"$ref": "#/components/responses/Conflict"}, "413": {"$ref": "#/components/responses/TooLarge"},
+                "415": {"$ref": "#/components/responses/Unsupported"}, "422": {"$ref": "#/components/responses/Unprocessable"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
+            "/v1/identities/{id}/samples/{sample}": {"delete": {"summary": "Delete one sample", "security": [{"adminKey": []}],
+              "parameters": [{"$ref": "#/components/parameters/id"}, {"name": "sample", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}, {"$ref": "#/components/parameters/gallery"}],
+              "responses": {"200": {"description": "deleted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Deleted"}}}},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}, "503": {"$ref": "#/components/responses/Unavailable"}}}}
+          }
+        }
+        """#
+    }
+}

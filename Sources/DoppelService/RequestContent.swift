@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MIT
+import DoppelHTTP
+import DoppelImaging
+import Foundation
+
+/// What a request carries, whichever of the three forms it came in: images (multipart file
+/// parts, JSON base64 strings, or the raw body) and fields (multipart text parts, JSON
+/// members, query parameters). Routes ask for what they need by name; every malformed or
+/// missing thing becomes a 4xx with a JSON error naming it.
+struct RequestContent {
+    /// Images by field name in arrival order (`image`, `image1`, `image2`, `images`).
+    private(set) var images: [(name: String, bytes: [UInt8])] = []
+    private var fields: [String: Field] = [:]
+
+    enum Field {
+        case text(String)
+        case json(Any)
+    }
+
+    static let imageFields: Set<String> = ["image", "image1", "image2", "images"]
+
+    init(_ request: HTTPRequest, maxParts: Int, maxImages: Int) throws(ServiceError) {
+        for (name, value) in request.query where fields[name] == nil { fields[name] = .text(value) }
+        let contentType = (request.headers["content-type"] ?? "").lowercased()
+        let mediaType = contentType.split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+        if request.body.isEmpty {
+            if request.method == "POST" && request.headers["content-length"] == nil && request.headers["transfer-encoding"] == nil {
+                throw ServiceError(411, "length_required", "a POST needs a body with Content-Length or chunked encoding")
+            }
+            return
+        }
+        switch mediaType {
+        case "multipart/form-data":
+            try readMultipart(request, maxParts: maxParts)
+        case "application/json":
+            try readJSON(request.body)
+        case _ where mediaType.hasPrefix("image/") || mediaType == "application/octet-stream":
+            images.append(("image", request.body))
+        case "":
+            throw ServiceError(415, "unsupported_media_type", "a body needs a Content-Type: multipart/form-data, application/json, image/* or application/octet-stream")
+        default:
+            throw ServiceError(415, "unsupported_media_type", "Content-Type \(mediaType) is not accepted; use multipart/form-data, application/json, image/* or application/octet-stream")
+        }
+        guard images.count <= maxImages else {
+            throw ServiceError(413, "too_many_images", "\(images.count) images in one request; the limit is \(maxImages)")
+        }
+    }
+
+    private mutating func readMultipart(_ request: HTTPRequest, maxParts: Int) throws(ServiceError) {
+        var limits = MultipartLimits()
+        limits.maxParts = maxParts
+        let parts: [MultipartPart]
+        do {
+            parts = try MultipartParser(contentType: request.headers["content-type"] ?? "", limits: limits).parse(request.body)
+        } catch {
+            throw ServiceError(400, "invalid_multipart", error.message)
+        }
+        for part in parts {
+            if Self.imageFields.contains(part.name) || part.filename != nil {
+                images.append((Self.imageFields.contains(part.name) ? part.name : "image", part.body))
+            } else {
+                guard let text = String(validating: part.body, as: UTF8.self) else {
+                    throw ServiceError(400, "invalid_field", "form field \(part.name) is not UTF-8 text")
+                }
+                guard fields[part.name] == nil || request.queryValue(part.name) != nil else {
+                    throw ServiceError(400, "invalid_field", "form field \(part.name) given twice")
+                }
+                fields[part.name] = .text(text)
+            }
+        }
+    }
+
+    private mutating func readJSON(_ body: [UInt8]) throws(ServiceError) {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            throw ServiceError(400, "invalid_json", "the body is not a JSON object")
+        }
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            if Self.imageFields.contains(key) {
+                let strings: [Any] = key == "images" ? ((value as? [Any]) ?? [value]) : [value]
+                for (i, item) in strings.enumerated() {
+                    guard let text = item as? String else {
+                        throw ServiceError(400, "invalid_image", "\(key)\(key == "images" ? "[\(i)]" : "") must be a base64 string")
+                    }
+                    images.append((key, try Self.base64(text, field: key)))
+                }
+            } else {
+                fields[key] = .json(value)
+            }
+        }
+        // Keep image1 before image2 whatever order the JSON had.
+        images.sort { Self.order($0.name) < Self.order($1.name) }
+    }
+
+    private static func order(_ name: String) -> Int { ["image": 0, "image1": 1, "image2": 2, "images": 3][name] ?? 4 }
+
+    /// Standard base64, with or without a `data:...;base64,` prefix; whitespace tolerated.
+    static func base64(_ text: String, field: String) throws(ServiceError) -> [UInt8] {
+        var payload = Substring(text)
+        if payload.hasPrefix("data:"), let comma = payload.firstIndex(of: ",") { payload = payload[payload.index(after: comma)...] }
+        let compact = payload.filter { !$0.isWhitespace }
+        guard let data = Data(base64Encoded: String(compact)) else {
+            throw ServiceError(400, "invalid_base64", "\(field) is not valid base64")
+        }
+        return [UInt8](data)
+    }
+
+    // MARK: typed fields
+
+    func string(_ name: String) throws(ServiceError) -> String? {
+        switch fields[name] {
+        case nil: return nil
+        case .text(let s): return s
+        case .json(let v):
+            guard let s = v as? String else { throw ServiceError(400, "invalid_field", "\(name) must be a string") }
+            return s
+        }
+    }
+
+    func number(_ name: String) throws(ServiceError) -> Double? {
+        switch fields[name] {
+        case nil: return nil
+        case .text(let s):
+            guard let d = Double(s.trimmingCharacters(in: .whitespaces)) else { throw ServiceError(400, "invalid_field", "\(name) must be a number, got '\(s.prefix(40))'") }
+            return d
+        case .json(let v):
+            guard let n = v as? NSNumber, !n.isJSONBoolean else { throw ServiceError(400, "invalid_field", "\(name) must be a number") }
+            return n.doubleValue
+        }
+    }
+
+    func integer(_ name: String) throws(ServiceError) -> Int? {
+        guard let d = try number(name) else { return nil }
+        guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { throw ServiceError(400, "invalid_field", "\(name) must be an integer") }
+        return Int(d)
+    }
+
+    func bool(_ name: String) throws(ServiceError) -> Bool? {
+        switch fields[name] {
+        case nil: return nil
+        case .text(let s):
+            switch s.lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: throw ServiceError(400, "invalid_field", "\(name) must be true or false")
+            }
+        case .json(let v):
+            guard let n = v as? NSNumber, n.isJSONBoolean else { throw ServiceError(400, "invalid_field", "\(name) must be true or false") }
+            return n.boolValue
+        }
+    }
+
+    /// A JSON object field, as compact JSON text (multipart sends it as text to be parsed).
+    func jsonObject(_ name: String) throws(ServiceError) -> String? {
+        let object: Any
+        switch fields[name] {
+        case nil: return nil
+        case .text(let s):
+            guard let parsed = try? JSONSerialization.jsonObject(with: Data(s.utf8)) else {
+                throw ServiceError(400, "invalid_field", "\(name) must be a JSON object")
+            }
+            object = parsed
+        case .json(let v): object = v
+        }
+        guard object is [String: Any], let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            throw ServiceError(400, "invalid_field", "\(name) must be a JSON object")
+        }
+        guard data.count <= 16384 else { throw ServiceError(413, "field_too_large", "\(name) is over 16384 bytes") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Fields the route does not know are an error, so a typo (`treshold`) is not silently ignored.
+    func rejectUnknownFields(allowed: Set<String>) throws(ServiceError) {
+        if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw ServiceError(400, "unknown_field", "unknown field \(unknown); this route accepts \(allowed.sorted().joined(separator: ", "))")
+        }
+    }
+}
+
+/// Image bytes -> the model's input tensor, with the decoder's limits, errors as 4xx.
+enum ImagePreprocessor {
+    static func decode(_ bytes: [UInt8], limit: Int) throws(ImageDecodingError) -> Image {
+        try ImageDecoder.decode(bytes, limits: DecodingLimits(maxPixels: limit))
+    }
+
+    static func tensor(_ bytes: [UInt8], field: String, model: ServedModel, maxPixels: Int) throws(ServiceError) -> (tensor: [Float], width: Int, height: Int) {
+        do {
+            let image = try decode(bytes, limit: maxPixels)
+            return (model.spec.tensor(from: image), image.width, image.height)
+        } catch {
+            if case .tooManyPixels = error { throw ServiceError(413, "image_too_large", "\(field): \(error)") }
+            throw ServiceError(400, "invalid_image", "\(field): \(error)")
+        }
+    }
+}

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MIT
+import DoppelGallery
+import DoppelHTTP
+import DoppelNN
+import Foundation
+
+/// The routes of DESIGN.md's HTTP table. Each reads its input through `RequestContent`,
+/// validates every parameter, and answers JSON; errors are `ServiceError`s.
+extension Service {
+    func addRoutes() {
+        add("GET", "/healthz", access: .open, needsReady: false) { _, _, _, _ in .json(200, #"{"status":"ok"}"#) }
+        add("GET", "/readyz", access: .open, needsReady: false) { service, _, _, _ in
+            guard service.ready else { throw ServiceError(503, "not_ready", "the gallery is being indexed for model \(service.model.id)") }
+            let samples = service.galleries.sizes().reduce(0) { $0 + $1.samples }
+            return .json(200, .ordered([("status", .string("ready")), ("model", .string(service.model.id)), ("samples", .int(samples))]))
+        }
+        add("GET", "/metrics", access: .open, needsReady: false) { service, _, _, _ in
+            HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                         body: service.metrics.text(galleries: service.galleries.sizes(), isReady: service.ready))
+        }
+        add("GET", "/openapi.json", access: .open, needsReady: false) { service, _, _, _ in
+            HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "application/json")]), body: service.openAPI)
+        }
+        add("GET", "/v1/model", access: .client, needsReady: false) { service, _, _, _ in .json(200, service.modelDescription()) }
+        add("POST", "/v1/verify", access: .client) { service, request, _, _ in try service.verify(request) }
+        add("POST", "/v1/search", access: .client) { service, request, _, _ in try service.search(request) }
+        add("POST", "/v1/embed", access: .client) { service, request, _, _ in try service.embed(request) }
+        add("POST", "/v1/identities/{id}/verify", access: .client) { service, request, parameters, _ in
+            try service.verifyIdentity(request, id: parameters["id"]!)
+        }
+        add("POST", "/v1/identities", access: .admin) { service, request, _, actor in try service.createIdentity(request, actor: actor) }
+        add("GET", "/v1/identities", access: .admin) { service, request, _, _ in try service.listIdentities(request) }
+        add("GET", "/v1/identities/{id}", access: .admin) { service, request, parameters, _ in
+            try service.showIdentity(request, id: parameters["id"]!)
+        }
+        add("DELETE", "/v1/identities/{id}", access: .admin) { service, request, parameters, actor in
+            try service.deleteIdentity(request, id: parameters["id"]!, actor: actor)
+        }
+        add("POST", "/v1/identities/{id}/samples", access: .admin) { service, request, parameters, actor in
+            try service.addSamples(request, id: parameters["id"]!, actor: actor)
+        }
+        add("DELETE", "/v1/identities/{id}/samples/{sample}", access: .admin) { service, request, parameters, actor in
+            try service.deleteSample(request, id: parameters["id"]!, sample: parameters["sample"]!, actor: actor)
+        }
+    }
+
+    // MARK: reading requests
+
+    func content(_ request: HTTPRequest, allowed: Set<String>) throws(ServiceError) -> RequestContent {
+        let content = try RequestContent(request, maxParts: configuration.maxMultipartParts, maxImages: configuration.maxImagesPerRequest)
+        try content.rejectUnknownFields(allowed: allowed)
+        return content
+    }
+
+    /// Embeddings of the images, in order, in one job for the batcher.
+    func embed(_ images: [(name: String, bytes: [UInt8])]) throws(ServiceError) -> (vectors: [[Float]], sizes: [(Int, Int)]) {
+        var values = [Float](), sizes = [(Int, Int)]()
+        values.reserveCapacity(images.count * model.spec.elementCount)
+        for (name, bytes) in images {
+            let (tensor, width, height) = try ImagePreprocessor.tensor(bytes, field: name, model: model, maxPixels: configuration.maxImagePixels)
+            values += tensor
+            sizes.append((width, height))
+        }
+        let flat = embedder.embed(values, count: images.count)
+        let d = model.dimension
+        return ((0..<images.count).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }, sizes)
+    }
+
+    func threshold(_ content: RequestContent) throws(ServiceError) -> Float {
+        guard let asked = try content.number("threshold") else { return model.threshold }
+        let bound = configuration.maxThreshold ?? model.naturalMaxThreshold
+        guard asked.isFinite, asked > 0, asked <= Double(bound) else {
+            throw ServiceError(400, "invalid_threshold", "threshold must be a number in (0, \(bound)]; the model's calibrated threshold is \(model.threshold)")
+        }
+        return Float(asked)
+    }
+
+    func gallery(_ content: RequestContent) throws(ServiceError) -> String {
+        let name = try content.string("gallery") ?? "default"
+        try Self.checkIdentifier(name, what: "gallery", maxBytes: 64)
+        return name
+    }
+
+    /// Ids and gallery names: 1-128 bytes of UTF-8 without control characters or path separators.
+    static func checkIdentifier(_ value: String, what: String, maxBytes: Int = 128) throws(ServiceError) {
+        guard !value.isEmpty, value.utf8.count <= maxBytes else {
+            throw ServiceError(400, "invalid_\(what)", "\(what) must be 1 to \(maxBytes) bytes")
+        }
+        guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "\\" || (0x80...0x9F).contains($0.value) }) else {
+            throw ServiceError(400, "invalid_\(what)", "\(what) must not contain control characters, / or \\")
+        }
+    }
+
+    func decision(distance: Float, threshold: Float) -> [(String, JSONValue)] {
+        [("distance", .float(distance)), ("threshold", .float(threshold)), ("match", .bool(distance <= threshold)),
+         ("similarity", .number(model.similarity(distance: distance))), ("far", model.falseAcceptRate(at: threshold).map(JSONValue.number) ?? .null)]
+    }
+
+    // MARK: comparison routes
+
+    func verify(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
+        let content = try content(request, allowed: ["threshold"])
+        guard content.images.count == 2 else {
+            throw ServiceError(400, "missing_image", "verify needs exactly two images (image1 and image2); got \(content.images.count)")
+        }
+        let threshold = try threshold(content)
+        let (vectors, _) = try embed(content.images)
+        let distance = model.distance(vectors[0], vectors[1])
+        return .json(200, .ordered(decision(distance: distance, threshold: threshold) + [("model", .string(model.id))]))
+    }
+
+    func singleImage(_ content: RequestContent, route: String) throws(ServiceError) -> (name: String, bytes: [UInt8]) {
+        guard content.images.count == 1 else {
+            throw ServiceError(400, "missing_image", "\(route) needs exactly one image; got \(content.images.count)")
+        }
+        return content.images[0]
+    }
+
+    func search(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
+        let content = try content(request, allowed: ["k", "threshold", "gallery"])
+        let image = try singleImage(content, route: "search")
+        let k = try content.integer("k") ?? 5
+        guard (1...configuration.maxK).contains(k) else {
+            throw ServiceError(400, "invalid_k", "k must be an integer in 1...\(configuration.maxK)")
+        }
+        let threshold = try threshold(content)
+        let gallery = try gallery(content)
+        let query = try embed([image]).vectors[0]
+        let matches = try rank(query, gallery: gallery, k: max(k, 2))
+        let margin = configuration.ambiguityMargin
+        let decision: String
+        if let best = matches.first, best.distance <= threshold {
+            decision = matches.count > 1 && matches[1].distance - best.distance < margin ? "ambiguous" : "match"
+        } else {
+            decision = "unknown"
+        }
+        let results: [JSONValue] = matches.prefix(k).map { m in
+            .ordered([("identity", .string(m.identity)), ("distance", .float(m.distance)), ("similarity", .number(model.similarity(distance: m.distance))),
+                      ("match", .bool(m.distance <= threshold)), ("sample", .int(m.sample))])
+        }
+        return .json(200, .ordered([
+            ("decision", .string(decision)), ("margin", .float(margin)), ("far", model.falseAcceptRate(at: threshold).map(JSONValue.number) ?? .null),
+            ("matches", .array(results)), ("gallery", .string(gallery)), ("model", .string(model.id)), ("threshold", .float(threshold)),
+        ]))
+    }
+
+    /// Identities nearest to `query`, best sample each. With a Koch head the index proposes
+    /// candidates by embedding distance and the head re-ranks them (its distance is what the
+    /// threshold was calibrated on).
+    func rank(_ query: [Float], gallery: String, k: Int) throws(ServiceError) -> [Match] {
+        let index = galleries.index(gallery)
+        guard model.head != nil else { return index.search(query, k: k, aggregation: aggregation) }
+        let candidates = index.searchSamples(query, k: max(k * 8, 32))
+        let vectors = try galleries.storeCall { store throws(GalleryError) in try store.vectors(samples: candidates.map(\.sample), model: model.id) }
+        var best = [String: Match]()
+        for candidate in candidates {
+            guard let vector = vectors[candidate.sample] else { continue }
+            let distance = model.distance(query, vector)
+            if best[candidate.identity].map({ distance < $0.distance }) ?? true {
+                best[candidate.identity] = Match(identity: candidate.identity, distance: distance, sample: candidate.sample)
+            }
+        }
+        return best.values.sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }.prefix(k).map { $0 }
+    }
+
+    func embed(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
+        let content = try content(request, allowed: [])
+        let image = try singleImage(content, route: "embed")
+        let vector = try embed([image]).vectors[0]
+        return .json(200, .ordered([("embedding", .array(vector.map(JSONValue.float))), ("dimension", .int(model.dimension)), ("model", .string(model.id))]))
+    }
+
+    func verifyIdentity(_ request: HTTPRequest, id: String) throws(ServiceError) -> HTTPResponse {
+        try Self.checkIdentifier(id, what: "id")
+        let content = try content(request, allowed: ["threshold", "gallery"])
+        let image = try singleImage(content, route: "verify against an identity")
+        let threshold = try threshold(content)
+        let gallery = try gallery(content)
+        let own = try vectors(gallery: gallery, id: id)
+        let query = try embed([image]).vectors[0]
+        guard let (sample, distance) = own.map({ ($0.key, model.distance(query, $0.value)) }).min(by: { ($0.1, $0.0) < ($1.1, $1.0) }) else {
+            throw ServiceError(409, "no_samples", "identity '\(id)' has no samples to compare with")
+        }
+        return .json(200, .ordered([("identity", .string(id))] + decision(distance: distance, threshold: threshold)
+                                   + [("sample", .int(sample)), ("model", .string(model.id))]))
+    }
+
+    /// An identity's embeddings under the served model (404 when it does not exist).
+    func vectors(gallery: String, id: String) throws(ServiceError) -> [Int64: [Float]] {
+        try galleries.storeCall { store throws(GalleryError) in
+            let record = try store.identity(gallery: gallery, externalID: id)
+            return try store.vectors(samples: record.sampleIDs, model: model.id)
+        }
+    }
+
+    // MARK: admin routes
+
+    func createIdentity(_ request: HTTPRequest, actor: String) throws(ServiceError) -> HTTPResponse {
+        let content = try content(request, allowed: ["id", "name", "metadata", "strict", "gallery"])
+        guard let id = try content.string("id") else { throw ServiceError(400, "missing_field", "id is required") }
+        try Self.checkIdentifier(id, what: "id")
+        let name = try content.string("name")
+        if let name { guard name.utf8.count <= 256 else { throw ServiceError(400, "invalid_field", "name must be at most 256 bytes") } }
+        let metadata = try content.jsonObject("metadata") ?? "{}"
+        let gallery = try gallery(content)
+        let strict = try content.bool("strict") ?? false
+        guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "an identity needs at least one image") }
+        let (vectors, sizes) = try embed(content.images)
+        let warnings = quality(of: vectors, joining: id, existing: [:], gallery: gallery)
+        if strict && !warnings.isEmpty {
+            throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
+        }
+        let samples = zip(content.images, zip(vectors, sizes)).map { image, embedded in
+            NewSample(image: image.bytes, width: embedded.1.0, height: embedded.1.1, contentHash: SHA256.hex(image.bytes), embedding: embedded.0)
+        }
+        let record = try galleries.create(gallery: gallery, id: id, name: name, metadata: metadata, samples: samples, actor: actor)
+        return .json(201, .ordered([
+            ("id", .string(id)), ("name", name.map(JSONValue.string) ?? .null), ("gallery", .string(gallery)),
+            ("samples", .array(record.sampleIDs.map(JSONValue.int))), ("warnings", .array(warnings)), ("model", .string(model.id)),
+        ]))
+    }
+
+    func addSamples(_ request: HTTPRequest, id: String, actor: String) throws(ServiceError) -> HTTPResponse {
+        try Self.checkIdentifier(id, what: "id")
+        let content = try content(request, allowed: ["strict", "gallery"])
+        let gallery = try gallery(content)
+        let strict = try content.bool("strict") ?? false
+        guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "give at least one image") }
+        let existing = try vectors(gallery: gallery, id: id)
+        let (vectors, sizes) = try embed(content.images)
+        let warnings = quality(of: vectors, joining: id, existing: existing, gallery: gallery)
+        if strict && !warnings.isEmpty {
+            throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
+        }
+        let samples = zip(content.images, zip(vectors, sizes)).map { image, embedded in
+            NewSample(image: image.bytes, width: embedded.1.0, height: embedded.1.1, contentHash: SHA256.hex(image.bytes), embedding: embedded.0)
+        }
+        let ids = try galleries.addSamples(gallery: gallery, id: id, samples: samples, actor: actor)
+        return .json(201, .ordered([("id", .string(id)), ("gallery", .string(gallery)), ("samples", .array(ids.map(JSONValue.int))),
+                                    ("warnings", .array(warnings)), ("model", .string(model.id))]))
+    }
+
+    /// Warnings for images about to join identity `id`: one nearer to another identity than to
+    /// its own samples (or, with no own samples yet, within the threshold of another identity),
+    /// and one farther than the threshold from every own sample (outside the identity's spread).
+    func quality(of vectors: [[Float]], joining id: String, existing: [Int64: [Float]], gallery: String) -> [JSONValue] {
+        var warnings = [JSONValue]()
+        let index = galleries.index(gallery)
+        for (i, vector) in vectors.enumerated() {
+            let own = existing.values.map { model.distance(vector, $0) }
+                + vectors.indices.filter { $0 != i }.map { model.distance(vector, vectors[$0]) }
+            let ownNearest = own.min()
+            if let other = (try? rank(vector, gallery: gallery, k: 2))?.first(where: { $0.identity != id }) {
+                if other.distance < (ownNearest ?? model.threshold.nextUp) {
+                    warnings.append(.ordered([
+                        ("code", .string("closer_to_other_identity")), ("image", .int(i)), ("identity", .string(other.identity)),
+                        ("distance", .float(other.distance)), ("own_distance", ownNearest.map(JSONValue.float) ?? .null),
+                        ("message", .string("image \(i) is closer to identity '\(other.identity)' (\(other.distance)) than to '\(id)'")),
+                    ]))
+                }
+            }
+            if let ownNearest, ownNearest > model.threshold {
+                warnings.append(.ordered([
+                    ("code", .string("outside_spread")), ("image", .int(i)), ("own_distance", .float(ownNearest)), ("threshold", .float(model.threshold)),
+                    ("message", .string("image \(i) is farther (\(ownNearest)) than the threshold from every image of '\(id)'")),
+                ]))
+            }
+        }
+        _ = index
+        return warnings
+    }
+
+    func listIdentities(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
+        let content = try content(request, allowed: ["limit", "after", "gallery"])
+        let limit = try content.integer("limit") ?? 100
+        guard (1...1000).contains(limit) else { throw ServiceError(400, "invalid_limit", "limit must be an integer in 1...1000") }
+        let after = try content.string("after")
+        let gallery = try gallery(content)
+        let records = try galleries.storeCall { store throws(GalleryError) in try store.identities(gallery: gallery, limit: limit, after: after) }
+        let items: [JSONValue] = records.map { r in
+            .ordered([("id", .string(r.externalID)), ("name", r.displayName.map(JSONValue.string) ?? .null), ("samples", .int(r.sampleIDs.count))])
+        }
+        let next: JSONValue = records.count == limit ? .string(records.last!.externalID) : .null
+        return .json(200, .ordered([("identities", .array(items)), ("next", next), ("gallery", .string(gallery))]))
+    }
+
+    func showIdentity(_ request: HTTPRequest, id: String) throws(ServiceError) -> HTTPResponse {
+        try Self.checkIdentifier(id, what: "id")
+        let gallery = try gallery(try content(request, allowed: ["gallery"]))
+        let (record, samples, vectors) = try galleries.storeCall { store throws(GalleryError) in
+            let record = try store.identity(gallery: gallery, externalID: id)
+            return (record, try store.samples(gallery: gallery, externalID: id), try store.vectors(samples: record.sampleIDs, model: model.id))
+        }
+        let metadata = (try? JSONSerialization.jsonObject(with: Data(record.metadata.utf8))).map(JSONValue.init(any:)) ?? .object([:])
+        return .json(200, .ordered([
+            ("id", .string(id)), ("name", record.displayName.map(JSONValue.string) ?? .null), ("gallery", .string(gallery)), ("metadata", metadata),
+            ("created_at", record.createdAt.map(JSONValue.string) ?? .null), ("updated_at", record.updatedAt.map(JSONValue.string) ?? .null),
+            ("samples", .array(samples.map { .ordered([("id", .int($0.id)), ("sha256", .string($0.hash)), ("width", .int($0.width)), ("height", .int($0.height))]) })),
+            ("spread", spread(samples.compactMap { vectors[$0.id] })),
+        ]))
+    }
+
+    /// How far an identity's samples lie from each other: mean distance to their centroid and
+    /// the largest pairwise distance (first 200 samples), in the model's distance.
+    func spread(_ vectors: [[Float]]) -> JSONValue {
+        guard vectors.count >= 2 else {
+            return .ordered([("samples", .int(vectors.count)), ("mean_distance_to_centroid", .null), ("max_pairwise_distance", .null)])
+        }
+        var centroid = [Float](repeating: 0, count: model.dimension)
+        for v in vectors { for j in 0..<model.dimension { centroid[j] += v[j] / Float(vectors.count) } }
+        let toCentroid = vectors.map { model.metric.distance($0, centroid) }.reduce(0, +) / Float(vectors.count)
+        let sampled = Array(vectors.prefix(200))
+        var widest: Float = 0
+        for a in 0..<sampled.count { for b in (a + 1)..<sampled.count { widest = max(widest, model.distance(sampled[a], sampled[b])) } }
+        return .ordered([("samples", .int(vectors.count)), ("mean_distance_to_centroid", .float(toCentroid)), ("max_pairwise_distance", .float(widest))])
+    }
+
+    func deleteIdentity(_ request: HTTPRequest, id: String, actor: String) throws(ServiceError) -> HTTPResponse {
+        try Self.checkIdentifier(id, what: "id")
+        let gallery = try gallery(try content(request, allowed: ["gallery"]))
+        let removed = try galleries.delete(gallery: gallery, id: id, actor: actor)
+        return .json(200, .ordered([("deleted", .string(id)), ("gallery", .string(gallery)), ("samples", .int(removed))]))
+    }
+
+    func deleteSample(_ request: HTTPRequest, id: String, sample: String, actor: String) throws(ServiceError) -> HTTPResponse {
+        try Self.checkIdentifier(id, what: "id")
+        guard let sampleID = Int64(sample), sampleID > 0 else { throw ServiceError(400, "invalid_sample", "sample must be a positive integer id") }
+        let gallery = try gallery(try content(request, allowed: ["gallery"]))
+        try galleries.deleteSample(gallery: gallery, id: id, sample: sampleID, actor: actor)
+        return .json(200, .ordered([("deleted", .int(sampleID)), ("id", .string(id)), ("gallery", .string(gallery))]))
+    }
+
+    func modelDescription() -> JSONValue {
+        let metadata = model.file.metadata
+        func object(_ text: String?) -> JSONValue {
+            text.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) }.map(JSONValue.init(any:)) ?? .null
+        }
+        return .ordered([
+            ("id", .string(model.id)), ("architecture", .string(metadata.architecture.description)), ("objective", .string(metadata.objective)),
+            ("metric", .string(metadata.metric.rawValue)), ("embedding_dim", .int(model.dimension)), ("input_spec", object(metadata.inputSpec)),
+            ("threshold", .float(model.threshold)), ("threshold_method", metadata.thresholdMethod.map(JSONValue.string) ?? .null),
+            ("calibration", object(metadata.calibration)), ("recipe", object(metadata.recipe)),
+        ])
+    }
+}
+
+extension JSONValue {
+    /// A value from JSONSerialization's output.
+    init(any value: Any) {
+        switch value {
+        case let n as NSNumber where n.isJSONBoolean: self = .bool(n.boolValue)
+        case let n as NSNumber: self = .number(n.doubleValue)
+        case let s as String: self = .string(s)
+        case let a as [Any]: self = .array(a.map(JSONValue.init(any:)))
+        case let o as [String: Any]: self = .object(o.mapValues(JSONValue.init(any:)))
+        default: self = .null
+        }
+    }
+}

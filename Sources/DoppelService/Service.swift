@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+// DoppelService owns what users touch over HTTP: the routes of DESIGN.md (verify, search,
+// embed, admin enrollment, health, metrics, model, OpenAPI), authentication, configuration,
+// micro-batching and metrics. It plugs a router into DoppelHTTP and knows nothing of sockets.
+import DoppelGallery
+import DoppelHTTP
+import DoppelNN
+import Foundation
+import Logging
+import Synchronization
+
+/// The service: a model, its galleries, keys and routes. `init` loads and checks everything
+/// that can be checked without work; `prepare()` brings the galleries' indexes up to the
+/// model (re-embedding stored images if the model changed) and makes the service ready.
+public final class Service: HTTPResponder, @unchecked Sendable {
+    public let configuration: ServiceConfiguration
+    let model: ServedModel
+    let embedder: BatchingEmbedder
+    let galleries: Galleries
+    let keys: KeyRing
+    let metrics = ServiceMetrics()
+    let logger: Logger
+    let aggregation: Aggregation
+    let openAPI: [UInt8]
+    private var router = Router()
+    private let isReady = Atomic<Bool>(false)
+    /// Where the generated admin key was written, when the configuration gave none.
+    public private(set) var generatedAdminKeyPath: String?
+
+    public init(configuration: ServiceConfiguration, logger: Logger) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        model = try ServedModel(path: configuration.model)
+        let policy = try configuration.aggregationPolicy()
+        aggregation = switch policy.kind {
+        case .best: .best
+        case .centroid: .centroid
+        case .meanOfBest(let m): .meanOfBest(m)
+        }
+        var adminKeys = configuration.adminKeys
+        if adminKeys.isEmpty {
+            let generated = try KeyRing.loadOrCreateAdminKey(directory: configuration.dataDirectory)
+            adminKeys = [generated.key]
+            generatedAdminKeyPath = generated.path
+        }
+        keys = KeyRing(admin: adminKeys, client: configuration.clientKeys)
+        let migrationsFolder = try Self.migrationsFolder(configuration.migrations)
+        let databaseFolder = (configuration.database as NSString).deletingLastPathComponent
+        if !databaseFolder.isEmpty { try FileManager.default.createDirectory(atPath: databaseFolder, withIntermediateDirectories: true) }
+        let store = try GalleryStore(path: configuration.database, migrations: try Migrator.load(directory: migrationsFolder),
+                                     storeImages: configuration.storeImages)
+        galleries = Galleries(store: store, model: model)
+        embedder = BatchingEmbedder(model: model, maxBatch: configuration.maxBatch, maxWaitMicroseconds: configuration.maxWaitMicroseconds)
+        openAPI = Array(OpenAPIDocument.json(maxK: configuration.maxK).utf8)
+        embedder.onBatch = { [metrics] size in metrics.recordBatch(size) }
+        addRoutes()
+    }
+
+    static func migrationsFolder(_ configured: String?) throws -> String {
+        let candidates = configured.map { [$0] } ?? ["Migrations", "/usr/share/doppel/Migrations"]
+        guard let folder = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw ServiceConfiguration.Invalid("no migrations folder at \(candidates.joined(separator: " or ")); set \"migrations\" in the config")
+        }
+        return folder
+    }
+
+    /// Re-embeds what the model has not indexed and loads the indexes; then ready.
+    public func prepare() throws {
+        try galleries.prepare(embedder: embedder) { logger.info("\($0)") }
+        isReady.store(true, ordering: .releasing)
+        let sizes = galleries.sizes()
+        logger.info("ready: model \(model.id), \(sizes.reduce(0) { $0 + $1.samples }) samples in \(sizes.count) galleries")
+    }
+
+    public var ready: Bool { isReady.load(ordering: .acquiring) }
+
+    public func stop() { embedder.stop() }
+
+    // MARK: HTTPResponder
+
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var (response, pattern) = router.route(request)
+        if response.status >= 500 { logger.error("\(request.method) \(request.path) answered \(response.status)") }
+        response.headers.add("X-Content-Type-Options", "nosniff")
+        metrics.record(route: pattern ?? "unmatched", method: request.method, status: response.status,
+                       nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started))
+        return response
+    }
+
+    /// A route body as a handler.
+    struct Route: HTTPHandler {
+        let body: @Sendable (HTTPRequest, [String: String]) throws -> HTTPResponse
+        func handle(_ request: HTTPRequest, parameters: [String: String]) throws -> HTTPResponse { try body(request, parameters) }
+    }
+
+    enum Access { case open, client, admin }
+
+    /// Registers `body` under `method pattern`, behind the key check and readiness gate.
+    func add(_ method: String, _ pattern: String, access: Access, needsReady: Bool = true,
+             _ body: @escaping @Sendable (Service, HTTPRequest, [String: String], _ actor: String) throws -> HTTPResponse) {
+        router.add(method, pattern, Route { [unowned self] request, parameters in
+            var actor = "anonymous"
+            switch access {
+            case .open: break
+            case .client: actor = try keys.authorize(request, as: .client)
+            case .admin: actor = try keys.authorize(request, as: .admin)
+            }
+            if needsReady && !ready { throw ServiceError(503, "not_ready", "the gallery is being indexed for model \(model.id); retry shortly") }
+            return try body(self, request, parameters, actor)
+        })
+    }
+}

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+import DoppelHTTP
+import Foundation
+
+/// Everything `doppel serve` can be told. Read from `config/doppel.json` (every field optional,
+/// documented in the README), then `DOPPEL_*` environment variables, then command-line flags,
+/// each overriding the one before; `validate()` says what is wrong in words.
+public struct ServiceConfiguration: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var model = "models/fashion.safetensors"
+    public var database = "data/gallery.sqlite"
+    /// Where the generated admin key lives (mode 0600).
+    public var dataDirectory = "data"
+    public var migrations: String?
+    public var storeImages = true
+    public var logLevel = "info"
+    public var accessLog = true
+
+    // limits
+    public var maxImagePixels = 40_000_000
+    public var maxBodyBytes = 16 << 20
+    public var maxHeaderBytes = 16384
+    public var maxImagesPerRequest = 32
+    public var maxK = 100
+    public var headerTimeoutMilliseconds = 10_000
+    public var bodyTimeoutMilliseconds = 10_000
+    public var keepAliveTimeoutMilliseconds = 15_000
+    public var maxConnections = 1024
+    public var maxMultipartParts = 64
+
+    // batching
+    /// Images per forward pass at most; 1 turns micro-batching off.
+    public var maxBatch = 64
+    /// How long the first request of a batch waits for company, in microseconds.
+    public var maxWaitMicroseconds = 500
+
+    // server
+    public var workers = 64
+    public var eventLoops = 1
+    public var shutdownDeadlineMilliseconds = 10_000
+
+    // keys
+    public var adminKeys: [String] = []
+    /// When not empty, verify/search/embed need one of these (or an admin key).
+    public var clientKeys: [String] = []
+
+    // threshold policy
+    /// Two identities whose distances differ by less than this make a search `ambiguous`.
+    public var ambiguityMargin: Float = 0.05
+    /// Upper bound of a per-request threshold override (nil: the metric's natural bound).
+    public var maxThreshold: Float?
+    /// `best`, `mean-of-best:M` or `centroid`.
+    public var aggregation = "best"
+
+    public init() {}
+
+    public struct Invalid: Error, CustomStringConvertible, Equatable {
+        public let description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// The file's settings over the defaults. Unknown fields are errors, so a typo is caught.
+    public mutating func apply(json data: Data, source: String) throws(Invalid) {
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw Invalid("\(source): not a JSON object")
+        }
+        var reader = FieldReader(source: source)
+        try reader.object(root, known: ["host", "port", "model", "database", "data_dir", "migrations", "store_images", "log_level",
+                                        "access_log", "limits", "batching", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.read(o, "host", into: &host)
+            try r.read(o, "port", into: &port)
+            try r.read(o, "model", into: &model)
+            try r.read(o, "database", into: &database)
+            try r.read(o, "data_dir", into: &dataDirectory)
+            try r.readOptional(o, "migrations", into: &migrations)
+            try r.read(o, "store_images", into: &storeImages)
+            try r.read(o, "log_level", into: &logLevel)
+            try r.read(o, "access_log", into: &accessLog)
+            try r.nested(o, "limits", known: ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k",
+                                              "header_timeout_ms", "body_timeout_ms", "keep_alive_timeout_ms", "max_connections",
+                                              "max_multipart_parts"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                try r.read(o, "max_image_pixels", into: &maxImagePixels)
+                try r.read(o, "max_body_bytes", into: &maxBodyBytes)
+                try r.read(o, "max_header_bytes", into: &maxHeaderBytes)
+                try r.read(o, "max_images_per_request", into: &maxImagesPerRequest)
+                try r.read(o, "max_k", into: &maxK)
+                try r.read(o, "header_timeout_ms", into: &headerTimeoutMilliseconds)
+                try r.read(o, "body_timeout_ms", into: &bodyTimeoutMilliseconds)
+                try r.read(o, "keep_alive_timeout_ms", into: &keepAliveTimeoutMilliseconds)
+                try r.read(o, "max_connections", into: &maxConnections)
+                try r.read(o, "max_multipart_parts", into: &maxMultipartParts)
+            }
+            try r.nested(o, "batching", known: ["max_batch", "max_wait_us"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                try r.read(o, "max_batch", into: &maxBatch)
+                try r.read(o, "max_wait_us", into: &maxWaitMicroseconds)
+            }
+            try r.nested(o, "server", known: ["workers", "event_loops", "shutdown_deadline_ms"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                try r.read(o, "workers", into: &workers)
+                try r.read(o, "event_loops", into: &eventLoops)
+                try r.read(o, "shutdown_deadline_ms", into: &shutdownDeadlineMilliseconds)
+            }
+            try r.nested(o, "keys", known: ["admin", "client"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                try r.read(o, "admin", into: &adminKeys)
+                try r.read(o, "client", into: &clientKeys)
+            }
+            try r.nested(o, "threshold", known: ["ambiguity_margin", "max_threshold", "aggregation"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                var margin = Double(ambiguityMargin)
+                try r.read(o, "ambiguity_margin", into: &margin)
+                ambiguityMargin = Float(margin)
+                var bound = maxThreshold.map(Double.init)
+                try r.readOptional(o, "max_threshold", into: &bound)
+                maxThreshold = bound.map(Float.init)
+                try r.read(o, "aggregation", into: &aggregation)
+            }
+        }
+    }
+
+    /// `DOPPEL_HOST`, `DOPPEL_PORT`, `DOPPEL_MODEL`, `DOPPEL_DATABASE`, `DOPPEL_DATA_DIR`,
+    /// `DOPPEL_LOG_LEVEL`, `DOPPEL_ADMIN_KEYS` and `DOPPEL_CLIENT_KEYS` (comma-separated),
+    /// `DOPPEL_MAX_BATCH`, `DOPPEL_MAX_WAIT_US`, `DOPPEL_WORKERS`.
+    public mutating func apply(environment: [String: String]) throws(Invalid) {
+        func int(_ name: String, _ target: inout Int) throws(Invalid) {
+            guard let text = environment[name] else { return }
+            guard let value = Int(text) else { throw Invalid("\(name)=\(text) is not an integer") }
+            target = value
+        }
+        if let v = environment["DOPPEL_HOST"] { host = v }
+        try int("DOPPEL_PORT", &port)
+        if let v = environment["DOPPEL_MODEL"] { model = v }
+        if let v = environment["DOPPEL_DATABASE"] { database = v }
+        if let v = environment["DOPPEL_DATA_DIR"] { dataDirectory = v }
+        if let v = environment["DOPPEL_LOG_LEVEL"] { logLevel = v }
+        if let v = environment["DOPPEL_ADMIN_KEYS"] { adminKeys = v.split(separator: ",").map(String.init) }
+        if let v = environment["DOPPEL_CLIENT_KEYS"] { clientKeys = v.split(separator: ",").map(String.init) }
+        try int("DOPPEL_MAX_BATCH", &maxBatch)
+        try int("DOPPEL_MAX_WAIT_US", &maxWaitMicroseconds)
+        try int("DOPPEL_WORKERS", &workers)
+    }
+
+    /// Every setting in range, or the first one that is not, in words.
+    public func validate() throws(Invalid) {
+        func check(_ ok: Bool, _ message: String) throws(Invalid) { if !ok { throw Invalid(message) } }
+        try check(!host.isEmpty, "host must not be empty")
+        try check((0...65535).contains(port), "port \(port) is not in 0...65535")
+        try check(!model.isEmpty, "model must name a model file")
+        try check(!database.isEmpty, "database must name a file")
+        try check(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
+                  "log_level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
+        try check(maxImagePixels >= 1, "limits.max_image_pixels must be positive")
+        try check(maxBodyBytes >= 1024, "limits.max_body_bytes must be at least 1024")
+        try check(maxHeaderBytes >= 1024, "limits.max_header_bytes must be at least 1024")
+        try check(maxImagesPerRequest >= 1, "limits.max_images_per_request must be at least 1")
+        try check(maxK >= 1 && maxK <= 10_000, "limits.max_k must be in 1...10000")
+        try check(headerTimeoutMilliseconds >= 100 && bodyTimeoutMilliseconds >= 100 && keepAliveTimeoutMilliseconds >= 100,
+                  "timeouts must be at least 100 ms")
+        try check(maxConnections >= 1, "limits.max_connections must be at least 1")
+        try check(maxMultipartParts >= 1, "limits.max_multipart_parts must be at least 1")
+        try check(maxBatch >= 1 && maxBatch <= 4096, "batching.max_batch must be in 1...4096")
+        try check(maxWaitMicroseconds >= 0 && maxWaitMicroseconds <= 1_000_000, "batching.max_wait_us must be in 0...1000000")
+        try check(workers >= 1 && workers <= 4096, "server.workers must be in 1...4096")
+        try check(eventLoops >= 1 && eventLoops <= 64, "server.event_loops must be in 1...64")
+        try check(shutdownDeadlineMilliseconds >= 0, "server.shutdown_deadline_ms must not be negative")
+        for key in adminKeys + clientKeys {
+            try check(key.count >= 16, "keys must be at least 16 characters (one is \(key.count))")
+            try check(key.allSatisfy { $0.isASCII && !$0.isWhitespace && $0 != "," }, "keys must be printable ASCII without spaces or commas")
+        }
+        try check(ambiguityMargin.isFinite && ambiguityMargin >= 0, "threshold.ambiguity_margin must be a non-negative number")
+        if let maxThreshold { try check(maxThreshold.isFinite && maxThreshold > 0, "threshold.max_threshold must be positive") }
+        _ = try aggregationPolicy()
+    }
+
+    func aggregationPolicy() throws(Invalid) -> AggregationPolicy {
+        guard let policy = AggregationPolicy(aggregation) else {
+            throw Invalid("threshold.aggregation \(aggregation) is not best, mean-of-best:M or centroid")
+        }
+        return policy
+    }
+
+    /// The HTTP layer's settings.
+    public var server: HTTPServerConfiguration {
+        var c = HTTPServerConfiguration()
+        c.host = host
+        c.port = port
+        c.limits.maxBodyBytes = maxBodyBytes
+        c.limits.maxHeaderBytes = maxHeaderBytes
+        c.headerTimeout = headerTimeoutMilliseconds
+        c.bodyIdleTimeout = bodyTimeoutMilliseconds
+        c.keepAliveTimeout = keepAliveTimeoutMilliseconds
+        c.maxConnections = maxConnections
+        c.workers = workers
+        c.eventLoops = eventLoops
+        c.shutdownDeadline = shutdownDeadlineMilliseconds
+        return c
+    }
+}
+
+/// How search folds an identity's samples into one distance (config `threshold.aggregation`).
+struct AggregationPolicy: Equatable {
+    enum Kind: Equatable { case best, meanOfBest(Int), centroid }
+    let kind: Kind
+
+    init?(_ text: String) {
+        switch text {
+        case "best": kind = .best
+        case "centroid": kind = .centroid
+        default:
+            guard text.hasPrefix("mean-of-best:"), let m = Int(text.dropFirst("mean-of-best:".count)), m >= 1 else { return nil }
+            kind = .meanOfBest(m)
+        }
+    }
+}
+
+/// Reads typed fields out of a decoded JSON object, naming the field path in every error.
+struct FieldReader {
+    let source: String
+    var path: [String] = []
+
+    private func name(_ key: String) -> String { (path + [key]).joined(separator: ".") }
+
+    mutating func object(_ o: [String: Any], known: Set<String>, _ body: (inout FieldReader, [String: Any]) throws(ServiceConfiguration.Invalid) -> Void) throws(ServiceConfiguration.Invalid) {
+        if let unknown = o.keys.sorted().first(where: { !known.contains($0) }) {
+            throw .init("\(source): unknown field \(name(unknown)) (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        try body(&self, o)
+    }
+
+    mutating func nested(_ o: [String: Any], _ key: String, known: Set<String>, _ body: (inout FieldReader, [String: Any]) throws(ServiceConfiguration.Invalid) -> Void) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        guard let inner = value as? [String: Any] else { throw .init("\(source): \(name(key)) must be an object") }
+        path.append(key)
+        defer { path.removeLast() }
+        try object(inner, known: known, body)
+    }
+
+    func read(_ o: [String: Any], _ key: String, into target: inout String) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        guard let text = value as? String else { throw .init("\(source): \(name(key)) must be a string") }
+        target = text
+    }
+
+    func readOptional(_ o: [String: Any], _ key: String, into target: inout String?) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        if value is NSNull { target = nil; return }
+        guard let text = value as? String else { throw .init("\(source): \(name(key)) must be a string or null") }
+        target = text
+    }
+
+    func read(_ o: [String: Any], _ key: String, into target: inout Int) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        guard let number = value as? NSNumber, !number.isJSONBoolean, let int = Int(exactly: number.doubleValue) else {
+            throw .init("\(source): \(name(key)) must be an integer")
+        }
+        target = int
+    }
+
+    func read(_ o: [String: Any], _ key: String, into target: inout Double) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        guard let number = value as? NSNumber, !number.isJSONBoolean else { throw .init("\(source): \(name(key)) must be a number") }
+        target = number.doubleValue
+    }
+
+    func readOptional(_ o: [String: Any], _ key: String, into target: inout Double?) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        if value is NSNull { target = nil; return }
+        var number = 0.0
+        try read(o, key, into: &number)
+        target = number
+    }
+
+    func read(_ o: [String: Any], _ key: String, into target: inout Bool) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        guard let number = value as? NSNumber, number.isJSONBoolean else { throw .init("\(source): \(name(key)) must be true or false") }
+        target = number.boolValue
+    }
+
+    func read(_ o: [String: Any], _ key: String, into target: inout [String]) throws(ServiceConfiguration.Invalid) {
+        guard let value = o[key] else { return }
+        guard let list = value as? [String] else { throw .init("\(source): \(name(key)) must be a list of strings") }
+        target = list
+    }
+}
+
+extension NSNumber {
+    /// JSONSerialization gives true and false as NSNumbers too; they are the ones of type char.
+    var isJSONBoolean: Bool { String(cString: objCType) == "c" }
+}

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Prometheus
+
+/// The `/metrics` numbers, in Prometheus text format (swift-prometheus): requests by route,
+/// method and status, latency histograms by route, forward-pass batch sizes, gallery sizes.
+final class ServiceMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+
+    nonisolated(unsafe) private static let requests = MetricNameDescriptor(namespace: "doppel", metricName: "http_requests", unitName: "total",
+                                                       helpText: "HTTP requests answered, by route pattern, method and status.")
+    nonisolated(unsafe) private static let latency = MetricNameDescriptor(namespace: "doppel", metricName: "http_request_duration", unitName: "seconds",
+                                                      helpText: "Time from a parsed request to its response, by route pattern.")
+    nonisolated(unsafe) private static let batches = MetricNameDescriptor(namespace: "doppel", metricName: "embed_batch_size", unitName: "images",
+                                                      helpText: "Images per forward pass (micro-batching).")
+    nonisolated(unsafe) private static let gallerySamples = MetricNameDescriptor(namespace: "doppel", metricName: "gallery_samples", unitName: "count",
+                                                             helpText: "Samples in each gallery's in-memory index.")
+    nonisolated(unsafe) private static let ready = MetricNameDescriptor(namespace: "doppel", metricName: "ready", unitName: "bool",
+                                                    helpText: "1 when the model is loaded and the gallery indexed.")
+
+    static let latencyBuckets: [Duration] = [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+                                             .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                                             .milliseconds(500), .seconds(1), .seconds(5)]
+    private let batchSizes: ValueHistogram
+
+    init() {
+        batchSizes = registry.makeValueHistogram(descriptor: Self.batches, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+    }
+
+    func record(route: String, method: String, status: Int, nanoseconds: Int64) {
+        registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("method", method), ("status", String(status))]).increment()
+        registry.makeDurationHistogram(descriptor: Self.latency, labels: [("route", route)], buckets: Self.latencyBuckets).recordNanoseconds(nanoseconds)
+    }
+
+    func recordBatch(_ size: Int) { batchSizes.record(Double(size)) }
+
+    func text(galleries: [(gallery: String, samples: Int)], isReady: Bool) -> [UInt8] {
+        for (gallery, samples) in galleries {
+            registry.makeGauge(descriptor: Self.gallerySamples, labels: [("gallery", gallery)]).set(to: Double(samples))
+        }
+        registry.makeGauge(descriptor: Self.ready, labels: []).set(to: isReady ? 1 : 0)
+        return registry.emitToBuffer()
+    }
+}
