@@ -36,7 +36,7 @@ public final class HTTPServer: @unchecked Sendable {
         self.responder = responder
         self.accessLog = accessLog
         (listener, port) = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
-        workers = WorkerPool(threads: configuration.workers, name: "http-worker")
+        workers = WorkerPool(maxThreads: configuration.workers, name: "http-worker")
         do {
             for _ in 0..<max(1, configuration.eventLoops) { loops.append(try EventLoop(server: self)) }
         } catch {
@@ -79,6 +79,14 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     var isDraining: Bool { draining.load(ordering: .acquiring) }
+
+    /// For handlers: runs `body`, which waits (for a batch, a lock, I/O), letting the worker
+    /// pool start another thread so queued requests are not held up by the wait. Off a worker
+    /// thread it just runs `body`.
+    public static func blocking<T>(_ body: () throws -> T) rethrows -> T {
+        guard let pool = WorkerPool.current else { return try body() }
+        return try pool.blocking(body)
+    }
 
     // MARK: worker side
 

@@ -102,8 +102,8 @@ public struct MultipartParser: Sendable {
         }
         var headers = HTTPHeaders()
         if headEnd >= 0 {
-            for line in Array(bytes.prefix(headEnd)).split(separator: [13, 10] as [UInt8], omittingEmptySubsequences: false).map(Array.init) {
-                guard let colon = line.firstIndex(of: 58), colon > 0 else { throw MultipartError(message: "part \(index): malformed header line") }
+            for line in lines(Array(bytes.prefix(headEnd))) {
+                guard let colon = line.firstIndex(of: 58), colon > line.startIndex else { throw MultipartError(message: "part \(index): malformed header line") }
                 let name = String(decoding: line[..<colon], as: UTF8.self)
                 guard name.utf8.allSatisfy(HTTPRequestParser.isTokenCharacter) else { throw MultipartError(message: "part \(index): invalid header name") }
                 headers.add(name, String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingCharacters(in: .whitespaces))
@@ -166,6 +166,22 @@ public struct MultipartParser: Sendable {
             parameters[name] = parameterValue
         }
         return (kind, parameters)
+    }
+
+    /// The CRLF-separated lines of a header section.
+    private func lines(_ head: [UInt8]) -> [ArraySlice<UInt8>] {
+        var out = [ArraySlice<UInt8>](), start = 0, i = 0
+        while i + 1 < head.count {
+            if head[i] == 13 && head[i + 1] == 10 {
+                out.append(head[start..<i])
+                start = i + 2
+                i += 2
+            } else {
+                i += 1
+            }
+        }
+        out.append(head[start...])
+        return out
     }
 
     /// Index of `pattern` in `bytes` at or after `from`. Linear: the pattern's only CR is its

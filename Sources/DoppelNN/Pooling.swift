@@ -28,6 +28,11 @@ final class MaxPool: Layer {
                  parameters: UnsafePointer<Float>, mode: PassMode) {
         let planes = batch * inputShape.channels
         let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
+        if mode == .inference && size == 2 && stride == 2 {
+            // No backward will follow: no argmax to record.
+            forward2x2Inference(x, y, planes: planes)
+            return
+        }
         if argmax.count < planes * oh * ow { argmax = Array(repeating: 0, count: planes * oh * ow) }
         argmax.withUnsafeMutableBufferPointer { arg in
             if size == 2 && stride == 2 {
@@ -72,6 +77,25 @@ final class MaxPool: Layer {
                     if plane[bottom + 2 * ox + 1] > best { best = plane[bottom + 2 * ox + 1]; index = bottom + 2 * ox + 1 }
                     out[oy * ow + ox] = best
                     arg[oy * ow + ox] = Int32(index)
+                }
+            }
+        }
+    }
+
+    /// 2x2 stride 2 for inference: the larger of the two rows first (a contiguous, vectorised
+    /// pass), then the larger of each pair; no argmax.
+    private func forward2x2Inference(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int) {
+        let (w, oh, ow) = (inputShape.width, outputShape.height, outputShape.width)
+        let inPlane = inputShape.spatial, outPlane = outputShape.spatial
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: w) { rows in
+            let row = rows.baseAddress!
+            for p in 0..<planes {
+                let plane = x + p * inPlane, out = y + p * outPlane
+                for oy in 0..<oh {
+                    let top = plane + 2 * oy * w, bottom = top + w
+                    for i in 0..<(2 * ow) { row[i] = max(top[i], bottom[i]) }
+                    let o = out + oy * ow
+                    for ox in 0..<ow { o[ox] = max(row[2 * ox], row[2 * ox + 1]) }
                 }
             }
         }

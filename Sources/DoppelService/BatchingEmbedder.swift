@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import DoppelHTTP
 import DoppelNN
 import Foundation
 
@@ -48,7 +49,7 @@ final class BatchingEmbedder: @unchecked Sendable {
         queue.append(job)
         condition.signal()
         condition.unlock()
-        job.done.wait()
+        HTTPServer.blocking { job.done.wait() }
         return job.result
     }
 

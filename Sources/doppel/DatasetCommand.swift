@@ -8,7 +8,7 @@ struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset",
         abstract: "Look at datasets before training on them.",
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Export.self]
     )
 
     struct Inspect: ParsableCommand {
@@ -74,6 +74,42 @@ struct DatasetCommand: ParsableCommand {
 
         private func formatted(_ value: Double) -> String {
             value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write images of a dataset as PNG files, one folder per identity (the layout gallery import and train read).",
+            discussion: "Folder names are the identity names made file-safe (T-shirt/top -> t-shirt-top)."
+        )
+
+        @Argument(help: "The dataset.") var path: String
+        @OptionGroup var datasetOptions: DatasetOptions
+        @Option(help: "Output folder.") var out: String
+        @Option(help: "Images per identity.") var perIdentity: Int = 5
+        @Option(help: "Skip this many images of each identity first (to take different images from the same set).") var offset: Int = 0
+
+        func validate() throws {
+            guard perIdentity > 0, offset >= 0 else { throw ValidationError("--per-identity must be positive and --offset not negative") }
+        }
+
+        static func fileSafe(_ name: String) -> String {
+            let mapped = name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
+            return String(mapped).split(separator: "-").joined(separator: "-")
+        }
+
+        func run() throws {
+            let dataset = try datasetOptions.loader.load(path)
+            var written = 0
+            for (identity, members) in dataset.samplesByIdentity().enumerated() {
+                let folder = URL(fileURLWithPath: out).appendingPathComponent(Self.fileSafe(dataset.identities[identity]))
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for (n, index) in members.dropFirst(offset).prefix(perIdentity).enumerated() {
+                    try Data(PNGEncoder.encode(dataset.samples[index].image)).write(to: folder.appendingPathComponent("\(n + offset).png"))
+                    written += 1
+                }
+            }
+            print("wrote \(written) images of \(dataset.identities.count) identities to \(out)")
         }
     }
 }

@@ -14,10 +14,11 @@ struct StartupBench: ParsableCommand {
     @Option(help: "Dimension.") var dim: Int = 128
     @Option(help: "Database (created and filled when empty).") var db: String = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-startup.sqlite").path
     @Option(help: "Folder of migrations.") var migrations: String = "Migrations"
+    @Option(help: "Model id to store the embeddings under (default bench-DIM); a served model's id makes a gallery to load-test search with.") var modelId: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let model = "bench-\(dim)"
+        let model = modelId ?? "bench-\(dim)"
         let loaded = try Migrator.load(directory: migrations)
         do {
             let store = try GalleryStore(path: db, migrations: loaded, storeImages: false)

@@ -60,6 +60,7 @@ import Testing
         ("--b\nContent-Disposition: form-data; name=\"a\n\nx\n--b--", "unterminated quoted string"),
         ("--b\nContent-Disposition: form-data; name=a; name=b\n\nx\n--b--", "repeated Content-Disposition parameter"),
         ("--b\nno colon here\n\nx\n--b--", "malformed header line"),
+        ("--b\nContent-Disposition: form-data; name=a\n: no name\n\nx\n--b--", "malformed header line"),
     ])
     func refusesMalformedBodies(body: String, message: String) throws {
         let parser = try MultipartParser(boundary: "b")

@@ -37,4 +37,16 @@ import Testing
         #expect(try Network(architecture: Architecture(parsing: "conv(4,3) batchnorm relu flatten dense(3)"), input: input, seed: 1, workers: 2).workers == 1)
         #expect(try Network(architecture: Architecture(parsing: "flatten dense(8) relu dense(3)"), input: input, seed: 1, workers: 2).workers == 1)
     }
+
+    /// Inference takes shortcuts (max pooling without argmax); the outputs must not change.
+    @Test func inferenceGivesTheTrainingForwardOutputs() throws {
+        let architecture = try Architecture(parsing: "conv(3,3,pad=1) relu maxpool(2) conv(4,3) relu maxpool(2) flatten dense(5)")
+        let input = TensorShape(channels: 1, height: 13, width: 11)  // odd sizes: floor-mode pooling drops a row and a column
+        let network = try Network(architecture: architecture, input: input, seed: 2, workers: 1)
+        var generator = SeededGenerator(seed: 3)
+        let x = (0..<(3 * input.count)).map { _ in generator.nextGaussian() }
+        let training = Array(network.forward(x, batch: 3, mode: .training))
+        let inference = Array(network.forward(x, batch: 3, mode: .inference))
+        #expect(training == inference)
+    }
 }
