@@ -252,4 +252,25 @@ import Testing
         #expect(test.stop(within: 10))
         #expect(Date().timeIntervalSince(started) < 2.5)
     }
+
+    /// Hundreds of clients dribbling a request head one byte at a time hold no worker: normal
+    /// clients are served promptly meanwhile, and the dribblers get 408 at the header deadline.
+    @Test func slowLorisClientsDoNotStopNormalClients() throws {
+        let test = try TestServer { $0.headerTimeout = 3000 }
+        defer { test.stop() }
+        var dribblers = [RawClient]()
+        for _ in 0..<300 { dribblers.append(try RawClient(port: test.port)) }
+        let head = Array("GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
+        for step in 0..<10 {
+            for client in dribblers { try client.write([head[min(step, head.count - 1)]]) }
+            let started = Date()
+            let normal = try RawClient(port: test.port)
+            try normal.write(Self.get)
+            #expect(try normal.readResponse().status == 200)
+            #expect(Date().timeIntervalSince(started) < 0.5, "a normal request waited \(Date().timeIntervalSince(started)) s")
+            usleep(100_000)
+        }
+        let timedOut = try dribblers[0].readResponse()
+        #expect(timedOut.status == 408)
+    }
 }
