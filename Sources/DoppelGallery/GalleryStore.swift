@@ -57,7 +57,12 @@ public final class GalleryStore {
 
     /// Runs `body` as one transaction, mapping SQLite's failures to gallery errors.
     private func write<T>(_ body: () throws -> T) throws(GalleryError) -> T {
-        do { return try database.transaction(body) } catch let error as GalleryError {
+        try read { try database.transaction(body) }
+    }
+
+    /// Runs `body` (reads, or a transaction), mapping every failure to a gallery error.
+    private func read<T>(_ body: () throws -> T) throws(GalleryError) -> T {
+        do { return try body() } catch let error as GalleryError {
             throw error
         } catch let error as SQLiteError {
             throw .database(error)
@@ -171,7 +176,7 @@ public final class GalleryStore {
 
     /// One identity with its sample ids.
     public func identity(gallery: String, externalID: String) throws(GalleryError) -> IdentityRecord {
-        do {
+        try read {
             let rows = try database.query("""
                 SELECT i.display_name, i.metadata, (SELECT group_concat(s.id) FROM samples s WHERE s.identity_id = i.id),
                        i.created_at, i.updated_at
@@ -181,12 +186,6 @@ public final class GalleryStore {
             return IdentityRecord(gallery: gallery, externalID: externalID, displayName: row[0].text, metadata: row[1].text ?? "{}",
                                   sampleIDs: (row[2].text ?? "").split(separator: ",").compactMap { Int64($0) }.sorted(),
                                   createdAt: row[3].text, updatedAt: row[4].text)
-        } catch let error as GalleryError {
-            throw error
-        } catch let error as SQLiteError {
-            throw .database(error)
-        } catch {
-            throw .invalid("\(error)")
         }
     }
 
@@ -240,7 +239,7 @@ public final class GalleryStore {
     /// the three-table join per row was half of the start-up time).
     public func forEachEmbedding(model: String, _ body: (_ sample: Int64, _ identity: String,
                                                          _ vector: UnsafeBufferPointer<Float>) -> Void) throws(GalleryError) {
-        do {
+        try read {
             var names = [Int64: String]()
             try database.forEachRow("""
                 SELECT i.id, g.name || char(31) || i.external_id FROM identities i JOIN galleries g ON g.id = i.gallery_id
@@ -250,10 +249,6 @@ public final class GalleryStore {
                 """, [.text(model)]) { row in
                 body(row.integer(0), names[row.integer(1)] ?? "", row.blob(2).bindMemory(to: Float.self))
             }
-        } catch let error as SQLiteError {
-            throw .database(error)
-        } catch {
-            throw .invalid("\(error)")
         }
     }
 
@@ -303,16 +298,10 @@ public final class GalleryStore {
 
     /// One identity's samples: id, content hash, size.
     public func samples(gallery: String, externalID: String) throws(GalleryError) -> [(id: Int64, hash: String, width: Int, height: Int)] {
-        do {
+        try read {
             let identity = try identityID(gallery: gallery, externalID: externalID)
             return try database.query("SELECT id, content_hash, width, height FROM samples WHERE identity_id = ? ORDER BY id", [.integer(identity)])
                 .map { ($0[0].integer ?? 0, $0[1].text ?? "", Int($0[2].integer ?? 0), Int($0[3].integer ?? 0)) }
-        } catch let error as GalleryError {
-            throw error
-        } catch let error as SQLiteError {
-            throw .database(error)
-        } catch {
-            throw .invalid("\(error)")
         }
     }
 

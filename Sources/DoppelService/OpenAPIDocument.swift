@@ -3,7 +3,11 @@
 /// The OpenAPI 3.1 description of every route, served at `/openapi.json`. Kept beside the
 /// routes by hand; the end-to-end tests validate responses against it.
 enum OpenAPIDocument {
-    static func json(maxK: Int) -> String {
+    static func json(maxK: Int, maxThreshold: Float, maxImages: Int) -> String {
+        // Ids and gallery names: no control characters, no / or \ (ECMA-262 pattern).
+        let identifier = #""pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f/\\\\]+$""#
+        let threshold = #""type": "number", "exclusiveMinimum": 0, "maximum": \#(maxThreshold)"#
+        return
         #"""
         {
           "openapi": "3.1.0",
@@ -19,9 +23,9 @@ enum OpenAPIDocument {
               "clientKey": {"type": "http", "scheme": "bearer", "description": "A client key, needed only when keys.client is configured; an admin key works too."}
             },
             "parameters": {
-              "gallery": {"name": "gallery", "in": "query", "required": false, "description": "Gallery (collection) name; default `default`.", "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
-              "threshold": {"name": "threshold", "in": "query", "required": false, "description": "Override of the model's calibrated threshold, in (0, bound].", "schema": {"type": "number", "exclusiveMinimum": 0}},
-              "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 128}}
+              "gallery": {"name": "gallery", "in": "query", "required": false, "description": "Gallery (collection) name; default `default`.", "schema": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}},
+              "threshold": {"name": "threshold", "in": "query", "required": false, "description": "Override of the model's calibrated threshold, in (0, bound].", "schema": {\#(threshold)}},
+              "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 128, \#(identifier)}}
             },
             "schemas": {
               "Error": {
@@ -34,14 +38,18 @@ enum OpenAPIDocument {
                 "properties": {"code": {"type": "string", "enum": ["closer_to_other_identity", "outside_spread"]}, "image": {"type": "integer"},
                   "identity": {"type": "string"}, "distance": {"type": "number"}, "own_distance": {"type": ["number", "null"]}, "threshold": {"type": "number"}, "message": {"type": "string"}}
               },
-              "ImagePair": {"type": "object", "required": ["image1", "image2"], "properties": {"image1": {"type": "string", "contentEncoding": "base64"}, "image2": {"type": "string", "contentEncoding": "base64"}, "threshold": {"type": "number"}}},
-              "ImagePairForm": {"type": "object", "required": ["image1", "image2"], "properties": {"image1": {"type": "string", "format": "binary"}, "image2": {"type": "string", "format": "binary"}, "threshold": {"type": "number"}}},
-              "OneImage": {"type": "object", "required": ["image"], "properties": {"image": {"type": "string", "contentEncoding": "base64"}, "k": {"type": "integer"}, "threshold": {"type": "number"}, "gallery": {"type": "string"}}},
-              "OneImageForm": {"type": "object", "required": ["image"], "properties": {"image": {"type": "string", "format": "binary"}, "k": {"type": "integer"}, "threshold": {"type": "number"}, "gallery": {"type": "string"}}},
-              "NewIdentity": {"type": "object", "required": ["id", "images"], "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128}, "name": {"type": "string"}, "metadata": {"type": "object"}, "strict": {"type": "boolean"}, "gallery": {"type": "string"}, "images": {"type": "array", "minItems": 1, "items": {"type": "string", "contentEncoding": "base64"}}}},
-              "NewIdentityForm": {"type": "object", "required": ["id", "images"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "metadata": {"type": "string", "description": "a JSON object as text"}, "strict": {"type": "boolean"}, "images": {"type": "array", "items": {"type": "string", "format": "binary"}}}},
-              "NewSamples": {"type": "object", "required": ["images"], "properties": {"images": {"type": "array", "minItems": 1, "items": {"type": "string", "contentEncoding": "base64"}}, "strict": {"type": "boolean"}, "gallery": {"type": "string"}}},
-              "NewSamplesForm": {"type": "object", "required": ["images"], "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}, "strict": {"type": "boolean"}}},
+              "ImagePair": {"type": "object", "required": ["image1", "image2"], "additionalProperties": false, "properties": {"image1": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}, "image2": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}, "threshold": {\#(threshold)}}},
+              "ImagePairForm": {"type": "object", "required": ["image1", "image2"], "additionalProperties": false, "properties": {"image1": {"type": "string", "format": "binary"}, "image2": {"type": "string", "format": "binary"}, "threshold": {\#(threshold)}}},
+              "ImageOnly": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"image": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}}},
+              "ImageOnlyForm": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"image": {"type": "string", "format": "binary"}}},
+              "IdentityImage": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"image": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}, "threshold": {\#(threshold)}, "gallery": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}}},
+              "IdentityImageForm": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"image": {"type": "string", "format": "binary"}, "threshold": {\#(threshold)}, "gallery": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}}},
+              "OneImage": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"image": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}, "k": {"type": "integer", "minimum": 1, "maximum": \#(maxK)}, "threshold": {\#(threshold)}, "gallery": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}}},
+              "OneImageForm": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {"image": {"type": "string", "format": "binary"}, "k": {"type": "integer", "minimum": 1, "maximum": \#(maxK)}, "threshold": {\#(threshold)}, "gallery": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}}},
+              "NewIdentity": {"type": "object", "required": ["id", "images"], "additionalProperties": false, "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128, \#(identifier)}, "name": {"type": "string", "maxLength": 256}, "metadata": {"type": "object"}, "strict": {"type": "boolean"}, "gallery": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}, "images": {"type": "array", "minItems": 1, "maxItems": \#(maxImages), "items": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}}}},
+              "NewIdentityForm": {"type": "object", "required": ["id", "images"], "additionalProperties": false, "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128, \#(identifier)}, "name": {"type": "string", "maxLength": 256}, "metadata": {"type": "string", "description": "a JSON object as text"}, "strict": {"type": "boolean"}, "images": {"type": "array", "minItems": 1, "maxItems": \#(maxImages), "items": {"type": "string", "format": "binary"}}}},
+              "NewSamples": {"type": "object", "required": ["images"], "additionalProperties": false, "properties": {"images": {"type": "array", "minItems": 1, "maxItems": \#(maxImages), "items": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}}, "strict": {"type": "boolean"}, "gallery": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}}},
+              "NewSamplesForm": {"type": "object", "required": ["images"], "additionalProperties": false, "properties": {"images": {"type": "array", "minItems": 1, "maxItems": \#(maxImages), "items": {"type": "string", "format": "binary"}}, "strict": {"type": "boolean"}}},
               "Decision": {
                 "type": "object", "required": ["distance", "threshold", "match", "similarity", "far", "model"],
                 "properties": {"distance": {"type": "number"}, "threshold": {"type": "number"}, "match": {"type": "boolean"},
@@ -113,14 +121,14 @@ enum OpenAPIDocument {
                 "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
                 "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
             "/v1/embed": {"post": {"summary": "The embedding of one image", "security": [{}, {"clientKey": []}],
-              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/OneImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OneImage"}},
+              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/ImageOnlyForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/ImageOnly"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
               "responses": {"200": {"description": "embedding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Embedding"}}}},
                 "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
                 "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
             "/v1/identities/{id}/verify": {"post": {"summary": "1:1 against one enrolled identity (its nearest sample)", "security": [{}, {"clientKey": []}],
               "parameters": [{"$ref": "#/components/parameters/id"}, {"$ref": "#/components/parameters/threshold"}, {"$ref": "#/components/parameters/gallery"}],
-              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/OneImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OneImage"}},
+              "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/IdentityImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/IdentityImage"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
               "responses": {"200": {"description": "decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IdentityDecision"}}}},
                 "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},

@@ -77,14 +77,14 @@ extension Service {
 
     func gallery(_ content: RequestContent) throws(ServiceError) -> String {
         let name = try content.string("gallery") ?? "default"
-        try Self.checkIdentifier(name, what: "gallery", maxBytes: 64)
+        try Self.checkIdentifier(name, what: "gallery", maxCharacters: 64)
         return name
     }
 
     /// Ids and gallery names: 1-128 bytes of UTF-8 without control characters or path separators.
-    static func checkIdentifier(_ value: String, what: String, maxBytes: Int = 128) throws(ServiceError) {
-        guard !value.isEmpty, value.utf8.count <= maxBytes else {
-            throw ServiceError(400, "invalid_\(what)", "\(what) must be 1 to \(maxBytes) bytes")
+    static func checkIdentifier(_ value: String, what: String, maxCharacters: Int = 128) throws(ServiceError) {
+        guard !value.isEmpty, value.unicodeScalars.count <= maxCharacters else {
+            throw ServiceError(400, "invalid_\(what)", "\(what) must be 1 to \(maxCharacters) characters")
         }
         guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "\\" || (0x80...0x9F).contains($0.value) }) else {
             throw ServiceError(400, "invalid_\(what)", "\(what) must not contain control characters, / or \\")
@@ -200,7 +200,7 @@ extension Service {
         guard let id = try content.string("id") else { throw ServiceError(400, "missing_field", "id is required") }
         try Self.checkIdentifier(id, what: "id")
         let name = try content.string("name")
-        if let name { guard name.utf8.count <= 256 else { throw ServiceError(400, "invalid_field", "name must be at most 256 bytes") } }
+        if let name { guard name.unicodeScalars.count <= 256 else { throw ServiceError(400, "invalid_field", "name must be at most 256 characters") } }
         let metadata = try content.jsonObject("metadata") ?? "{}"
         let gallery = try gallery(content)
         let strict = try content.bool("strict") ?? false

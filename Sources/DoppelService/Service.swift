@@ -50,9 +50,15 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         if !databaseFolder.isEmpty { try FileManager.default.createDirectory(atPath: databaseFolder, withIntermediateDirectories: true) }
         let store = try GalleryStore(path: configuration.database, migrations: try Migrator.load(directory: migrationsFolder),
                                      storeImages: configuration.storeImages)
+        if configuration.maxDatabaseMegabytes > 0 {
+            // SQLite answers SQLITE_FULL past this, exactly as on a full disk.
+            let pageSize = try store.database.query("PRAGMA page_size").first?.first?.integer ?? 4096
+            try store.database.query("PRAGMA max_page_count = \(Int64(configuration.maxDatabaseMegabytes) * 1_048_576 / pageSize)")
+        }
         galleries = Galleries(store: store, model: model)
         embedder = BatchingEmbedder(model: model, maxBatch: configuration.maxBatch, maxWaitMicroseconds: configuration.maxWaitMicroseconds)
-        openAPI = Array(OpenAPIDocument.json(maxK: configuration.maxK).utf8)
+        openAPI = Array(OpenAPIDocument.json(maxK: configuration.maxK, maxThreshold: configuration.maxThreshold ?? model.naturalMaxThreshold,
+                                                maxImages: configuration.maxImagesPerRequest).utf8)
         embedder.onBatch = { [metrics] size in metrics.recordBatch(size) }
         addRoutes()
     }

@@ -258,4 +258,38 @@ import Glibc
         #expect(status == 0 && seconds < 11)
         #expect(cut.value == 0 && completed.value! > 0)
     }
+
+    /// A full gallery file (a size cap, which SQLite reports exactly as a full disk): writes
+    /// answer 503 and change nothing, reads go on, and writes work again once space is freed.
+    @Test func fullStorageRefusesWritesKeepsReadsAndRecovers() throws {
+        let f = ServeTests.fixture
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("config.json")
+        try Data(#"{"limits": {"max_database_mb": 1}}"#.utf8).write(to: config)
+        let server = try ServerProcess(model: f.model, folder: folder, arguments: ["--config", config.path])
+        let api = try ServeTests.Checked(server)
+        var generator = SystemRandomNumberGenerator()
+        func noise() -> [UInt8] {
+            var image = Image(width: 160, height: 160, layout: .gray, filledWith: 0)
+            for y in 0..<160 { for x in 0..<160 { image[x, y, 0] = UInt8.random(in: 0...255, using: &generator) } }
+            return PNGEncoder.encode(image)
+        }
+        var enrolled = [String](), refused: RawClient.Response?
+        for n in 0..<60 {
+            let response = try api.form("POST", "/v1/identities", [("id", nil, Array("big\(n)".utf8)), ("image", "n.png", noise())])
+            if response.status == 201 { enrolled.append("big\(n)") } else { refused = response; break }
+        }
+        #expect(refused?.status == 503 && refused?.errorCode == "storage_unavailable", "\(refused?.text ?? "never refused")")
+        #expect(enrolled.count >= 5)
+        // Reads go on, and the refused write left nothing behind.
+        #expect(try api.form("POST", "/v1/search", key: nil, [("image", "q.png", f.image(0, 0))]).status == 200)
+        let list = try api.call("GET", "/v1/identities?limit=1000").json["identities"] as? [[String: Any]]
+        #expect(list?.map { $0["id"] as! String }.sorted() == enrolled.sorted())
+        #expect(try api.call("GET", "/readyz", key: nil).json["samples"] as? Int == enrolled.count)
+        // Space returns: delete some, and enrollment works again.
+        for id in enrolled.prefix(4) { #expect(try api.call("DELETE", "/v1/identities/\(id)", pattern: "/v1/identities/{id}").status == 200) }
+        #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("after".utf8)), ("image", "n.png", noise())]).status == 201)
+        #expect(server.stop() == 0)
+    }
 }

@@ -1,0 +1,78 @@
+-- wrk script for scripts/soak: mixed traffic on one gallery. Per thread, in turn: verify (5 in
+-- 10), search (3 in 10), enroll a new identity (1 in 10) and delete it again (1 in 10), so the
+-- gallery stays the same size while it is written to all the time. Counts 5xx per thread.
+--   wrk -t2 -c64 -d600s -s scripts/load/mixed.lua URL -- ADMIN_KEY IMAGE1 IMAGE2
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+local function b64(data)
+  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  return ((data:gsub(".", function(x)
+    local r, byte = "", x:byte()
+    for i = 8, 1, -1 do r = r .. (byte % 2 ^ i - byte % 2 ^ (i - 1) > 0 and "1" or "0") end
+    return r
+  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(x)
+    if #x < 6 then return "" end
+    local c = 0
+    for i = 1, 6 do c = c + (x:sub(i, i) == "1" and 2 ^ (6 - i) or 0) end
+    return chars:sub(c + 1, c + 1)
+  end) .. ({ "", "==", "=" })[#data % 3 + 1])
+end
+
+local key, verifyBody, searchBody, enrollImage
+local step, serial, pending = 0, 0, nil
+server_errors, responses = 0, 0
+
+function init(args)
+  key = args[1]
+  local a, b = read(args[2]), read(args[3])
+  verifyBody = '{"image1":"' .. b64(a) .. '","image2":"' .. b64(b) .. '"}'
+  searchBody = '{"image":"' .. b64(a) .. '","k":5}'
+  enrollImage = b64(b)
+end
+
+function request()
+  step = step + 1
+  local slot = step % 10
+  local json = { ["Content-Type"] = "application/json" }
+  if slot == 9 and pending then
+    local path = "/v1/identities/" .. pending
+    pending = nil
+    return wrk.format("DELETE", path, { ["Authorization"] = "Bearer " .. key })
+  elseif slot == 8 then
+    serial = serial + 1
+    pending = "soak-" .. wrk.thread:get("id") .. "-" .. serial
+    return wrk.format("POST", "/v1/identities", { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. key },
+      '{"id":"' .. pending .. '","images":["' .. enrollImage .. '"]}')
+  elseif slot >= 5 then
+    return wrk.format("POST", "/v1/search", json, searchBody)
+  end
+  return wrk.format("POST", "/v1/verify", json, verifyBody)
+end
+
+function response(status, headers, body)
+  responses = responses + 1
+  if status >= 500 then server_errors = server_errors + 1 end
+end
+
+function done(summary, latency, requests)
+  local errors, total = 0, 0
+  for _, thread in ipairs(threads) do
+    errors = errors + thread:get("server_errors")
+    total = total + thread:get("responses")
+  end
+  io.write(string.format("soak: %d responses, %d 5xx, %d non-2xx, socket errors %d, p50 %.2f ms, p99 %.2f ms\n", total, errors,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
