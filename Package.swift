@@ -52,6 +52,7 @@ let package = Package(
         // Test helpers shared by the test targets (a raw HTTP client).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),
+        .testTarget(name: "DoppelServiceTests", dependencies: ["DoppelService", "DoppelHTTP"]),
         .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "TestSupport", "doppel"]),
     ]

@@ -13,6 +13,16 @@ public struct HTTPRequest: Sendable, Equatable {
     public var headers: HTTPHeaders
     public var body: [UInt8]
 
+    public init(method: String, path: String, query: [(name: String, value: String)] = [], version: HTTPVersion = .http11,
+                headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.version = version
+        self.headers = headers
+        self.body = body
+    }
+
     public static func == (a: HTTPRequest, b: HTTPRequest) -> Bool {
         a.method == b.method && a.path == b.path && a.query.map(\.name) == b.query.map(\.name)
             && a.query.map(\.value) == b.query.map(\.value) && a.version == b.version && a.headers == b.headers && a.body == b.body

@@ -21,12 +21,13 @@ final class Galleries: @unchecked Sendable {
 
     var indexMetric: GalleryIndex.IndexMetric { model.metric == .cosine ? .cosine : .euclidean }
 
-    /// The gallery's index; an empty one for a gallery with nothing enrolled yet.
-    func index(_ gallery: String) -> GalleryIndex {
+    /// The gallery's index. Reads of a gallery with nothing enrolled get an empty index that is
+    /// not kept (so asking for random names cannot grow memory); writers create the entry.
+    func index(_ gallery: String, creating: Bool = false) -> GalleryIndex {
         indexLock.withLock {
             if let index = indexes[gallery] { return index }
             let index = GalleryIndex(dimension: model.dimension, metric: indexMetric)
-            indexes[gallery] = index
+            if creating { indexes[gallery] = index }
             return index
         }
     }
@@ -110,7 +111,7 @@ final class Galleries: @unchecked Sendable {
         try storeCall { store throws(GalleryError) in
             let record = try store.createIdentity(gallery: gallery, externalID: id, displayName: name, metadata: metadata,
                                                   samples: samples, model: model.id, actor: actor)
-            let index = index(gallery)
+            let index = index(gallery, creating: true)
             for (sample, new) in zip(record.sampleIDs, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
             return record
         }
@@ -119,7 +120,7 @@ final class Galleries: @unchecked Sendable {
     func addSamples(gallery: String, id: String, samples: [NewSample], actor: String) throws(ServiceError) -> [Int64] {
         try storeCall { store throws(GalleryError) in
             let ids = try store.addSamples(gallery: gallery, externalID: id, samples: samples, model: model.id, actor: actor)
-            let index = index(gallery)
+            let index = index(gallery, creating: true)
             for (sample, new) in zip(ids, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
             return ids
         }

@@ -91,7 +91,7 @@ enum OpenAPIDocument {
               "Forbidden": {"description": "wrong key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "NotFound": {"description": "unknown identity or sample", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "Conflict": {"description": "id taken, or the same image already enrolled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-              "TooLarge": {"description": "body, image pixels or image count over the limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "TooLarge": {"description": "body or image pixels over the limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "Unsupported": {"description": "unsupported Content-Type", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "Unprocessable": {"description": "strict enrollment refused; warnings inside the error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "Unavailable": {"description": "not ready (indexing) or storage cannot take writes", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -168,7 +168,7 @@ enum OpenAPIDocument {
                 "404": {"$ref": "#/components/responses/NotFound"}, "409": {"$ref": "#/components/responses/Conflict"}, "413": {"$ref": "#/components/responses/TooLarge"},
                 "415": {"$ref": "#/components/responses/Unsupported"}, "422": {"$ref": "#/components/responses/Unprocessable"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
             "/v1/identities/{id}/samples/{sample}": {"delete": {"summary": "Delete one sample", "security": [{"adminKey": []}],
-              "parameters": [{"$ref": "#/components/parameters/id"}, {"name": "sample", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}, {"$ref": "#/components/parameters/gallery"}],
+              "parameters": [{"$ref": "#/components/parameters/id"}, {"name": "sample", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}}, {"$ref": "#/components/parameters/gallery"}],
               "responses": {"200": {"description": "deleted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Deleted"}}}},
                 "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
                 "404": {"$ref": "#/components/responses/NotFound"}, "503": {"$ref": "#/components/responses/Unavailable"}}}}

@@ -42,7 +42,7 @@ struct RequestContent {
             throw ServiceError(415, "unsupported_media_type", "Content-Type \(mediaType) is not accepted; use multipart/form-data, application/json, image/* or application/octet-stream")
         }
         guard images.count <= maxImages else {
-            throw ServiceError(413, "too_many_images", "\(images.count) images in one request; the limit is \(maxImages)")
+            throw ServiceError(400, "too_many_images", "\(images.count) images in one request; the limit is \(maxImages)")
         }
     }
 

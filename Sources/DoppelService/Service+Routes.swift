@@ -69,7 +69,8 @@ extension Service {
     func threshold(_ content: RequestContent) throws(ServiceError) -> Float {
         guard let asked = try content.number("threshold") else { return model.threshold }
         let bound = configuration.maxThreshold ?? model.naturalMaxThreshold
-        guard asked.isFinite, asked > 0, asked <= Double(bound) else {
+        // Checked as the Float it becomes: 1e-320 is above 0 as a Double and 0 as a Float.
+        guard asked.isFinite, Float(asked) > 0, Float(asked) <= bound else {
             throw ServiceError(400, "invalid_threshold", "threshold must be a number in (0, \(bound)]; the model's calibrated threshold is \(model.threshold)")
         }
         return Float(asked)
@@ -245,7 +246,6 @@ extension Service {
     /// and one farther than the threshold from every own sample (outside the identity's spread).
     func quality(of vectors: [[Float]], joining id: String, existing: [Int64: [Float]], gallery: String) -> [JSONValue] {
         var warnings = [JSONValue]()
-        let index = galleries.index(gallery)
         for (i, vector) in vectors.enumerated() {
             let own = existing.values.map { model.distance(vector, $0) }
                 + vectors.indices.filter { $0 != i }.map { model.distance(vector, vectors[$0]) }
@@ -266,7 +266,6 @@ extension Service {
                 ]))
             }
         }
-        _ = index
         return warnings
     }
 

@@ -90,7 +90,9 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         var (response, pattern) = router.route(request)
         if response.status >= 500 { logger.error("\(request.method) \(request.path) answered \(response.status)") }
         response.headers.add("X-Content-Type-Options", "nosniff")
-        metrics.record(route: pattern ?? "unmatched", method: request.method, status: response.status,
+        // Labels come from a fixed set, so clients cannot grow the metrics with made-up methods or paths.
+        let method = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"].contains(request.method) ? request.method : "other"
+        metrics.record(route: pattern ?? "unmatched", method: method, status: response.status,
                        nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started))
         return response
     }

@@ -61,4 +61,21 @@ import Testing
         #expect(abs(fit.intercept - 4) < 0.4, "intercept \(fit.intercept)")
         #expect(fit.probability(distance: 0.5) > 0.4 && fit.probability(distance: 0.5) < 0.6)
     }
+
+    /// The stored false-accept curve reads back the empirical rate at its points, interpolates
+    /// between them, and is monotone.
+    @Test func falseAcceptCurveMatchesTheEmpiricalRate() throws {
+        let different = (0..<10_000).map { Float($0) / 10_000 }  // uniform on [0, 1): FAR(t) = t
+        let curve = FalseAcceptPoint.curve(different: different)
+        #expect(zip(curve, curve.dropFirst()).allSatisfy { $0.threshold < $1.threshold && $0.rate <= $1.rate })
+        for point in curve {
+            #expect(abs(point.rate - VerificationMetrics.falseAcceptRate(different: different, atThreshold: point.threshold)) < 1e-12)
+        }
+        for t: Float in [0.0003, 0.004, 0.05, 0.4, 0.85] {
+            let estimate = try #require(FalseAcceptPoint.rate(at: t, on: curve))
+            #expect(abs(estimate - Double(t)) < 0.0011, "FAR at \(t): \(estimate)")
+        }
+        #expect(FalseAcceptPoint.rate(at: -1, on: curve) == 0 && FalseAcceptPoint.rate(at: 2, on: curve) == 1)
+        #expect(FalseAcceptPoint.rate(at: 0.5, on: []) == nil)
+    }
 }

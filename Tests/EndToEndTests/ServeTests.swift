@@ -268,4 +268,47 @@ import Glibc
                                              environment: ["DOPPEL_ADMIN_KEYS": Self.adminKey])
         #expect(truncated.status != 0 && truncated.stderr.contains("cannot load the model"), "\(truncated.stderr)")
     }
+
+    /// A server started with a model the gallery has not indexed re-embeds the stored images
+    /// before it is ready; without stored images it refuses to serve a mixed index.
+    @Test func aNewModelReindexesTheGalleryAndAMixedIndexIsRefused() throws {
+        let f = Self.fixture
+        let folder = try Self.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let other = folder.appendingPathComponent("other.safetensors").path
+        let train = try DoppelBinary.run([
+            "train", "--data", f.folder.path, "--preset", "faces", "--input", "1x16x16", "--seed", "9",
+            "--arch", "conv(4,3,pad=1) relu maxpool(2) flatten dense(8) l2norm", "--iterations", "20", "--batch", "16", "--out", other,
+        ])
+        #expect(train.status == 0, "\(train.stderr)")
+        var server = try ServerProcess(model: f.model, folder: folder)
+        for id in 0..<3 {
+            let api = try Checked(server)
+            #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("glyph\(id)".utf8)), ("images", "a.png", f.image(id, 0)),
+                                                            ("images", "b.png", f.image(id, 1))]).status == 201)
+        }
+        #expect(server.stop() == 0)
+        server = try ServerProcess(model: other, folder: folder)
+        let api = try Checked(server)
+        #expect(try api.call("GET", "/readyz", key: nil).json["samples"] as? Int == 6)
+        let model = try api.call("GET", "/v1/model", key: nil).json["id"] as? String
+        let search = try api.form("POST", "/v1/search", key: nil, [("image", "q.png", f.image(2, 0))])
+        #expect((search.json["matches"] as? [[String: Any]])?.first?["identity"] as? String == "glyph2")
+        #expect(search.json["model"] as? String == model && (search.json["matches"] as? [[String: Any]])?.first?["distance"] as? Double ?? 1 < 1e-4)
+        #expect(server.stop() == 0)
+        #expect(server.stderr.contains("reindexed 6 stored images with model \(model ?? "?")"), "\(server.stderr)")
+
+        // The same with images not stored: the old model's samples cannot be re-embedded.
+        let bare = folder.appendingPathComponent("bare")
+        try FileManager.default.createDirectory(at: bare, withIntermediateDirectories: true)
+        let config = bare.appendingPathComponent("config.json")
+        try Data(#"{"store_images": false}"#.utf8).write(to: config)
+        var first = try ServerProcess(model: f.model, folder: bare, arguments: ["--config", config.path])
+        #expect(try Checked(first).form("POST", "/v1/identities", [("id", nil, Array("glyph0".utf8)), ("image", "a.png", f.image(0, 0))]).status == 201)
+        #expect(first.stop() == 0)
+        first = try ServerProcess(model: other, folder: bare, arguments: ["--config", config.path], waitReady: false)
+        let status = first.waitForExit()
+        #expect(first.process.terminationReason == .exit && status == 1, "exit \(status)")
+        #expect(first.stderr.contains("1 samples have no embedding under model"), "\(first.stderr)")
+    }
 }

@@ -71,6 +71,13 @@ final class ServerProcess {
         return process.terminationStatus
     }
 
+    /// Waits for the process to end by itself (at most 30 s), then its exit status.
+    func waitForExit() -> Int32 {
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        return stop()
+    }
+
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)

@@ -1,6 +1,8 @@
 -- wrk script for scripts/soak: mixed traffic on one gallery. Per thread, in turn: verify (5 in
--- 10), search (3 in 10), enroll a new identity (1 in 10) and delete it again (1 in 10), so the
--- gallery stays the same size while it is written to all the time. Counts 5xx per thread.
+-- 10), search (3 in 10), enroll a new identity (1 in 10) and delete one enrolled at least 200
+-- requests earlier (1 in 10; the enrollment went out on another connection, so it is answered
+-- by then), so the gallery stays the same size while it is written to all the time. Counts
+-- 5xx and 404s per thread.
 --   wrk -t2 -c64 -d600s -s scripts/load/mixed.lua URL -- ADMIN_KEY IMAGE1 IMAGE2
 local threads = {}
 
@@ -31,8 +33,9 @@ local function b64(data)
 end
 
 local key, verifyBody, searchBody, enrollImage
-local step, serial, pending = 0, 0, nil
-server_errors, responses = 0, 0
+local step, serial = 0, 0
+local pending, first = {}, 1
+server_errors, responses, missing = 0, 0, 0
 
 function init(args)
   key = args[1]
@@ -46,15 +49,17 @@ function request()
   step = step + 1
   local slot = step % 10
   local json = { ["Content-Type"] = "application/json" }
-  if slot == 9 and pending then
-    local path = "/v1/identities/" .. pending
-    pending = nil
+  if slot == 9 and pending[first] and step - pending[first].step >= 200 then
+    local path = "/v1/identities/" .. pending[first].id
+    pending[first] = nil
+    first = first + 1
     return wrk.format("DELETE", path, { ["Authorization"] = "Bearer " .. key })
   elseif slot == 8 then
     serial = serial + 1
-    pending = "soak-" .. wrk.thread:get("id") .. "-" .. serial
+    local id = "soak-" .. wrk.thread:get("id") .. "-" .. serial
+    pending[serial] = { id = id, step = step }
     return wrk.format("POST", "/v1/identities", { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. key },
-      '{"id":"' .. pending .. '","images":["' .. enrollImage .. '"]}')
+      '{"id":"' .. id .. '","images":["' .. enrollImage .. '"]}')
   elseif slot >= 5 then
     return wrk.format("POST", "/v1/search", json, searchBody)
   end
@@ -64,15 +69,17 @@ end
 function response(status, headers, body)
   responses = responses + 1
   if status >= 500 then server_errors = server_errors + 1 end
+  if status == 404 then missing = missing + 1 end
 end
 
 function done(summary, latency, requests)
-  local errors, total = 0, 0
+  local errors, total, notFound = 0, 0, 0
   for _, thread in ipairs(threads) do
     errors = errors + thread:get("server_errors")
     total = total + thread:get("responses")
+    notFound = notFound + thread:get("missing")
   end
-  io.write(string.format("soak: %d responses, %d 5xx, %d non-2xx, socket errors %d, p50 %.2f ms, p99 %.2f ms\n", total, errors,
-    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+  io.write(string.format("soak: %d responses, %d 5xx, %d 404, %d non-2xx, socket errors %d, p50 %.2f ms, p99 %.2f ms\n", total, errors,
+    notFound, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end

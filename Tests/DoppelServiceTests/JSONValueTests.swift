@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Testing
+@testable import DoppelService
+
+@Suite struct JSONValueTests {
+    @Test func serialisesInOrderWithEscapes() throws {
+        let value = JSONValue.ordered([
+            ("b", .string("quote \" backslash \\ newline \n tab \t control \u{01} é")), ("a", .int(42)), ("f", .float(0.25)),
+            ("nan", .float(.nan)), ("list", .array([.bool(true), .null])), ("o", .object(["z": .int(1), "y": .int(2)])),
+        ])
+        let text = value.serialized()
+        #expect(text == #"{"b":"quote \" backslash \\ newline \n tab \t control \u0001 é","a":42,"f":0.25,"nan":null,"list":[true,null],"o":{"y":2,"z":1}}"#)
+        let parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        #expect(parsed?["b"] as? String == "quote \" backslash \\ newline \n tab \t control \u{01} é")
+    }
+
+    @Test func errorsCarryCodeMessageAndDetails() throws {
+        let error = ServiceError(422, "enrollment_quality", "refused", details: ["warnings": .array([.string("w")])])
+        let body = try JSONSerialization.jsonObject(with: Data(error.response.body)) as? [String: [String: Any]]
+        #expect(error.response.status == 422)
+        #expect(body?["error"]?["code"] as? String == "enrollment_quality" && body?["error"]?["message"] as? String == "refused")
+        #expect((body?["error"]?["warnings"] as? [String]) == ["w"])
+    }
+}
