@@ -51,6 +51,10 @@ public final class GalleryIndex: @unchecked Sendable {
     private var centroidSums: [Float] = []
     private var samplesPerIdentity: [Int] = []
     private var identityIndex: [String: Int32] = [:]
+    /// Identity slots whose last sample was removed, for reuse: without them a gallery that
+    /// enrolls and deletes all day would grow its per-identity arrays (and every search's
+    /// scratch) without bound.
+    private var freeSlots: [Int32] = []
     private var lock = pthread_rwlock_t()
 
     public enum IndexMetric: String, Sendable { case euclidean, cosine }
@@ -77,6 +81,12 @@ public final class GalleryIndex: @unchecked Sendable {
     }
 
     public var count: Int { reading { sampleOfRow.count } }
+
+    /// Identities with at least one sample.
+    public var identityCount: Int { reading { identityIndex.count } }
+
+    /// Per-identity slots allocated (live identities plus free slots awaiting reuse).
+    var identitySlots: Int { reading { identityNames.count } }
 
     /// Adds (or replaces) a sample's vector.
     public func add(sample: Int64, identity: String, vector: [Float]) {
@@ -113,6 +123,10 @@ public final class GalleryIndex: @unchecked Sendable {
             let id: Int32
             if let known = identityIndex[identity] {
                 id = known
+            } else if let free = freeSlots.popLast() {
+                id = free
+                identityNames[Int(id)] = identity
+                identityIndex[identity] = id
             } else {
                 id = Int32(identityNames.count)
                 identityNames.append(identity)
@@ -159,6 +173,13 @@ public final class GalleryIndex: @unchecked Sendable {
         let id = Int(identityOfRow[row])
         for k in 0..<dimension { centroidSums[id * dimension + k] -= vectors[row * dimension + k] }
         samplesPerIdentity[id] -= 1
+        if samplesPerIdentity[id] == 0 {
+            // The identity is gone: free its slot (sums to exact zero, not rounding residue).
+            identityIndex[identityNames[id]] = nil
+            identityNames[id] = ""
+            for k in 0..<dimension { centroidSums[id * dimension + k] = 0 }
+            freeSlots.append(Int32(id))
+        }
         rowOfSample[sampleOfRow[row]] = nil
         if row != last {
             for k in 0..<dimension { vectors[row * dimension + k] = vectors[last * dimension + k] }

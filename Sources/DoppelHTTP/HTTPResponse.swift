@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import Foundation
+import Synchronization
 
 /// A response: status, headers, and a body sent with Content-Length (no streaming).
 public struct HTTPResponse: Sendable, Equatable {
@@ -31,9 +32,21 @@ public struct HTTPResponse: Sendable, Equatable {
         return Array(head.utf8) + body
     }
 
+    /// The last formatted second: formatting is the costliest part of a small response's
+    /// head, and at thousands of responses a second nearly all share the second.
+    private static let dateCache = Mutex<(second: Int, text: String)>((-1, ""))
+
     /// IMF-fixdate (RFC 9110 §5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
     static func httpDate(_ date: Date) -> String {
-        var time = time_t(date.timeIntervalSince1970)
+        let second = Int(date.timeIntervalSince1970)
+        if let cached = dateCache.withLock({ $0.second == second ? $0.text : nil }) { return cached }
+        let text = formatHTTPDate(second)
+        dateCache.withLock { $0 = (second, text) }
+        return text
+    }
+
+    private static func formatHTTPDate(_ second: Int) -> String {
+        var time = time_t(second)
         var parts = tm()
         gmtime_r(&time, &parts)
         let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]

@@ -54,11 +54,7 @@ struct ServeCommand: ParsableCommand {
         }
 
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in BufferedLogHandler(label: label, logLevel: level) }
         let logger = Logger(label: "doppel")
         let service: Service
         do { service = try Service(configuration: settings, logger: logger) } catch {
@@ -102,6 +98,7 @@ struct ServeCommand: ParsableCommand {
         server.run()
         service.stop()
         withExtendedLifetime(signals) {}
+        defer { BufferedLogSink.shared.flush() }
         if failed.isSet { throw ExitCode(1) }
         logger.notice("stopped")
     }

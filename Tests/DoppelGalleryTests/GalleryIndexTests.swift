@@ -149,4 +149,30 @@ import Testing
         }
         #expect(index.count == 400)
     }
+
+    /// Enrolling and deleting all day reuses identity slots: the per-identity state stays the
+    /// size of the peak gallery, and search and centroids stay exact after slots are reused.
+    @Test func identitySlotsAreReusedAfterDeletion() {
+        let index = GalleryIndex(dimension: 4, metric: .euclidean)
+        let base = Self.randomRows(count: 40, dimension: 4, identities: 10, seed: 3)
+        for row in base { index.add(sample: row.sample, identity: row.identity, vector: row.vector) }
+        var sample: Int64 = 10_000
+        for cycle in 0..<2000 {
+            let id = "churn\(cycle)"
+            let rows = Self.randomRows(count: 2, dimension: 4, identities: 1, seed: UInt64(cycle) + 7)
+            for row in rows {
+                sample += 1
+                index.add(sample: sample, identity: id, vector: row.vector)
+            }
+            if cycle % 3 == 0 { _ = index.remove(sample: sample); _ = index.remove(sample: sample - 1) } else { index.remove(identity: id) }
+        }
+        #expect(index.identityCount == 10 && index.count == 40)
+        #expect(index.identitySlots <= 11, "slots: \(index.identitySlots)")
+        let query = Self.randomRows(count: 1, dimension: 4, identities: 1, seed: 77)[0].vector
+        let expected = Self.reference(base, query: query, k: 10, metric: .euclidean)
+        let found = index.search(query, k: 10)
+        #expect(found.map(\.identity) == expected.map(\.0))
+        let centroids = index.search(query, k: 10, aggregation: .centroid)
+        #expect(Set(centroids.map(\.identity)) == Set(expected.map(\.0)))
+    }
 }

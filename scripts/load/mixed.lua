@@ -1,5 +1,5 @@
 -- wrk script for scripts/soak: mixed traffic on one gallery. Per thread, in turn: verify (5 in
--- 10), search (3 in 10), enroll a new identity (1 in 10) and delete one enrolled at least 200
+-- 10), search (3 in 10), enroll a new identity (1 in 10) and delete one enrolled at least 2000
 -- requests earlier (1 in 10; the enrollment went out on another connection, so it is answered
 -- by then), so the gallery stays the same size while it is written to all the time. Counts
 -- 5xx and 404s per thread.
@@ -49,7 +49,7 @@ function request()
   step = step + 1
   local slot = step % 10
   local json = { ["Content-Type"] = "application/json" }
-  if slot == 9 and pending[first] and step - pending[first].step >= 200 then
+  if slot == 9 and pending[first] and step - pending[first].step >= 2000 then
     local path = "/v1/identities/" .. pending[first].id
     pending[first] = nil
     first = first + 1
