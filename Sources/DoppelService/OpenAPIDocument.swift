@@ -6,7 +6,7 @@ enum OpenAPIDocument {
     static func json(maxK: Int, maxThreshold: Float, maxImages: Int) -> String {
         // Ids and gallery names: no control characters, no / or \ (ECMA-262 pattern).
         let identifier = #""pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f/\\\\]+$""#
-        let threshold = #""type": "number", "exclusiveMinimum": 0, "maximum": \#(maxThreshold)"#
+        let threshold = #""type": "number", "minimum": 0.000001, "maximum": \#(maxThreshold)"#
         return
         #"""
         {
@@ -24,7 +24,7 @@ enum OpenAPIDocument {
             },
             "parameters": {
               "gallery": {"name": "gallery", "in": "query", "required": false, "description": "Gallery (collection) name; default `default`.", "schema": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}},
-              "threshold": {"name": "threshold", "in": "query", "required": false, "description": "Override of the model's calibrated threshold, in (0, bound].", "schema": {\#(threshold)}},
+              "threshold": {"name": "threshold", "in": "query", "required": false, "description": "Override of the model's calibrated threshold, in [1e-6, bound].", "schema": {\#(threshold)}},
               "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 128, \#(identifier)}}
             },
             "schemas": {

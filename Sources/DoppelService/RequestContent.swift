@@ -56,8 +56,10 @@ struct RequestContent {
             throw ServiceError(400, "invalid_multipart", error.message)
         }
         for part in parts {
-            if Self.imageFields.contains(part.name) || part.filename != nil {
-                images.append((Self.imageFields.contains(part.name) ? part.name : "image", part.body))
+            // Images by field name only: a file part under another name is a field, so a typo or a
+            // stray upload is reported instead of being embedded.
+            if Self.imageFields.contains(part.name) {
+                images.append((part.name, part.body))
             } else {
                 guard let text = String(validating: part.body, as: UTF8.self) else {
                     throw ServiceError(400, "invalid_field", "form field \(part.name) is not UTF-8 text")

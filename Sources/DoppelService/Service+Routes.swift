@@ -66,12 +66,14 @@ extension Service {
         return ((0..<images.count).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }, sizes)
     }
 
+    static let minThreshold: Float = 1e-6
+
     func threshold(_ content: RequestContent) throws(ServiceError) -> Float {
         guard let asked = try content.number("threshold") else { return model.threshold }
         let bound = configuration.maxThreshold ?? model.naturalMaxThreshold
-        // Checked as the Float it becomes: 1e-320 is above 0 as a Double and 0 as a Float.
-        guard asked.isFinite, Float(asked) > 0, Float(asked) <= bound else {
-            throw ServiceError(400, "invalid_threshold", "threshold must be a number in (0, \(bound)]; the model's calibrated threshold is \(model.threshold)")
+        // Checked as the Float it becomes (1e-320 is 0 as a Float); below 1e-6 means nothing.
+        guard asked.isFinite, Float(asked) >= Self.minThreshold, Float(asked) <= bound else {
+            throw ServiceError(400, "invalid_threshold", "threshold must be a number in [\(Self.minThreshold), \(bound)]; the model's calibrated threshold is \(model.threshold)")
         }
         return Float(asked)
     }
