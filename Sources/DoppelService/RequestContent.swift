@@ -64,8 +64,8 @@ struct RequestContent {
                 guard let text = String(validating: part.body, as: UTF8.self) else {
                     throw ServiceError(400, "invalid_field", "form field \(part.name) is not UTF-8 text")
                 }
-                guard fields[part.name] == nil || request.queryValue(part.name) != nil else {
-                    throw ServiceError(400, "invalid_field", "form field \(part.name) given twice")
+                guard fields[part.name] == nil else {
+                    throw ServiceError(400, "invalid_field", "\(part.name) given twice (in the query or the form)")
                 }
                 fields[part.name] = .text(text)
             }
@@ -86,6 +86,8 @@ struct RequestContent {
                     images.append((key, try Self.base64(text, field: key)))
                 }
             } else {
+                // One value per field: the query and the body must not both say it.
+                guard fields[key] == nil else { throw ServiceError(400, "invalid_field", "\(key) given twice (in the query and the body)") }
                 fields[key] = .json(value)
             }
         }

@@ -78,6 +78,10 @@ import Glibc
         }
         cases.append(("verify threshold as a string", "POST", "/v1/verify", "application/json", json(["image1": b64(good), "image2": b64(good), "threshold": "0.5"]), 400))
         cases.append(("verify threshold true", "POST", "/v1/verify", "application/json", json(["image1": b64(good), "image2": b64(good), "threshold": true]), 400))
+        cases.append(("verify threshold in the query and the body", "POST", "/v1/verify?threshold=5", "application/json",
+                      json(["image1": b64(good), "image2": b64(good), "threshold": 0.5]), 400))
+        let formThreshold = Body.multipart([("image1", "a.png", good), ("image2", "b.png", good), ("threshold", nil, Array("0.5".utf8))])
+        cases.append(("verify threshold in the query and the form", "POST", "/v1/verify?threshold=0.5", formThreshold.contentType, formThreshold.body, 400))
         // Search: k and gallery.
         for k in ["0", "-3", "101", "1000000000", "1.5", "1e400", "five"] {
             cases.append(("search k=\(k)", "POST", "/v1/search?k=\(k)", "image/png", good, 400))
