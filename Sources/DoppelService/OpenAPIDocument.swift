@@ -7,8 +7,7 @@ enum OpenAPIDocument {
         // Ids and gallery names: no control characters, no / or \ (ECMA-262 pattern).
         let identifier = #""pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f/\\\\]+$""#
         let threshold = #""type": "number", "minimum": 0.000001, "maximum": \#(maxThreshold)"#
-        return
-        #"""
+        return #"""
         {
           "openapi": "3.1.0",
           "info": {

@@ -30,14 +30,7 @@ struct HTTPBench: ParsableCommand {
         router.add("GET", "/v1/ping", Ping())
         let server = try HTTPServer(configuration: configuration, responder: router)
         FileHandle.standardOutput.write(Data("doppel: listening on http://127.0.0.1:\(server.port)\n".utf8))
-        var sources = [DispatchSourceSignal]()
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { server.shutdown() }
-            source.resume()
-            sources.append(source)
-        }
+        let sources = server.shutdownOnSignals()
         if seconds > 0 { DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) { server.shutdown() } }
         server.run()
         withExtendedLifetime(sources) {}

@@ -76,16 +76,8 @@ struct ServeCommand: ParsableCommand {
         // One line on stdout that scripts and tests can wait for (the port, when 0 was asked).
         FileHandle.standardOutput.write(Data("doppel: listening on http://\(display):\(server.port)\n".utf8))
 
-        var signals = [DispatchSourceSignal]()
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.notice("signal \(number): finishing requests in flight, then exiting")
-                server.shutdown()
-            }
-            source.resume()
-            signals.append(source)
+        let signals = server.shutdownOnSignals { number in
+            logger.notice("signal \(number): finishing requests in flight, then exiting")
         }
         let failed = LockedFlag()
         Thread.detachNewThread {
