@@ -187,7 +187,7 @@ import Glibc
                               let response = try? client.send("POST", "/v1/identities", headers: [("Authorization", "Bearer \(ServeTests.adminKey)"),
                                                                                                 ("Content-Type", "application/json")], body: body)
                         else { return }
-                        if response.status == 201 { lock.withLock { acknowledgedBox.value!.insert(id) } }
+                        if response.status == 201 { lock.withLock { _ = acknowledgedBox.value!.insert(id) } }
                     }
                 }
             }

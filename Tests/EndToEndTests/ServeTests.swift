@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import DoppelGallery
 import Foundation
 import Testing
 import TestSupport
@@ -219,6 +220,14 @@ import Glibc
         // None of it changed the gallery, and the server still serves.
         let list = try api.call("GET", "/v1/identities").json["identities"] as? [[String: Any]]
         #expect(list?.map { $0["id"] as? String } == ["glyph0"] && list?.first?["samples"] as? Int == 1)
+        // 500: the database broken behind the server's back (its audit table gone) is an
+        // internal error with a JSON body, nothing more said, and the server goes on.
+        let outside = try SQLiteDatabase(path: folder.appendingPathComponent("gallery.sqlite").path)
+        try outside.execute("DROP TABLE audit_log")
+        let broken = try api.form("POST", "/v1/identities", [("id", nil, Array("later".utf8)), ("image", "a.png", f.image(2, 0))])
+        expectError(broken, 500, "internal")
+        #expect(!broken.text.contains("audit"), "internal details stay in the log")
+        #expect(try api.call("GET", "/healthz", key: nil).status == 200)
         #expect(server.stop() == 0)
     }
 
