@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""FAISS IndexFlatL2 and NumPy (OpenBLAS) exact k-NN on the same problem as
+"""FAISS IndexFlatL2, NumPy (OpenBLAS) and sqlite-vec (vec0) exact k-NN on the same problem as
 `doppel bench search` (N x d float32 Gaussian vectors, k = 10), for the issue notes only
-(faiss-cpu and numpy are not Doppel dependencies). Medians over repeated runs."""
+(faiss-cpu, numpy, sqlite-vec and apsw are not Doppel dependencies; apsw because this
+Python's sqlite3 cannot load extensions). Medians over repeated runs."""
 import json
 import statistics
 import sys
@@ -43,4 +44,19 @@ try:
     report["faiss"] = faiss.__version__
 except ImportError:
     report["faiss"] = "not installed"
+try:
+    import apsw
+    import sqlite_vec
+    db = apsw.Connection(":memory:")
+    db.enable_load_extension(True)
+    db.load_extension(sqlite_vec.loadable_path())
+    db.execute(f"CREATE VIRTUAL TABLE vectors USING vec0(embedding float[{d}])")
+    with db:
+        db.executemany("INSERT INTO vectors(rowid, embedding) VALUES (?, ?)", ((i + 1, x[i].tobytes()) for i in range(n)))
+    query = queries[0].tobytes()
+    knn = lambda: list(db.execute("SELECT rowid, distance FROM vectors WHERE embedding MATCH ? ORDER BY distance LIMIT ?", (query, k)))
+    report["sqliteVecOneQueryMs"] = round(timed(knn, 50), 3)
+    report["sqliteVec"] = list(db.execute("SELECT vec_version()"))[0][0]
+except ImportError:
+    report["sqliteVec"] = "not installed"
 print(json.dumps(report, indent=2))
