@@ -23,6 +23,8 @@ final class Connection: @unchecked Sendable {
     /// When the connection last became idle (accepted, or a response was sent).
     var idleSince: Int
     var lingerUntil = 0
+    /// Bytes of this connection counted in the server's buffered-bytes budget.
+    var chargedBytes = 0
 
     init(descriptor: Int32, limits: HTTPLimits, now: Int) {
         self.descriptor = descriptor

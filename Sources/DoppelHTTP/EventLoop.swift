@@ -130,6 +130,12 @@ final class EventLoop: @unchecked Sendable {
             connection.lastRead = now
             if connection.requestStarted == 0 { connection.requestStarted = now }
             connection.parser.append(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+            guard charge(connection) else {
+                // Every connection may send a body up to the limit, but not all at once: past the
+                // server-wide budget the newest bytes are refused, not buffered.
+                reject(connection, HTTPParseError(status: 503, message: "the server holds too much request data right now; retry shortly"))
+                return
+            }
             switch advance(connection) {
             case .request(let request):
                 lock.withLock { connection.state = .handling }
@@ -171,6 +177,7 @@ final class EventLoop: @unchecked Sendable {
 
     /// Called by a worker: the response is sent, the connection waits for its next request.
     func resumeReading(_ connection: Connection) {
+        release(connection, keeping: connection.parser.bufferedByteCount)
         let now = Clock.milliseconds()
         connection.idleSince = now
         connection.requestStarted = connection.parser.bufferedByteCount > 0 ? now : 0
@@ -187,11 +194,13 @@ final class EventLoop: @unchecked Sendable {
         case 414: "uri_too_long"
         case 431: "headers_too_large"
         case 501: "not_implemented"
+        case 503: "overloaded"
         case 505: "http_version_not_supported"
         default: "bad_request"
         }
         let message = error.message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         let response = HTTPResponse.json(error.status, #"{"error":{"code":"\#(code)","message":"\#(message)"}}"#)
+        release(connection, keeping: 0)  // what it sent is dropped with it
         _ = Socket.writeAll(connection.descriptor, response.serialized(closing: true), timeoutMilliseconds: 1000)
         server.accessLog?.info("- - \(error.status) \(response.body.count) 0ms (\(error.message))")
         linger(connection, now: Clock.milliseconds())
@@ -206,9 +215,28 @@ final class EventLoop: @unchecked Sendable {
         if !arm(connection.descriptor) { close(connection) }
     }
 
+    /// Brings the server-wide count of buffered request bytes up to date with this connection's
+    /// parser buffer; false when that would pass `maxBufferedBytes`. A request's bytes stay
+    /// charged while it is handled, and are released when the connection reads again or closes.
+    private func charge(_ connection: Connection) -> Bool {
+        let now = connection.parser.bufferedByteCount
+        let change = now - connection.chargedBytes
+        guard change > 0 else { return true }
+        let total = server.bufferedBytes.wrappingAdd(change, ordering: .relaxed).newValue
+        connection.chargedBytes = now
+        return total <= server.configuration.maxBufferedBytes
+    }
+
+    private func release(_ connection: Connection, keeping kept: Int) {
+        let freed = connection.chargedBytes - kept
+        if freed > 0 { server.bufferedBytes.wrappingSubtract(freed, ordering: .relaxed) }
+        connection.chargedBytes = min(connection.chargedBytes, kept)
+    }
+
     func close(_ connection: Connection) {
         let removed = lock.withLock { connections.removeValue(forKey: connection.descriptor) }
         guard removed != nil else { return }
+        release(connection, keeping: 0)
         // Removed from the table before the descriptor is released: a new connection that
         // gets the same number can never be mistaken for this one.
         Socket.closeDescriptor(connection.descriptor)

@@ -22,6 +22,8 @@ public final class HTTPServer: @unchecked Sendable {
     let accessLog: Logger?
     let listener: Int32
     let openConnections = Atomic<Int>(0)
+    /// Request bytes held by all connections (parser buffers and requests being handled).
+    let bufferedBytes = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
     let drainDeadline = Atomic<Int>(0)
     private var loops: [EventLoop] = []

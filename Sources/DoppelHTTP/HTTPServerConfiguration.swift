@@ -19,6 +19,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var writeTimeout = 10_000
     /// Connections past this are answered 503 and closed.
     public var maxConnections = 1024
+    /// Request bytes all connections together may hold (1,024 connections x a 16 MiB body
+    /// would be 16 GiB): past it, the connection whose bytes do not fit gets 503 and is closed.
+    public var maxBufferedBytes = 512 << 20
     /// Threads that run handlers; requests beyond them wait in order. Micro-batching callers
     /// want at least as many as the concurrency they expect.
     public var workers = 64

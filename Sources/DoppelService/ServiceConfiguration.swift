@@ -30,6 +30,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var maxMultipartParts = 64
     /// A cap on the gallery file (0: none); past it writes answer 503 and reads go on.
     public var maxDatabaseMegabytes = 0
+    /// Request data all connections together may hold, in MiB (503 past it).
+    public var maxBufferedMegabytes = 512
 
     // batching
     /// Images per forward pass at most; 1 turns micro-batching off.
@@ -81,7 +83,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
             try r.read(o, "access_log", into: &accessLog)
             try r.nested(o, "limits", known: ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k",
                                               "header_timeout_ms", "body_timeout_ms", "keep_alive_timeout_ms", "max_connections",
-                                              "max_multipart_parts", "max_database_mb"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                                              "max_multipart_parts", "max_database_mb", "max_buffered_mb"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_image_pixels", into: &maxImagePixels)
                 try r.read(o, "max_body_bytes", into: &maxBodyBytes)
                 try r.read(o, "max_header_bytes", into: &maxHeaderBytes)
@@ -93,6 +95,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "max_connections", into: &maxConnections)
                 try r.read(o, "max_multipart_parts", into: &maxMultipartParts)
                 try r.read(o, "max_database_mb", into: &maxDatabaseMegabytes)
+                try r.read(o, "max_buffered_mb", into: &maxBufferedMegabytes)
             }
             try r.nested(o, "batching", known: ["max_batch", "max_wait_us"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_batch", into: &maxBatch)
@@ -160,6 +163,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(maxConnections >= 1, "limits.max_connections must be at least 1")
         try check(maxMultipartParts >= 1, "limits.max_multipart_parts must be at least 1")
         try check(maxDatabaseMegabytes >= 0, "limits.max_database_mb must not be negative")
+        try check(maxBufferedMegabytes >= 1, "limits.max_buffered_mb must be at least 1")
         try check(maxBatch >= 1 && maxBatch <= 4096, "batching.max_batch must be in 1...4096")
         try check(maxWaitMicroseconds >= 0 && maxWaitMicroseconds <= 1_000_000, "batching.max_wait_us must be in 0...1000000")
         try check(workers >= 1 && workers <= 4096, "server.workers must be in 1...4096")
@@ -192,6 +196,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         c.bodyIdleTimeout = bodyTimeoutMilliseconds
         c.keepAliveTimeout = keepAliveTimeoutMilliseconds
         c.maxConnections = maxConnections
+        c.maxBufferedBytes = maxBufferedMegabytes << 20
         c.workers = workers
         c.eventLoops = eventLoops
         c.shutdownDeadline = shutdownDeadlineMilliseconds

@@ -273,4 +273,28 @@ import Testing
         let timedOut = try dribblers[0].readResponse()
         #expect(timedOut.status == 408)
     }
+
+    /// All connections together hold at most `maxBufferedBytes` of request data: a body that
+    /// does not fit gets 503, the others complete, and the budget is free again afterwards.
+    @Test func requestBytesHaveAServerWideBudget() throws {
+        let test = try TestServer {
+            $0.maxBufferedBytes = 100_000
+            $0.limits.maxBodyBytes = 1 << 20
+        }
+        defer { test.stop() }
+        let first = try RawClient(port: test.port)
+        try first.write("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 80000\r\n\r\n" + String(repeating: "a", count: 70_000))
+        usleep(100_000)
+        let second = try RawClient(port: test.port)
+        try second.write("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "b", count: 50_000))
+        let refused = try second.readResponse()
+        #expect(refused.status == 503 && refused.text.contains("overloaded"))
+        try first.write(String(repeating: "a", count: 10_000))
+        let accepted = try first.readResponse()
+        #expect(accepted.status == 200 && accepted.body.count == 80_000)
+        let third = try RawClient(port: test.port)
+        try third.write("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "c", count: 50_000))
+        #expect(try third.readResponse().status == 200)
+        #expect(test.server.bufferedBytes.load(ordering: .relaxed) <= 100_000)
+    }
 }
