@@ -11,12 +11,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 
 local function b64(data)
   local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -39,7 +34,7 @@ server_errors, responses, missing = 0, 0, 0
 
 function init(args)
   key = args[1]
-  local a, b = read(args[2]), read(args[3])
+  local a, b = read_file(args[2]), read_file(args[3])
   verifyBody = '{"image1":"' .. b64(a) .. '","image2":"' .. b64(b) .. '"}'
   searchBody = '{"image":"' .. b64(a) .. '","k":5}'
   enrollImage = b64(b)
@@ -80,6 +75,6 @@ function done(summary, latency, requests)
     notFound = notFound + thread:get("missing")
   end
   io.write(string.format("soak: %d responses, %d 5xx, %d 404, %d non-2xx, socket errors %d, p50 %.2f ms, p99 %.2f ms\n", total, errors,
-    notFound, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    notFound, summary.errors.status, socket_errors(summary),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
