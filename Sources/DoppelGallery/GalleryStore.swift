@@ -47,6 +47,9 @@ public struct IdentityRecord: Sendable, Equatable {
 public final class GalleryStore {
     public let database: SQLiteDatabase
     public let storeImages: Bool
+    /// The connection was opened read-only (a read-only file or file system): reads work,
+    /// writes fail with SQLITE_READONLY until the file is writable again.
+    public var isReadOnly: Bool { database.isReadOnly }
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String, migrations: [Migration], storeImages: Bool = true) throws(GalleryError) {
@@ -56,8 +59,11 @@ public final class GalleryStore {
     }
 
     /// Runs `body` as one transaction, mapping SQLite's failures to gallery errors.
+    /// A connection opened on a read-only file stays read-only, so each write first tries a
+    /// fresh connection: once the file system is writable again, writes resume without a restart.
     private func write<T>(_ body: () throws -> T) throws(GalleryError) -> T {
-        try read { try database.transaction(body) }
+        if database.isReadOnly { try? database.reopen() }
+        return try read { try database.transaction(body) }
     }
 
     /// Runs `body` (reads, or a transaction), mapping every failure to a gallery error.
@@ -89,6 +95,9 @@ public final class GalleryStore {
 
     /// Records a model so embeddings can refer to it (idempotent).
     public func registerModel(id: String, architecture: String, dimension: Int, metric: String) throws(GalleryError) {
+        // Looked up first, so that a read-only gallery that knows the model can still serve.
+        let known = try read { try database.query("SELECT 1 FROM models WHERE id = ?", [.text(id)]) }
+        guard known.isEmpty else { return }
         _ = try write {
             try database.query("INSERT OR IGNORE INTO models (id, architecture, dimension, metric) VALUES (?, ?, ?, ?)",
                                [.text(id), .text(architecture), .integer(Int64(dimension)), .text(metric)])

@@ -66,8 +66,15 @@ public final class SQLiteDatabase {
     private var handle: OpaquePointer?
     public let path: String
 
+    private let busyTimeoutMilliseconds: Int32
+
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
         self.path = path
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        try open()
+    }
+
+    private func open() throws(SQLiteError) {
         let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil)
         guard status == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
@@ -81,6 +88,17 @@ public final class SQLiteDatabase {
         try execute("PRAGMA foreign_keys=ON")
         // FULL: a transaction that returned is on disk, whatever happens next.
         try execute("PRAGMA synchronous=FULL")
+    }
+
+    /// Closes and opens the connection again. A connection SQLite opened read-only stays so
+    /// (and, in WAL mode, so does its shared-memory index while any connection to the file is
+    /// open in this process), so this is how writes resume once the file is writable again.
+    /// Throws if the file cannot be opened at all; the connection is then closed
+    /// (`isReadOnly` is true) and a later `reopen()` may succeed.
+    public func reopen() throws(SQLiteError) {
+        sqlite3_close_v2(handle)
+        handle = nil
+        try open()
     }
 
     deinit { sqlite3_close_v2(handle) }
@@ -149,6 +167,9 @@ public final class SQLiteDatabase {
         }
         return rows
     }
+
+    /// SQLite opened the file read-only (it could not open it for writing), or it is closed.
+    public var isReadOnly: Bool { handle == nil || sqlite3_db_readonly(handle, "main") == 1 }
 
     public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
     /// Rows changed by the last INSERT, UPDATE or DELETE.

@@ -32,6 +32,8 @@ final class Galleries: @unchecked Sendable {
         }
     }
 
+    var isReadOnly: Bool { writer.withLock { store.isReadOnly } }
+
     func storeCall<T>(_ body: (GalleryStore) throws(GalleryError) -> T) throws(ServiceError) -> T {
         writer.lock()
         defer { writer.unlock() }

@@ -75,6 +75,9 @@ public final class Service: HTTPResponder, @unchecked Sendable {
     public func prepare() throws {
         try galleries.prepare(embedder: embedder) { logger.info("\($0)") }
         isReady.store(true, ordering: .releasing)
+        if galleries.isReadOnly {
+            logger.warning("the gallery database is read-only: serving reads; writes answer 503 until it can be written")
+        }
         let sizes = galleries.sizes()
         logger.info("ready: model \(model.id), \(sizes.reduce(0) { $0 + $1.samples }) samples in \(sizes.count) galleries")
     }
