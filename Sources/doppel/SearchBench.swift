@@ -6,7 +6,8 @@ import Foundation
 
 /// `doppel bench search`: exact k-NN latency over N random d-dimensional vectors, one query
 /// at a time and in batches, beside the memory floor of the same run (the bytes one query
-/// must read divided by the measured single-core read bandwidth).
+/// must read divided by the measured read bandwidth, of one core and of all cores: the
+/// single-query scan splits the rows over the cores, so the all-core floor is its true limit).
 struct SearchBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "search", abstract: "Gallery search latency against the memory floor.")
 
@@ -26,6 +27,9 @@ struct SearchBench: ParsableCommand {
         let readBandwidthGBs: Double
         let memoryFloorMilliseconds: Double
         let singleQueryOverFloor: Double
+        let allCoreReadBandwidthGBs: Double
+        let allCoreMemoryFloorMilliseconds: Double
+        let singleQueryOverAllCoreFloor: Double
     }
 
     func validate() throws {
@@ -45,22 +49,32 @@ struct SearchBench: ParsableCommand {
         let singleRate = Throughput.callsPerSecond(seconds: seconds) { _ = index.search(single, k: k) }
         let batchRate = Throughput.callsPerSecond(seconds: seconds) { _ = index.search(queries: queries, count: batch, k: k) }
 
-        // Single-core read bandwidth over a buffer of the index's size: the floor for a scan.
+        // Read bandwidth over a buffer of the index's size, one core and all: the floor for a scan.
         let bytes = n * dim * 4
         let buffer = [Float](repeating: 1, count: n * dim)
-        var sink: Float = 0
-        let readRate = buffer.withUnsafeBufferPointer { b -> Double in
-            let raw = UnsafeRawPointer(b.baseAddress!)
-            return Throughput.callsPerSecond(seconds: seconds) {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let sums = SinkSlots(count: cores)
+        let (readRate, allCoreReadRate) = buffer.withUnsafeBufferPointer { b -> (Double, Double) in
+            nonisolated(unsafe) let raw = UnsafeRawPointer(b.baseAddress!)
+            @Sendable func sum(_ range: Range<Int>) -> Float {
                 var acc = SIMD16<Float>()
-                var offset = 0
-                while offset + 64 <= bytes {
+                var offset = range.lowerBound
+                while offset + 64 <= range.upperBound {
                     acc += raw.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
                     offset += 64
                 }
-                sink += acc.sum()
+                return acc.sum()
             }
+            let one = Throughput.callsPerSecond(seconds: seconds) { sums.values[0] += sum(0..<bytes) }
+            let all = Throughput.callsPerSecond(seconds: seconds) {
+                DispatchQueue.concurrentPerform(iterations: cores) { core in
+                    sums.values[core] += sum((core * bytes / cores / 64 * 64)..<((core + 1) * bytes / cores / 64 * 64))
+                }
+            }
+            return (one, all)
         }
+        let allCoreBandwidth = allCoreReadRate * Double(bytes) / 1e9
+        let allCoreFloor = Double(bytes) / (allCoreBandwidth * 1e9) * 1000
         let bandwidth = readRate * Double(bytes) / 1e9
         let floor = Double(bytes) / (bandwidth * 1e9) * 1000
         let singleMs = 1000 / singleRate
@@ -68,16 +82,25 @@ struct SearchBench: ParsableCommand {
                             singleQueryMilliseconds: (singleMs * 1000).rounded() / 1000,
                             batchedMillisecondsPerQuery: (1000 / batchRate / Double(batch) * 1000).rounded() / 1000, batch: batch,
                             readBandwidthGBs: (bandwidth * 10).rounded() / 10, memoryFloorMilliseconds: (floor * 1000).rounded() / 1000,
-                            singleQueryOverFloor: (singleMs / floor * 100).rounded() / 100)
-        if sink.isNaN { print("") }  // keeps the bandwidth loop from being optimised away
+                            singleQueryOverFloor: (singleMs / floor * 100).rounded() / 100,
+                            allCoreReadBandwidthGBs: (allCoreBandwidth * 10).rounded() / 10,
+                            allCoreMemoryFloorMilliseconds: (allCoreFloor * 1000).rounded() / 1000,
+                            singleQueryOverAllCoreFloor: (singleMs / allCoreFloor * 100).rounded() / 100)
+        if sums.values.contains(where: \.isNaN) { print("") }  // keeps the bandwidth loops from being optimised away
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print(String(format: "%d x %d, k %d: one query %.3f ms (floor %.3f ms at %.1f GB/s, %.2fx); batch of %d: %.3f ms per query",
+            print(String(format: "%d x %d, k %d: one query %.3f ms (floor %.3f ms at %.1f GB/s one core, %.2fx; %.3f ms at %.1f GB/s all cores, %.2fx); batch of %d: %.3f ms per query",
                          n, dim, k, report.singleQueryMilliseconds, report.memoryFloorMilliseconds, report.readBandwidthGBs,
-                         report.singleQueryOverFloor, batch, report.batchedMillisecondsPerQuery))
+                         report.singleQueryOverFloor, report.allCoreMemoryFloorMilliseconds, report.allCoreReadBandwidthGBs,
+                         report.singleQueryOverAllCoreFloor, batch, report.batchedMillisecondsPerQuery))
         }
     }
+}
+
+private final class SinkSlots: @unchecked Sendable {
+    var values: [Float]
+    init(count: Int) { values = Array(repeating: 0, count: count) }
 }

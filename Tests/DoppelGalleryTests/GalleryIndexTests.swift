@@ -80,6 +80,29 @@ import Testing
         }
     }
 
+    /// The batched search goes through the rows in tiles with a running selection per query:
+    /// tiles of 16 rows (many of them, a partial last one) must give the brute-force answer,
+    /// ties by name included (euclidean on a grid ties exactly; cosine ties on a grid are exact
+    /// only in real numbers, so it gets random data), for any k.
+    @Test(arguments: [GalleryIndex.IndexMetric.euclidean, .cosine], [1, 7, 300])
+    func tiledBatchMatchesBruteForce(metric: GalleryIndex.IndexMetric, k: Int) {
+        let grid = metric == .euclidean
+        let rows = Self.randomRows(count: 1000, dimension: 3, identities: 230, seed: 41, grid: grid)
+        let index = Self.build(rows, dimension: 3, metric: metric)
+        index.tileFloats = 16 * 9
+        let queries = Self.randomRows(count: 9, dimension: 3, identities: 1, seed: 42, grid: grid)
+        let batched = index.search(queries: queries.flatMap(\.vector), count: 9, k: k)
+        for (q, query) in queries.enumerated() {
+            let expected = Self.reference(rows, query: query.vector, k: k, metric: metric)
+            #expect(batched[q].map(\.identity) == expected.map(\.0))
+            #expect(zip(batched[q].map(\.distance), expected.map(\.1)).allSatisfy { abs(Double($0) - $1) < 1e-4 })
+            // The single search sums its products in another order: distances agree to rounding.
+            let single = index.search(query.vector, k: k)
+            #expect(batched[q].map(\.identity) == single.map(\.identity) && batched[q].map(\.sample) == single.map(\.sample))
+            #expect(zip(batched[q], single).allSatisfy { abs($0.distance - $1.distance) < 1e-5 })
+        }
+    }
+
     @Test func tiesAreBrokenByIdentityName() {
         let rows = Self.randomRows(count: 200, dimension: 3, identities: 50, seed: 7, grid: true)
         let index = Self.build(rows, dimension: 3, metric: .euclidean)
