@@ -95,30 +95,13 @@ public final class GalleryIndex: @unchecked Sendable {
         vector.withUnsafeBufferPointer { add(sample: sample, identity: identity, vector: $0) }
     }
 
-    /// Room for `count` rows in total, so a bulk load does not regrow the matrix.
-    public func reserveCapacity(_ count: Int) {
-        writing {
-            vectors.reserveCapacity(count * dimension)
-            norms.reserveCapacity(count)
-            sampleOfRow.reserveCapacity(count)
-            identityOfRow.reserveCapacity(count)
-            rowOfSample.reserveCapacity(count)
-        }
-    }
-
-    /// Bulk load under one write lock: `body` calls `append(sample, identity, vector)` for each row.
-    public func load(_ body: ((Int64, String, UnsafeBufferPointer<Float>) -> Void) throws -> Void) rethrows {
-        pthread_rwlock_wrlock(&lock)
-        defer { pthread_rwlock_unlock(&lock) }
-        try body { sample, identity, vector in self.insert(sample: sample, identity: identity, vector: vector, replacing: false) }
-    }
-
     public func add(sample: Int64, identity: String, vector: UnsafeBufferPointer<Float>) {
         writing { insert(sample: sample, identity: identity, vector: vector, replacing: true) }
     }
 
-    /// Caller holds the write lock. A bulk load of distinct samples skips the replace lookup.
-    private func insert(sample: Int64, identity: String, vector: UnsafeBufferPointer<Float>, replacing: Bool) {
+    /// Caller holds the write lock (or owns the index alone, as the loader does). A bulk load
+    /// of distinct samples skips the replace lookup.
+    func insert(sample: Int64, identity: String, vector: UnsafeBufferPointer<Float>, replacing: Bool) {
         precondition(vector.count == dimension, "vector has \(vector.count) values, the index \(dimension)")
         do {
             if replacing, let row = rowOfSample[sample] { removeRow(row) }

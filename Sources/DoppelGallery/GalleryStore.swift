@@ -242,22 +242,45 @@ public final class GalleryStore {
         } catch { throw .database(error) }
     }
 
-    /// Streams every embedding under `model` without per-row copies, for loading the index:
-    /// `body(sample, identity, vector)` with the identity as `gallery + "\u{1F}" + id`. The
-    /// identity names are read first into a map, so the scan joins samples only (1 M rows:
-    /// the three-table join per row was half of the start-up time).
-    public func forEachEmbedding(model: String, _ body: (_ sample: Int64, _ identity: String,
-                                                         _ vector: UnsafeBufferPointer<Float>) -> Void) throws(GalleryError) {
+    /// Every identity's gallery and external id by row id, for loading the index.
+    public func identityNames() throws(GalleryError) -> [Int64: (gallery: String, id: String)] {
         try read {
-            var names = [Int64: String]()
-            try database.forEachRow("""
-                SELECT i.id, g.name || char(31) || i.external_id FROM identities i JOIN galleries g ON g.id = i.gallery_id
-                """) { row in names[row.integer(0)] = row.text(1) }
+            var names = [Int64: (gallery: String, id: String)]()
+            try database.forEachRow("SELECT i.id, g.name, i.external_id FROM identities i JOIN galleries g ON g.id = i.gallery_id") { row in
+                names[row.integer(0)] = (row.text(1), row.text(2))
+            }
+            return names
+        }
+    }
+
+    /// Streams every embedding under `model` in chunks of up to `rows` rows, for loading the
+    /// index. A chunk is handed to `body` full (and at the end); the store reuses nothing, so
+    /// `body` may keep it. A vector of the wrong length is corrupt data and stops the load.
+    public func forEachEmbeddingChunk(model: String, dimension: Int, rows: Int,
+                                      _ body: (EmbeddingChunk) -> Void) throws(GalleryError) {
+        try read {
+            var chunk = EmbeddingChunk(dimension: dimension, capacity: rows)
+            // The samples join gives the identity; the identity names are read once, apart
+            // (1 M rows: the three-table join per row was half of the start-up time).
             try database.forEachRow("""
                 SELECT e.sample_id, s.identity_id, e.vector FROM embeddings e JOIN samples s ON s.id = e.sample_id WHERE e.model_id = ?
                 """, [.text(model)]) { row in
-                body(row.integer(0), names[row.integer(1)] ?? "", row.blob(2).bindMemory(to: Float.self))
+                let vector = row.blob(2)
+                guard vector.count == dimension * 4 else {
+                    throw GalleryError.invalid("embedding of sample \(row.integer(0)) under model \(model) has \(vector.count) bytes, not \(dimension * 4)")
+                }
+                chunk.samples.append(row.integer(0))
+                chunk.identities.append(row.integer(1))
+                // Copied as bytes: a blob need not be aligned for Float.
+                let end = chunk.vectors.count
+                chunk.vectors.append(contentsOf: repeatElement(0, count: dimension))
+                chunk.vectors.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: end * 4).copyMemory(from: vector.baseAddress!, byteCount: dimension * 4) }
+                if chunk.count == rows {
+                    body(chunk)
+                    chunk = EmbeddingChunk(dimension: dimension, capacity: rows)
+                }
             }
+            if chunk.count > 0 { body(chunk) }
         }
     }
 
@@ -331,5 +354,22 @@ public final class GalleryStore {
     /// `PRAGMA integrity_check`'s verdict ("ok" when the file is sound).
     public func integrityCheck() throws(GalleryError) -> String {
         do { return try database.query("PRAGMA integrity_check").first?.first?.text ?? "no answer" } catch { throw .database(error) }
+    }
+}
+
+/// Consecutive embeddings read from the store: sample ids, identity row ids, and the vectors
+/// back to back.
+public struct EmbeddingChunk: Sendable {
+    public let dimension: Int
+    public var samples: [Int64] = []
+    public var identities: [Int64] = []
+    public var vectors: [Float] = []
+    public var count: Int { samples.count }
+
+    init(dimension: Int, capacity: Int) {
+        self.dimension = dimension
+        samples.reserveCapacity(capacity)
+        identities.reserveCapacity(capacity)
+        vectors.reserveCapacity(capacity * dimension)
     }
 }

@@ -94,15 +94,7 @@ final class Galleries: @unchecked Sendable {
                 done += rows.count
                 progress("reindexed \(done) stored images with model \(model.id)")
             }
-            var loaded = [String: GalleryIndex]()
-            try store.forEachEmbedding(model: model.id) { sample, qualified, vector in
-                let split = qualified.firstIndex(of: "\u{1F}") ?? qualified.startIndex
-                let gallery = String(qualified[..<split])
-                let identity = split < qualified.endIndex ? String(qualified[qualified.index(after: split)...]) : qualified
-                let index = loaded[gallery] ?? GalleryIndex(dimension: model.dimension, metric: indexMetric)
-                loaded[gallery] = index
-                index.add(sample: sample, identity: identity, vector: vector)
-            }
+            let loaded = try GalleryIndex.load(from: store, model: model.id, dimension: model.dimension, metric: indexMetric)
             indexLock.withLock { indexes = loaded }
         }
     }

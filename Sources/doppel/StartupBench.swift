@@ -44,12 +44,11 @@ struct StartupBench: ParsableCommand {
                 }
             }
         }
-        // Timed: open (migration check included), read every embedding, build the index.
+        // Timed: open (migration check included), read every embedding, build the index, as the
+        // server does at start-up.
         let start = DispatchTime.now().uptimeNanoseconds
         let store = try GalleryStore(path: db, migrations: loaded)
-        let index = GalleryIndex(dimension: dim, metric: .euclidean)
-        index.reserveCapacity(n)
-        try index.load { append in try store.forEachEmbedding(model: model, append) }
+        let index = try GalleryIndex.load(from: store, model: model, dimension: dim, metric: .euclidean)["default"]!
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let probe = index.search((0..<dim).map { Float($0 % 3) }, k: 1)
         precondition(index.count == n && probe.count == 1)

@@ -109,13 +109,17 @@ import Testing
                                      samples: [Self.sample(2 * i, embedding: [Float(i), 0]), Self.sample(2 * i + 1, embedding: [Float(i), 1])],
                                      model: "m1", actor: "admin")
         }
-        let index = GalleryIndex(dimension: 2, metric: .euclidean)
-        try index.load { append in try store.forEachEmbedding(model: "m1", append) }
-        #expect(index.count == 12)
-        let nearest = index.search([4.1, 0], k: 2)
-        #expect(nearest.map(\.identity) == ["other\u{1F}id4", "other\u{1F}id5"])  // 0.1 and 0.9 away; id3 is 1.1
-        var none = 0
-        try store.forEachEmbedding(model: "m2") { _, _, _ in none += 1 }
-        #expect(none == 0)
+        // Chunks of 5 rows: two full chunks and a partial one cross the reader-to-indexer hand-over.
+        let indexes = try GalleryIndex.load(from: store, model: "m1", dimension: 2, metric: .euclidean, chunkRows: 5)
+        #expect(indexes.keys.sorted() == ["default", "other"])
+        #expect(indexes["default"]?.count == 6 && indexes["other"]?.count == 6)
+        let nearest = indexes["other"]!.search([4.1, 0], k: 2)
+        #expect(nearest.map(\.identity) == ["id4", "id5"])  // 0.1 and 0.9 away; id3 is 1.1
+        #expect(nearest.first?.sample == 9)  // id4's first sample, [4, 0]
+        #expect(indexes["default"]!.search([4.1, 0], k: 1).map(\.identity) == ["id2"])
+        #expect(try GalleryIndex.load(from: store, model: "m2", dimension: 2, metric: .euclidean).isEmpty)
+        // A vector of the wrong length is corrupt data: the load stops with the sample named.
+        try store.database.query("UPDATE embeddings SET vector = x'00000000' WHERE sample_id = 3")
+        #expect(throws: GalleryError.self) { try GalleryIndex.load(from: store, model: "m1", dimension: 2, metric: .euclidean, chunkRows: 5) }
     }
 }
