@@ -59,7 +59,19 @@ public final class GalleryIndex: @unchecked Sendable {
     private var freeSlots: [Int32] = []
     private var lock = pthread_rwlock_t()
 
-    public enum IndexMetric: String, Sendable { case euclidean, cosine }
+    public enum IndexMetric: String, Sendable {
+        case euclidean, cosine
+
+        /// A row's score for a query: it orders rows like their distance for a fixed query,
+        /// without a square root or division by the query's norm. `norm` is the row's stored
+        /// norm: |x|^2 - 2 q.x (euclidean, norm = |x|^2), -q.x / |x| (cosine, norm = |x|).
+        @inline(__always) func score(dot: Float, norm: Float) -> Float {
+            switch self {
+            case .euclidean: norm - 2 * dot
+            case .cosine: norm > 1e-12 ? -dot / norm : 0
+            }
+        }
+    }
 
     public init(dimension: Int, metric: IndexMetric) {
         precondition(dimension > 0)
@@ -208,7 +220,7 @@ public final class GalleryIndex: @unchecked Sendable {
                             var selection = IdentitySelection(k: k)
                             for row in (worker * n / workers)..<((worker + 1) * n / workers) {
                                 let dot = Self.dot(q.baseAddress!, x.baseAddress! + row * d, count: d)
-                                let value = metric == .euclidean ? norms[row] - 2 * dot : (norms[row] > 1e-12 ? -dot / norms[row] : 0)
+                                let value = metric.score(dot: dot, norm: norms[row])
                                 if value <= selection.bound { selection.offer(value, identity: owner[row], row: row, names: names) }
                             }
                             partials.selections[worker] = selection
@@ -362,14 +374,7 @@ public final class GalleryIndex: @unchecked Sendable {
         return (0..<dots.count).map { distance(score: score(dot: dots[$0], row: $0), queryNorm: qn) }
     }
 
-    /// A per-row score that orders rows like their distance for a fixed query, without a
-    /// square root or division by the query's norm: |x|^2 - 2 q.x (euclidean), -q.x / |x| (cosine).
-    @inline(__always) private func score(dot: Float, row: Int) -> Float {
-        switch metric {
-        case .euclidean: return norms[row] - 2 * dot
-        case .cosine: return norms[row] > 1e-12 ? -dot / norms[row] : 0
-        }
-    }
+    @inline(__always) private func score(dot: Float, row: Int) -> Float { metric.score(dot: dot, norm: norms[row]) }
 
     /// The distance of a score, given the query's squared norm.
     @inline(__always) private func distance(score: Float, queryNorm: Float) -> Float {
@@ -410,18 +415,13 @@ public final class GalleryIndex: @unchecked Sendable {
                     bestRow.withUnsafeMutableBufferPointer { bestRow in
                         // One pass: each row's score against its identity's best so far, with
                         // the metric's branch outside the loop.
-                        switch metric {
-                        case .euclidean:
+                        func pass(_ metric: IndexMetric) {
                             for row in 0..<dots.count {
-                                let id = Int(owner[row]), value = norms[row] - 2 * dots[row]
-                                if value < best[id] { best[id] = value; bestRow[id] = row }
-                            }
-                        case .cosine:
-                            for row in 0..<dots.count {
-                                let id = Int(owner[row]), value = norms[row] > 1e-12 ? -dots[row] / norms[row] : 0
+                                let id = Int(owner[row]), value = metric.score(dot: dots[row], norm: norms[row])
                                 if value < best[id] { best[id] = value; bestRow[id] = row }
                             }
                         }
+                        if metric == .euclidean { pass(.euclidean) } else { pass(.cosine) }
                     }
                 }
             }
@@ -527,34 +527,27 @@ struct IdentitySelection {
                        owners: UnsafeBufferPointer<Int32>, metric: GalleryIndex.IndexMetric, names: [String]) {
         let dots = products.baseAddress!, rowNorms = norms.baseAddress! + firstRow
         let count = products.count
-        // Plain loops over blocks of 16 that the compiler vectorises: a block costs a few
-        // vector instructions unless some row in it is at or under the bound.
+        // A plain loop over a block of 16 that the compiler vectorises (the metric a constant in
+        // each call): a block costs a few vector instructions unless some row in it is at or
+        // under the bound. The same score as the exact pass, so no row at the bound is missed.
+        @inline(__always) func blockHasCandidate(_ j: Int, _ metric: GalleryIndex.IndexMetric) -> Bool {
+            var hits: UInt32 = 0
+            for lane in 0..<16 { hits |= metric.score(dot: dots[j + lane], norm: rowNorms[j + lane]) <= bound ? 1 : 0 }
+            return hits != 0
+        }
+        func exact(_ j: Int) {
+            let value = metric.score(dot: dots[j], norm: rowNorms[j])
+            if value <= bound { offer(value, identity: owners[firstRow + j], row: firstRow + j, names: names) }
+        }
         var j = 0
         while j + 16 <= count {
-            var hits: UInt32 = 0
-            switch metric {
-            case .euclidean:
-                for lane in 0..<16 { hits |= rowNorms[j + lane] - 2 * dots[j + lane] <= bound ? 1 : 0 }
-            case .cosine:
-                // The same expression as the exact pass below, so no row at the bound is missed.
-                for lane in 0..<16 {
-                    let norm = rowNorms[j + lane]
-                    hits |= (norm > 1e-12 ? -dots[j + lane] / norm : 0) <= bound ? 1 : 0
-                }
-            }
-            if hits != 0 {
-                for lane in j..<(j + 16) {
-                    let norm = rowNorms[lane], dot = dots[lane]
-                    let value = metric == .euclidean ? norm - 2 * dot : (norm > 1e-12 ? -dot / norm : 0)
-                    if value <= bound { offer(value, identity: owners[firstRow + lane], row: firstRow + lane, names: names) }
-                }
+            if metric == .euclidean ? blockHasCandidate(j, .euclidean) : blockHasCandidate(j, .cosine) {
+                for lane in j..<(j + 16) { exact(lane) }
             }
             j += 16
         }
         while j < count {
-            let norm = norms[firstRow + j], dot = products[j]
-            let value = metric == .euclidean ? norm - 2 * dot : (norm > 1e-12 ? -dot / norm : 0)
-            if value <= bound { offer(value, identity: owners[firstRow + j], row: firstRow + j, names: names) }
+            exact(j)
             j += 1
         }
     }

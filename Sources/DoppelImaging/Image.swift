@@ -64,3 +64,27 @@ public struct Image: Sendable, Equatable {
     /// "105x105 gray": the short description used in counts and messages.
     public var shapeDescription: String { "\(width)x\(height) \(layout.name)" }
 }
+
+extension Image {
+    /// The image turned `quarterTurns` quarter turns clockwise (negative: anticlockwise).
+    public func rotated(quarterTurns: Int) -> Image {
+        let turns = ((quarterTurns % 4) + 4) % 4
+        guard turns != 0 else { return self }
+        let channels = layout.channels
+        let (newWidth, newHeight) = turns == 2 ? (width, height) : (height, width)
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        for y in 0..<height {
+            for x in 0..<width {
+                // Where source pixel (x, y) lands.
+                let (nx, ny): (Int, Int)
+                switch turns {
+                case 1: (nx, ny) = (height - 1 - y, x)
+                case 2: (nx, ny) = (width - 1 - x, height - 1 - y)
+                default: (nx, ny) = (y, width - 1 - x)
+                }
+                for c in 0..<channels { out[(ny * newWidth + nx) * channels + c] = pixels[(y * width + x) * channels + c] }
+            }
+        }
+        return Image(width: newWidth, height: newHeight, layout: layout, pixels: out)
+    }
+}

@@ -9,6 +9,10 @@ public struct EvaluationReport: Codable, Sendable {
         public let accuracy: Double
         public let falseAcceptRate: Double
         public let trueAcceptRate: Double
+        /// The false accept rate the threshold was calibrated for (on the calibration pairs),
+        /// and the measured rate over it: how far the threshold can be trusted on new pairs.
+        public var calibratedFalseAcceptRate: Double?
+        public var falseAcceptRatio: Double?
     }
 
     public let model: String
@@ -30,16 +34,19 @@ public enum Evaluation {
     /// Verification on `pairs` seeded balanced pairs, identification with 1 and 5 enrolled
     /// images per identity, and N-way one-shot episodes (within groups when identity names
     /// have a `group/` prefix).
-    public static func run(model: EmbeddingModel, modelID: String, threshold: Float?, dataset: Dataset, identitySet: String,
+    public static func run(model: EmbeddingModel, modelID: String, threshold: Float?, calibratedFalseAcceptRate: Double? = nil,
+                           dataset: Dataset, identitySet: String,
                            pairs: Int = 10000, episodes: Int = 400, ways: [Int] = [5, 20], seed: UInt64 = 2024) -> EvaluationReport {
         let data = TensorDataset(dataset, spec: model.spec)
         let embeddings = model.embed(data)
         let (same, different) = model.pairDistances(data, embeddings: embeddings, count: pairs, seed: seed)
         let verification = VerificationMetrics(same: same, different: different)
         let atThreshold = threshold.map { t in
-            EvaluationReport.AtThreshold(threshold: t, accuracy: VerificationMetrics.accuracy(same: same, different: different, threshold: t),
-                                         falseAcceptRate: VerificationMetrics.falseAcceptRate(different: different, atThreshold: t),
-                                         trueAcceptRate: VerificationMetrics.trueAcceptRate(same: same, atThreshold: t))
+            let far = VerificationMetrics.falseAcceptRate(different: different, atThreshold: t)
+            return EvaluationReport.AtThreshold(threshold: t, accuracy: VerificationMetrics.accuracy(same: same, different: different, threshold: t),
+                                                falseAcceptRate: far, trueAcceptRate: VerificationMetrics.trueAcceptRate(same: same, atThreshold: t),
+                                                calibratedFalseAcceptRate: calibratedFalseAcceptRate,
+                                                falseAcceptRatio: calibratedFalseAcceptRate.flatMap { $0 > 0 ? far / $0 : nil })
         }
         let identification = [1, 5].map { model.identification(data, embeddings: embeddings, perIdentity: $0, seed: seed) }.filter { $0.queries > 0 }
         let grouped = dataset.identities.allSatisfy { $0.contains("/") }

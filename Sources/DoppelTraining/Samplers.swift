@@ -41,13 +41,25 @@ public enum Samplers {
     /// A triplet-mining batch: `identities` distinct identities with `perIdentity` samples each
     /// (drawn with replacement when an identity has fewer). Returns sample indices and the
     /// identity of each.
-    public static func identityBatch(_ groups: [[Int]], identities: Int, perIdentity: Int, using generator: inout SeededGenerator)
-        -> (samples: [Int], identities: [Int])
+    ///
+    /// With `families` (a family index per identity, e.g. its alphabet), the identities are
+    /// taken family by family in a random order of families, so a batch holds few families and
+    /// its negatives are the hard ones the within-family tests are about.
+    public static func identityBatch(_ groups: [[Int]], identities: Int, perIdentity: Int, families: [Int]? = nil,
+                                     using generator: inout SeededGenerator) -> (samples: [Int], identities: [Int])
     {
         let usable = groups.indices.filter { groups[$0].count >= 2 }
         precondition(usable.count >= 2, "triplets need two identities with two samples each")
         var chosen = usable
         chosen.shuffle(using: &generator)
+        if let families {
+            var rank = [Int: Int]()
+            var order = Array(Set(usable.map { families[$0] })).sorted()
+            order.shuffle(using: &generator)
+            for (position, family) in order.enumerated() { rank[family] = position }
+            // Stable: within a family the shuffled order stays.
+            chosen = chosen.enumerated().sorted { (rank[families[$0.element]]!, $0.offset) < (rank[families[$1.element]]!, $1.offset) }.map(\.element)
+        }
         var samples = [Int](), labels = [Int]()
         for identity in chosen.prefix(identities) {
             var members = groups[identity]

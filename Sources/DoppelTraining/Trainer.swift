@@ -58,6 +58,8 @@ public final class Trainer {
     public internal(set) var step = 0
     let train: TensorDataset
     let validation: TensorDataset
+    /// A family index per training identity when the recipe asks for family batches.
+    let trainFamilies: [Int]?
     var bestParameters: [String: [Float]] = [:]
     var bestHead: [Float] = []
     var bestAUC = -1.0
@@ -71,8 +73,22 @@ public final class Trainer {
         let input = TensorShape(channels: recipe.input.channels, height: recipe.input.height, width: recipe.input.width)
         network = try Network(architecture: Architecture(parsing: recipe.architecture), input: input, seed: recipe.seed)
         trainer = SiameseTrainer(network: network, objective: recipe.objective, optimizer: recipe.optimizer, seed: recipe.seed)
-        train = TensorDataset(split.train, spec: recipe.input)
+        train = TensorDataset(recipe.rotatedIdentities == true ? split.train.addingRotatedIdentities() : split.train, spec: recipe.input)
+        trainFamilies = recipe.familyBatches == true ? Self.families(of: train.identityNames) : nil
         validation = TensorDataset(split.validation, spec: recipe.input)
+    }
+
+    /// Family of each name: the part before its last `/` plus any `@turn` suffix
+    /// ("Greek/character01@90" -> "Greek@90"); names without `/` are each their own family.
+    static func families(of names: [String]) -> [Int] {
+        var index = [String: Int]()
+        return names.map { name in
+            let turn = name.firstIndex(of: "@").map { String(name[$0...]) } ?? ""
+            let family = name.lastIndex(of: "/").map { String(name[..<$0]) + turn } ?? name
+            if let known = index[family] { return known }
+            index[family] = index.count
+            return index.count - 1
+        }
     }
 
     /// The value a blank image preprocesses to, per channel (augmentation's fill).
@@ -102,7 +118,8 @@ public final class Trainer {
                 loss = withBatch(rows, into: &inputs, using: &generator) { trainer.trainPairs($0, pairs: recipe.batch, labels: pairs.labels) }
                 samplesDone += rows.count
             case .triplet:
-                let batch = Samplers.identityBatch(train.samplesByIdentity, identities: recipe.batch, perIdentity: recipe.perIdentity, using: &generator)
+                let batch = Samplers.identityBatch(train.samplesByIdentity, identities: recipe.batch, perIdentity: recipe.perIdentity,
+                                                   families: trainFamilies, using: &generator)
                 loss = withBatch(batch.samples, into: &inputs, using: &generator) {
                     trainer.trainBatch($0, count: batch.samples.count, identities: batch.identities)
                 }

@@ -24,6 +24,12 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Samples per identity in a triplet batch.
     public var perIdentity: Int
     public var augmentation: Augmentation?
+    /// Train also on every training identity turned 90, 180 and 270 degrees, as new identities
+    /// (`Dataset.addingRotatedIdentities`). Optional so models from before it still load.
+    public var rotatedIdentities: Bool?
+    /// Triplet batches take identities family by family (the name up to its last `/`, e.g. the
+    /// alphabet, and its turn), so negatives come from the same family. Optional likewise.
+    public var familyBatches: Bool?
     public var validationFraction: Double
     public var testFraction: Double
     /// Identity-name prefixes held out as the test set (Omniglot alphabets); when set,

@@ -44,7 +44,9 @@ struct EvalCommand: ParsableCommand {
             dataset = dataset.subset(identities: dataset.identities.indices.filter { unseen.contains(dataset.identities[$0]) }, source: "not seen in training")
             identitySet = "not seen in training (\(unseen.sorted().joined(separator: ", ").prefix(200)))"
         }
-        var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold, dataset: dataset,
+        let calibration = file.metadata.calibration.flatMap { try? JSONDecoder().decode(CalibrationRecord.self, from: Data($0.utf8)) }
+        var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold,
+                                    calibratedFalseAcceptRate: calibration?.falseAcceptRate, dataset: dataset,
                                     identitySet: identitySet, pairs: pairs, episodes: episodes, ways: ways, seed: seed)
         if let enroll {
             let queries = try loader.load(source)
@@ -62,7 +64,8 @@ struct EvalCommand: ParsableCommand {
         print(String(format: "verification: ROC AUC %.4f, EER %.4f, TAR %.4f at FAR 1e-2, %.4f at FAR 1e-3 (%d + %d pairs)",
                      v.rocAUC, v.equalErrorRate, v.tarAtFAR1e2, v.tarAtFAR1e3, v.samePairs, v.differentPairs))
         if let t = report.atModelThreshold {
-            print(String(format: "at the model's threshold %.4f: accuracy %.4f, FAR %.4f, TAR %.4f", t.threshold, t.accuracy, t.falseAcceptRate, t.trueAcceptRate))
+            print(String(format: "at the model's threshold %.4f: accuracy %.4f, FAR %.4f, TAR %.4f", t.threshold, t.accuracy, t.falseAcceptRate, t.trueAcceptRate)
+                  + (t.calibratedFalseAcceptRate.map { String(format: " (calibrated for FAR %.4f: %.2fx)", $0, t.falseAcceptRatio ?? .nan) } ?? ""))
         }
         for i in report.identification {
             print(String(format: "identification, %d enrolled per identity: rank-1 %.4f, rank-5 %.4f (%d queries)", i.enrolledPerIdentity, i.rank1, i.rank5, i.queries))

@@ -36,6 +36,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Calibrate the threshold for this false accept rate instead of the equal error rate.") var targetFar: Double?
     @Option(parsing: .upToNextOption, help: "Identity-name prefixes to hold out as the test set (e.g. alphabets).") var holdOut: [String] = []
     @Flag(inversion: .prefixedNo, help: "Random affine augmentation (default: the preset's).") var augment: Bool?
+    @Flag(inversion: .prefixedNo, help: "Also train on each training identity turned 90, 180 and 270 degrees, as new identities (default: the preset's).")
+    var rotatedIdentities: Bool?
+    @Flag(inversion: .prefixedNo, help: "Triplet batches take identities family by family (e.g. alphabet by alphabet), for harder negatives (default: the preset's).")
+    var familyBatches: Bool?
 
     @Option(help: "Where to write the model (default: models/<preset>.safetensors).")
     var out: String?
@@ -72,6 +76,8 @@ struct TrainCommand: ParsableCommand {
         }
         if !holdOut.isEmpty { recipe.holdOut = holdOut }
         if let augment { recipe.augmentation = augment ? (recipe.augmentation ?? Augmentation()) : nil }
+        if let rotatedIdentities { recipe.rotatedIdentities = rotatedIdentities }
+        if let familyBatches { recipe.familyBatches = familyBatches }
         if let problem = recipe.validationError() { throw ValidationError(problem) }
         // Check the architecture against the input before spending time on the data.
         _ = try Network(architecture: Architecture(parsing: recipe.architecture),

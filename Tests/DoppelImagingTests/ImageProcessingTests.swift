@@ -11,6 +11,21 @@ import Testing
         #expect(gray.converted(to: .rgba).pixels == [7, 7, 7, 255])
     }
 
+    @Test func quarterTurnsMovePixelsClockwise() {
+        // 1 2 3
+        // 4 5 6
+        let image = Image(width: 3, height: 2, layout: .gray, pixels: [1, 2, 3, 4, 5, 6])
+        let once = image.rotated(quarterTurns: 1)
+        #expect(once.width == 2 && once.height == 3)
+        #expect(once.pixels == [4, 1, 5, 2, 6, 3])  // 4 1 / 5 2 / 6 3
+        #expect(image.rotated(quarterTurns: 2).pixels == [6, 5, 4, 3, 2, 1])
+        #expect(image.rotated(quarterTurns: 3).pixels == [3, 6, 2, 5, 1, 4])  // 3 6 / 2 5 / 1 4
+        #expect(image.rotated(quarterTurns: -1) == image.rotated(quarterTurns: 3))
+        #expect(once.rotated(quarterTurns: 3) == image && image.rotated(quarterTurns: 4) == image)
+        let rgb = Image(width: 2, height: 1, layout: .rgb, pixels: [1, 2, 3, 4, 5, 6])
+        #expect(rgb.rotated(quarterTurns: 1).pixels == [1, 2, 3, 4, 5, 6] && rgb.rotated(quarterTurns: 2).pixels == [4, 5, 6, 1, 2, 3])
+    }
+
     @Test func shrinkingAveragesAreas() {
         // 4x2 -> 2x1: each output pixel is the mean of a 2x2 block.
         let image = Image(width: 4, height: 2, layout: .gray, pixels: [0, 100, 200, 200, 50, 50, 0, 40])

@@ -36,6 +36,19 @@ import Testing
         #expect(split.train.identities.count + split.validation.identities.count == 10)
     }
 
+    @Test func rotatedIdentitiesAreNewIdentities() {
+        let dataset = Dataset.make(identities: 3, perIdentity: 2)
+        let grown = dataset.addingRotatedIdentities()
+        #expect(grown.identities == dataset.identities + ["id0@90", "id1@90", "id2@90", "id0@180", "id1@180", "id2@180", "id0@270", "id1@270", "id2@270"])
+        #expect(grown.samples.count == 4 * dataset.samples.count)
+        let groups = grown.samplesByIdentity()
+        #expect(groups.allSatisfy { $0.count == 2 })
+        // id1@180's images are id1's turned twice.
+        let turned = groups[grown.identities.firstIndex(of: "id1@180")!].map { grown.samples[$0].image }
+        #expect(turned == groups[1].map { grown.samples[$0].image.rotated(quarterTurns: 2) })
+        #expect(grown.samples[groups[4][0]].origin == "id1/0@90")
+    }
+
     @Test func impossibleSplitsAreRefused() {
         #expect(throws: DatasetError.self) { try DatasetSplit.byIdentity(.make(identities: 3), validationFraction: 0.4, testFraction: 0.4, seed: 1) }
         #expect(throws: DatasetError.self) { try DatasetSplit.byIdentity(.make(identities: 30), validationFraction: 0.6, testFraction: 0.5, seed: 1) }

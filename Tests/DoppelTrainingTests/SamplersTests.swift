@@ -28,6 +28,25 @@ import Testing
         for (sample, identity) in zip(batch.samples, batch.identities) { #expect(Self.identity(of: sample) == identity) }
     }
 
+    @Test func familyBatchesFillFromOneFamilyAtATime() {
+        // 12 identities of 3 samples in 3 families of 4: a batch of 4 identities is one family,
+        // a batch of 6 is one whole family and half of another; every family leads sometime.
+        let groups = (0..<12).map { [3 * $0, 3 * $0 + 1, 3 * $0 + 2] }
+        let families = (0..<12).map { $0 / 4 }
+        var generator = SeededGenerator(seed: 4)
+        var leaders = Set<Int>()
+        for _ in 0..<30 {
+            let four = Set(Samplers.identityBatch(groups, identities: 4, perIdentity: 2, families: families, using: &generator).identities)
+            #expect(four.count == 4 && Set(four.map { families[$0] }).count == 1)
+            leaders.insert(families[four.first!])
+            let six = Samplers.identityBatch(groups, identities: 6, perIdentity: 2, families: families, using: &generator).identities
+            let counts = Dictionary(grouping: Set(six), by: { families[$0] }).mapValues(\.count)
+            #expect(counts.values.sorted() == [2, 4])
+        }
+        #expect(leaders == [0, 1, 2])
+        #expect(Trainer.families(of: ["Greek/c1", "Greek/c2@90", "Latin/c1", "Greek/c3", "Greek/c1@90", "flat"]) == [0, 1, 2, 0, 1, 3])
+    }
+
     @Test func episodesKeepTheQueryOutOfTheSupports() {
         var generator = SeededGenerator(seed: 3)
         for _ in 0..<100 {

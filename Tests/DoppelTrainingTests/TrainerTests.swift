@@ -80,6 +80,20 @@ import Testing
         #expect(throws: DatasetError.self) { try Trainer(recipe: other, split: split).resume(from: checkpoint) }
     }
 
+    @Test func rotatedIdentitiesGrowOnlyTheTrainingSet() throws {
+        var recipe = Self.recipe(iterations: 4)
+        recipe.rotatedIdentities = true
+        let split = try TrainingSplit.make(Self.glyphDataset(), recipe: recipe)
+        let trainer = try Trainer(recipe: recipe, split: split)
+        #expect(trainer.train.identityNames.count == 4 * split.train.identities.count)
+        #expect(trainer.validation.identityNames == split.validation.identities, "validation identities are never turned")
+        try trainer.run()
+        // Recorded in the model, and read back from it.
+        let (model, _) = try trainer.finish(source: "glyphs")
+        let recorded = try JSONDecoder().decode(TrainedRecipe.self, from: Data(model.metadata.recipe!.utf8))
+        #expect(recorded.recipe.rotatedIdentities == true)
+    }
+
     @Test func reportIsOnePageWithEveryPlot() throws {
         let split = try TrainingSplit.make(Self.glyphDataset(), recipe: Self.recipe(iterations: 20))
         let trainer = try Trainer(recipe: Self.recipe(iterations: 20), split: split)
