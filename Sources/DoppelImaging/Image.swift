@@ -66,6 +66,18 @@ public struct Image: Sendable, Equatable {
 }
 
 extension Image {
+    /// The image mirrored left to right.
+    public func mirrored() -> Image {
+        let channels = layout.channels
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        for y in 0..<height {
+            for x in 0..<width {
+                for c in 0..<channels { out[(y * width + width - 1 - x) * channels + c] = pixels[(y * width + x) * channels + c] }
+            }
+        }
+        return Image(width: width, height: height, layout: layout, pixels: out)
+    }
+
     /// The image turned `quarterTurns` quarter turns clockwise (negative: anticlockwise).
     public func rotated(quarterTurns: Int) -> Image {
         let turns = ((quarterTurns % 4) + 4) % 4

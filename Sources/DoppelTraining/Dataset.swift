@@ -79,12 +79,24 @@ public struct Dataset: Sendable {
     /// Vinyals et al. grew Omniglot's classes this way: a turned character is another
     /// character, so the network sees four times the identities it would otherwise.
     public func addingRotatedIdentities(quarterTurns: [Int] = [1, 2, 3]) -> Dataset {
+        adding(quarterTurns.map { turns in ("\(turns * 90)", { $0.rotated(quarterTurns: turns) }) })
+    }
+
+    /// The dataset plus, for every identity, a new identity of its images mirrored, named
+    /// `name@mirror` (a mirrored character is another character too).
+    public func addingMirroredIdentities() -> Dataset {
+        adding([("mirror", { $0.mirrored() })])
+    }
+
+    /// Adds, per transform, a copy of every identity with its images transformed, the name
+    /// suffixed `@tag`.
+    private func adding(_ transforms: [(tag: String, transform: (Image) -> Image)]) -> Dataset {
         var names = identities
         var all = samples
-        for turns in quarterTurns {
+        for (tag, transform) in transforms {
             let offset = names.count
-            names += identities.map { "\($0)@\(turns * 90)" }
-            all += samples.map { Sample(identity: offset + $0.identity, origin: "\($0.origin)@\(turns * 90)", image: $0.image.rotated(quarterTurns: turns)) }
+            names += identities.map { "\($0)@\(tag)" }
+            all += samples.map { Sample(identity: offset + $0.identity, origin: "\($0.origin)@\(tag)", image: transform($0.image)) }
         }
         return Dataset(identities: names, samples: all, source: source, skipped: skipped)
     }

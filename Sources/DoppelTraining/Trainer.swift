@@ -58,6 +58,8 @@ public final class Trainer {
     public internal(set) var step = 0
     let train: TensorDataset
     let validation: TensorDataset
+    /// Identities trained on, copies made by the recipe included.
+    public var trainingIdentities: Int { train.identityNames.count }
     /// A family index per training identity when the recipe asks for family batches.
     let trainFamilies: [Int]?
     var bestParameters: [String: [Float]] = [:]
@@ -73,7 +75,10 @@ public final class Trainer {
         let input = TensorShape(channels: recipe.input.channels, height: recipe.input.height, width: recipe.input.width)
         network = try Network(architecture: Architecture(parsing: recipe.architecture), input: input, seed: recipe.seed)
         trainer = SiameseTrainer(network: network, objective: recipe.objective, optimizer: recipe.optimizer, seed: recipe.seed)
-        train = TensorDataset(recipe.rotatedIdentities == true ? split.train.addingRotatedIdentities() : split.train, spec: recipe.input)
+        var trainSet = split.train
+        if recipe.mirroredIdentities == true { trainSet = trainSet.addingMirroredIdentities() }
+        if recipe.rotatedIdentities == true { trainSet = trainSet.addingRotatedIdentities() }
+        train = TensorDataset(trainSet, spec: recipe.input)
         trainFamilies = recipe.familyBatches == true ? Self.families(of: train.identityNames) : nil
         validation = TensorDataset(split.validation, spec: recipe.input)
     }

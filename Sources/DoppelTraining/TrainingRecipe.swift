@@ -27,6 +27,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Train also on every training identity turned 90, 180 and 270 degrees, as new identities
     /// (`Dataset.addingRotatedIdentities`). Optional so models from before it still load.
     public var rotatedIdentities: Bool?
+    /// Train also on every training identity mirrored, as a new identity (before turning, so
+    /// with both there are eight of each). Optional likewise.
+    public var mirroredIdentities: Bool?
     /// Triplet batches take identities family by family (the name up to its last `/`, e.g. the
     /// alphabet, and its turn), so negatives come from the same family. Optional likewise.
     public var familyBatches: Bool?
@@ -108,7 +111,7 @@ public enum Preset: String, CaseIterable, Sendable {
         switch self {
         case .digitsMLP: "MLP 784-1024-1024-2, contrastive margin 0.3, Adam 1e-4/0.9/0.99, 3,000 steps of 180 pairs (the MNIST reference; 2-D embeddings to plot)"
         case .digitsCNN: "small CNN on MNIST digits, contrastive"
-        case .omniglot: "4-layer 64-channel CNN on 28x28 inverted characters, triplet semi-hard (batch-hard collapsed to the margin here), augmentation; for N-way one-shot"
+        case .omniglot: "4-layer 64-channel CNN on 28x28 inverted characters, triplet semi-hard, augmentation, mirrored and turned characters as new identities; for N-way one-shot"
         case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
         case .faces: "CNN for 92x112 grayscale faces downsampled 2x, contrastive margin 1, RMSprop (the ORL reference)"
         case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings (the default model)"
@@ -128,11 +131,18 @@ public enum Preset: String, CaseIterable, Sendable {
                                   validationFraction: 0.2, testFraction: 0.2, validationEvery: 250)
         case .omniglot:
             var optimizer = OptimizerConfig.adam(learningRate: 1e-3)
-            optimizer.schedule = .cosine(total: 6000, minimum: 1e-5)
-            return TrainingRecipe(architecture: String(repeating: "conv(64,3,pad=1) relu maxpool(2) ", count: 3) + "conv(64,3,pad=1) relu flatten dense(128) l2norm",
-                                  input: InputSpec(channels: 1, height: 28, width: 28, invert: true), loss: .triplet, margin: 0.2,
-                                  mining: .semiHard, optimizer: optimizer, iterations: 6000, batch: 32, perIdentity: 4,
-                                  augmentation: Augmentation(), validationFraction: 0.1, validationEvery: 500)
+            optimizer.schedule = .cosine(total: 3000, minimum: 1e-5)
+            var recipe = TrainingRecipe(architecture: String(repeating: "conv(64,3,pad=1) relu maxpool(2) ", count: 3) + "conv(64,3,pad=1) relu flatten dense(128) l2norm",
+                                        input: InputSpec(channels: 1, height: 28, width: 28, invert: true), loss: .triplet, margin: 0.2,
+                                        mining: .semiHard, optimizer: optimizer, iterations: 3000, batch: 64, perIdentity: 4,
+                                        augmentation: Augmentation(), validationFraction: 0.1, validationEvery: 500)
+            // Mirrored and turned characters as new identities (8x the training identities):
+            // 20-way within-alphabet one-shot on held-out alphabets (small1 + small2; Korean,
+            // katakana, Balinese held out; 400 episodes) 66.5% -> 70.3% turned -> 71.0% both;
+            // 64 identities a step for 3,000 steps instead of 32 for 6,000 (same images): 73.0%.
+            recipe.rotatedIdentities = true
+            recipe.mirroredIdentities = true
+            return recipe
         case .omniglotKoch:
             return TrainingRecipe(architecture: "conv(64,5) relu maxpool(2) conv(128,3) relu maxpool(2) conv(128,3) relu flatten dense(256) sigmoid",
                                   input: InputSpec(channels: 1, height: 28, width: 28, invert: true), loss: .bce,

@@ -38,6 +38,8 @@ struct TrainCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Random affine augmentation (default: the preset's).") var augment: Bool?
     @Flag(inversion: .prefixedNo, help: "Also train on each training identity turned 90, 180 and 270 degrees, as new identities (default: the preset's).")
     var rotatedIdentities: Bool?
+    @Flag(inversion: .prefixedNo, help: "Also train on each training identity mirrored, as a new identity (default: the preset's).")
+    var mirroredIdentities: Bool?
     @Flag(inversion: .prefixedNo, help: "Triplet batches take identities family by family (e.g. alphabet by alphabet), for harder negatives (default: the preset's).")
     var familyBatches: Bool?
 
@@ -66,7 +68,13 @@ struct TrainCommand: ParsableCommand {
         if let loss { recipe.loss = loss }
         if let margin { recipe.margin = margin }
         if let metric { recipe.metric = metric }
-        if let iterations { recipe.iterations = iterations }
+        if let iterations {
+            // A cosine schedule spans the run: stretched or shrunk with it.
+            if case .cosine(let total, let minimum) = recipe.optimizer.schedule, total == recipe.iterations {
+                recipe.optimizer.schedule = .cosine(total: iterations, minimum: minimum)
+            }
+            recipe.iterations = iterations
+        }
         if let batch { recipe.batch = batch }
         if let learningRate { recipe.optimizer.learningRate = learningRate }
         if let seed { recipe.seed = seed }
@@ -77,6 +85,7 @@ struct TrainCommand: ParsableCommand {
         if !holdOut.isEmpty { recipe.holdOut = holdOut }
         if let augment { recipe.augmentation = augment ? (recipe.augmentation ?? Augmentation()) : nil }
         if let rotatedIdentities { recipe.rotatedIdentities = rotatedIdentities }
+        if let mirroredIdentities { recipe.mirroredIdentities = mirroredIdentities }
         if let familyBatches { recipe.familyBatches = familyBatches }
         if let problem = recipe.validationError() { throw ValidationError(problem) }
         // Check the architecture against the input before spending time on the data.
@@ -94,6 +103,9 @@ struct TrainCommand: ParsableCommand {
         let split = try TrainingSplit.make(dataset, recipe: recipe)
         log.line("identities: \(split.train.identities.count) train, \(split.validation.identities.count) validation, \(split.test.identities.count) test; \(split.train.samples.count) training images")
         let trainer = try Trainer(recipe: recipe, split: split)
+        if trainer.trainingIdentities != split.train.identities.count {
+            log.line("training on \(trainer.trainingIdentities) identities: the train identities with their mirrored and turned copies")
+        }
         let checkpoint = out + ".checkpoint"
         if resume && FileManager.default.fileExists(atPath: checkpoint) {
             try trainer.resume(from: checkpoint)

@@ -24,6 +24,8 @@ import Testing
         #expect(once.rotated(quarterTurns: 3) == image && image.rotated(quarterTurns: 4) == image)
         let rgb = Image(width: 2, height: 1, layout: .rgb, pixels: [1, 2, 3, 4, 5, 6])
         #expect(rgb.rotated(quarterTurns: 1).pixels == [1, 2, 3, 4, 5, 6] && rgb.rotated(quarterTurns: 2).pixels == [4, 5, 6, 1, 2, 3])
+        #expect(image.mirrored().pixels == [3, 2, 1, 6, 5, 4] && rgb.mirrored().pixels == [4, 5, 6, 1, 2, 3])
+        #expect(image.mirrored().mirrored() == image)
     }
 
     @Test func shrinkingAveragesAreas() {

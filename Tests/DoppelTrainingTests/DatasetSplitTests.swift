@@ -47,6 +47,9 @@ import Testing
         let turned = groups[grown.identities.firstIndex(of: "id1@180")!].map { grown.samples[$0].image }
         #expect(turned == groups[1].map { grown.samples[$0].image.rotated(quarterTurns: 2) })
         #expect(grown.samples[groups[4][0]].origin == "id1/0@90")
+        let mirrored = dataset.addingMirroredIdentities()
+        #expect(mirrored.identities == dataset.identities + ["id0@mirror", "id1@mirror", "id2@mirror"])
+        #expect(mirrored.samples[6].image == dataset.samples[0].image.mirrored() && mirrored.samples[6].identity == 3)
     }
 
     @Test func impossibleSplitsAreRefused() {
