@@ -9,6 +9,7 @@ extension GalleryIndex {
     /// is taken per row.
     public static func load(from store: GalleryStore, model: String, dimension: Int, metric: IndexMetric,
                             chunkRows: Int = 8192) throws(GalleryError) -> [String: GalleryIndex] {
+        store.prefetch()
         let names = try store.identityNames()
         let pipe = ChunkPipe(capacity: 4)
         // The store is used by the reader alone until the pipe closes.

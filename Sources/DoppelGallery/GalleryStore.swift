@@ -242,6 +242,16 @@ public final class GalleryStore {
         } catch { throw .database(error) }
     }
 
+    /// Asks the kernel to read the database file into its cache now, in large sequential reads,
+    /// ahead of a full scan: the scan walks the B-tree, whose pages are not in file order, so
+    /// on a cold cache it would otherwise wait for one small random read after another.
+    public func prefetch() {
+        let fd = open(database.path, O_RDONLY)
+        guard fd >= 0 else { return }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED)
+        close(fd)
+    }
+
     /// Every identity's gallery and external id by row id, for loading the index.
     public func identityNames() throws(GalleryError) -> [Int64: (gallery: String, id: String)] {
         try read {
