@@ -370,14 +370,12 @@ public final class GalleryStore {
 /// Consecutive embeddings read from the store: sample ids, identity row ids, and the vectors
 /// back to back.
 public struct EmbeddingChunk: Sendable {
-    public let dimension: Int
     public var samples: [Int64] = []
     public var identities: [Int64] = []
     public var vectors: [Float] = []
     public var count: Int { samples.count }
 
     init(dimension: Int, capacity: Int) {
-        self.dimension = dimension
         samples.reserveCapacity(capacity)
         identities.reserveCapacity(capacity)
         vectors.reserveCapacity(capacity * dimension)
