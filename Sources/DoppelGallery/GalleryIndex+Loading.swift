@@ -11,7 +11,16 @@ extension GalleryIndex {
                             chunkRows: Int = 8192) throws(GalleryError) -> [String: GalleryIndex] {
         store.prefetch()
         let names = try store.identityNames()
-        let pipe = ChunkPipe(capacity: 4)
+        // Every gallery's index sized once from the sample counts.
+        var indexes = [String: GalleryIndex]()
+        var sizes = [String: (rows: Int, identities: Int)]()
+        for identity in names.values { sizes[identity.gallery, default: (0, 0)].rows += identity.samples; sizes[identity.gallery]!.identities += 1 }
+        for (gallery, size) in sizes {
+            let index = GalleryIndex(dimension: dimension, metric: metric)
+            index.reserve(rows: size.rows, identities: size.identities)
+            indexes[gallery] = index
+        }
+        let pipe = ChunkPipe(capacity: 4, dimension: dimension, rows: chunkRows)
         // The store is used by the reader alone until the pipe closes.
         nonisolated(unsafe) let store = store
         let reader = Thread {
@@ -23,51 +32,73 @@ extension GalleryIndex {
             pipe.close()
         }
         reader.start()
-        var indexes = [String: GalleryIndex]()
-        // Per identity row id: its index and its name, one String instance for all its samples.
-        var resolved = [Int64: (index: GalleryIndex, name: String)]()
-        while let chunk = pipe.take() {
+        // Per identity row id: its index and its slot there, resolved once for all its samples.
+        var resolved = [Int64: (index: GalleryIndex, slot: Int32)]()
+        resolved.reserveCapacity(names.count)
+        // An identity's samples are usually enrolled together and so read one after another.
+        var last: (identity: Int64, index: GalleryIndex, slot: Int32)?
+        while var chunk = pipe.take() {
             chunk.vectors.withUnsafeBufferPointer { vectors in
                 for row in 0..<chunk.count {
                     let identity = chunk.identities[row]
-                    let target: (index: GalleryIndex, name: String)
-                    if let known = resolved[identity] {
+                    let target: (index: GalleryIndex, slot: Int32)
+                    if let last, last.identity == identity {
+                        target = (last.index, last.slot)
+                    } else if let known = resolved[identity] {
                         target = known
                     } else {
                         // A sample whose identity row is gone cannot be: the schema cascades deletes.
-                        let (gallery, name) = names[identity] ?? ("", "")
-                        let index = indexes[gallery] ?? GalleryIndex(dimension: dimension, metric: metric)
-                        indexes[gallery] = index
-                        target = (index, name)
+                        let stored = names[identity] ?? StoredIdentity(gallery: "", id: "", samples: 0)
+                        let index = indexes[stored.gallery] ?? GalleryIndex(dimension: dimension, metric: metric)
+                        indexes[stored.gallery] = index
+                        target = (index, index.slot(for: stored.id))
                         resolved[identity] = target
                     }
-                    target.index.insert(sample: chunk.samples[row], identity: target.name,
-                                        vector: UnsafeBufferPointer(rebasing: vectors[(row * dimension)..<((row + 1) * dimension)]), replacing: false)
+                    last = (identity, target.index, target.slot)
+                    target.index.append(sample: chunk.samples[row], slot: target.slot,
+                                        vector: UnsafeBufferPointer(rebasing: vectors[(row * dimension)..<((row + 1) * dimension)]))
                 }
             }
+            chunk.clear()
+            pipe.recycle(chunk)
         }
         if let error = pipe.failure { throw error }
-        return indexes
+        // A gallery whose identities have no embedding under this model holds no index.
+        return indexes.filter { $0.value.count > 0 }
     }
 }
 
 /// A bounded hand-over of chunks from the reading thread to the indexing one; `take` returns
 /// nil once the reader has closed it and every chunk is taken.
+/// Emptied chunks go back to the reader, so the whole load reuses a handful of buffers.
 private final class ChunkPipe: @unchecked Sendable {
     private let condition = NSCondition()
     private var chunks: [EmbeddingChunk] = []
+    private var spare: [EmbeddingChunk] = []
     private var closed = false
     private let capacity: Int
+    private let dimension: Int
+    private let rows: Int
     private(set) var failure: GalleryError?
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int, dimension: Int, rows: Int) {
+        self.capacity = capacity
+        self.dimension = dimension
+        self.rows = rows
+    }
 
-    func put(_ chunk: EmbeddingChunk) {
+    /// Hands a full chunk over and returns an empty one to fill next.
+    func put(_ chunk: EmbeddingChunk) -> EmbeddingChunk {
         condition.withLock {
             while chunks.count >= capacity { condition.wait() }
             chunks.append(chunk)
             condition.broadcast()
+            return spare.popLast() ?? EmbeddingChunk(dimension: dimension, capacity: rows)
         }
+    }
+
+    func recycle(_ chunk: EmbeddingChunk) {
+        condition.withLock { spare.append(chunk) }
     }
 
     func take() -> EmbeddingChunk? {

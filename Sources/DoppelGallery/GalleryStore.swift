@@ -252,22 +252,27 @@ public final class GalleryStore {
         close(fd)
     }
 
-    /// Every identity's gallery and external id by row id, for loading the index.
-    public func identityNames() throws(GalleryError) -> [Int64: (gallery: String, id: String)] {
+    /// Every identity's gallery, external id and sample count by row id, for loading the index
+    /// (the counts let the loader size its arrays once).
+    public func identityNames() throws(GalleryError) -> [Int64: StoredIdentity] {
         try read {
-            var names = [Int64: (gallery: String, id: String)]()
-            try database.forEachRow("SELECT i.id, g.name, i.external_id FROM identities i JOIN galleries g ON g.id = i.gallery_id") { row in
-                names[row.integer(0)] = (row.text(1), row.text(2))
+            var names = [Int64: StoredIdentity]()
+            try database.forEachRow("""
+                SELECT i.id, g.name, i.external_id, (SELECT count(*) FROM samples s WHERE s.identity_id = i.id)
+                FROM identities i JOIN galleries g ON g.id = i.gallery_id
+                """) { row in
+                names[row.integer(0)] = StoredIdentity(gallery: row.text(1), id: row.text(2), samples: Int(row.integer(3)))
             }
             return names
         }
     }
 
     /// Streams every embedding under `model` in chunks of up to `rows` rows, for loading the
-    /// index. A chunk is handed to `body` full (and at the end); the store reuses nothing, so
-    /// `body` may keep it. A vector of the wrong length is corrupt data and stops the load.
+    /// index. Each full chunk (and the last) goes to `body`, which hands back an empty chunk to
+    /// fill next, so a loader can recycle its buffers instead of allocating (and faulting in)
+    /// fresh ones per chunk. A vector of the wrong length is corrupt data and stops the load.
     public func forEachEmbeddingChunk(model: String, dimension: Int, rows: Int,
-                                      _ body: (EmbeddingChunk) -> Void) throws(GalleryError) {
+                                      _ body: (consuming EmbeddingChunk) -> EmbeddingChunk) throws(GalleryError) {
         try read {
             var chunk = EmbeddingChunk(dimension: dimension, capacity: rows)
             // The samples join gives the identity; the identity names are read once, apart
@@ -285,12 +290,9 @@ public final class GalleryStore {
                 let end = chunk.vectors.count
                 chunk.vectors.append(contentsOf: repeatElement(0, count: dimension))
                 chunk.vectors.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: end * 4).copyMemory(from: vector.baseAddress!, byteCount: dimension * 4) }
-                if chunk.count == rows {
-                    body(chunk)
-                    chunk = EmbeddingChunk(dimension: dimension, capacity: rows)
-                }
+                if chunk.count == rows { chunk = body(chunk) }
             }
-            if chunk.count > 0 { body(chunk) }
+            if chunk.count > 0 { _ = body(chunk) }
         }
     }
 
@@ -369,6 +371,12 @@ public final class GalleryStore {
 
 /// Consecutive embeddings read from the store: sample ids, identity row ids, and the vectors
 /// back to back.
+public struct StoredIdentity: Sendable, Equatable {
+    public let gallery: String
+    public let id: String
+    public let samples: Int
+}
+
 public struct EmbeddingChunk: Sendable {
     public var samples: [Int64] = []
     public var identities: [Int64] = []
@@ -379,5 +387,12 @@ public struct EmbeddingChunk: Sendable {
         samples.reserveCapacity(capacity)
         identities.reserveCapacity(capacity)
         vectors.reserveCapacity(capacity * dimension)
+    }
+
+    /// Empties the chunk, keeping its buffers for the next fill.
+    public mutating func clear() {
+        samples.removeAll(keepingCapacity: true)
+        identities.removeAll(keepingCapacity: true)
+        vectors.removeAll(keepingCapacity: true)
     }
 }

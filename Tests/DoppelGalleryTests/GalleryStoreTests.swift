@@ -118,6 +118,24 @@ import Testing
         #expect(nearest.first?.sample == 9)  // id4's first sample, [4, 0]
         #expect(indexes["default"]!.search([4.1, 0], k: 1).map(\.identity) == ["id2"])
         #expect(try GalleryIndex.load(from: store, model: "m2", dimension: 2, metric: .euclidean).isEmpty)
+        // A sample added later is read after other identities' samples; the loaded index
+        // (slots resolved once per identity, buffers recycled between chunks) must equal one
+        // built sample by sample, centroids and norms included.
+        _ = try store.addSamples(gallery: "default", externalID: "id0", samples: [Self.sample(40, embedding: [7, 3])], model: "m1", actor: "admin")
+        for metric in [GalleryIndex.IndexMetric.euclidean, .cosine] {
+            let loaded = try GalleryIndex.load(from: store, model: "m1", dimension: 2, metric: metric, chunkRows: 2)
+            for (gallery, rows) in Dictionary(grouping: try store.embeddings(model: "m1"), by: \.gallery) {
+                let reference = GalleryIndex(dimension: 2, metric: metric)
+                for row in rows { reference.add(sample: row.sample, identity: row.identity, vector: row.vector) }
+                #expect(loaded[gallery]?.count == reference.count && loaded[gallery]?.identityCount == reference.identityCount)
+                for query: [Float] in [[6.5, 2.5], [0, 0.4], [3, -1]] {
+                    for aggregation in [Aggregation.best, .meanOfBest(2), .centroid] {
+                        #expect(loaded[gallery]?.search(query, k: 4, aggregation: aggregation) == reference.search(query, k: 4, aggregation: aggregation))
+                    }
+                    #expect(loaded[gallery]?.searchSamples(query, k: 10) == reference.searchSamples(query, k: 10))
+                }
+            }
+        }
         // A vector of the wrong length is corrupt data: the load stops with the sample named.
         try store.database.query("UPDATE embeddings SET vector = x'00000000' WHERE sample_id = 3")
         #expect(throws: GalleryError.self) { try GalleryIndex.load(from: store, model: "m1", dimension: 2, metric: .euclidean, chunkRows: 5) }
