@@ -32,6 +32,34 @@ public struct DatasetSplit: Sendable {
                             test: dataset.subset(identities: test.sorted(), source: "test"))
     }
 
+    /// Closed set: every identity is in all three parts, with `validationFraction` and
+    /// `testFraction` of its images (rounded, shuffled with `seed`) held out of training. For a
+    /// model that will only ever see the identities it trained on (Fashion-MNIST's ten classes
+    /// with its training images enrolled); open-set use needs `byIdentity`.
+    public static func byImage(_ dataset: Dataset, validationFraction: Double, testFraction: Double,
+                               seed: UInt64) throws -> DatasetSplit {
+        guard validationFraction > 0, testFraction >= 0, validationFraction + testFraction < 1 else {
+            throw DatasetError.cannotSplit(detail: "fractions \(validationFraction) + \(testFraction) must be positive (validation), non-negative (test) and sum below 1")
+        }
+        var generator = SeededGenerator(seed: seed)
+        var part = [Int](repeating: 0, count: dataset.samples.count)  // 0 train, 1 validation, 2 test
+        for var members in dataset.samplesByIdentity() where !members.isEmpty {
+            members.shuffle(using: &generator)
+            let validation = Int((Double(members.count) * validationFraction).rounded())
+            let test = Int((Double(members.count) * testFraction).rounded())
+            guard members.count - validation - test >= 2, validation >= 1 else {
+                throw DatasetError.cannotSplit(detail: "\(dataset.identities[dataset.samples[members[0]].identity]) has \(members.count) images: too few to hold some out and train on two")
+            }
+            for (rank, sample) in members.enumerated() { part[sample] = rank < validation ? 1 : rank < validation + test ? 2 : 0 }
+        }
+        func taking(_ wanted: Int, _ name: String) -> Dataset {
+            let samples = dataset.samples.indices.filter { part[$0] == wanted }.map { dataset.samples[$0] }
+            return Dataset(identities: dataset.identities, samples: samples, source: dataset.source)
+                .subset(identities: Array(dataset.identities.indices), source: name)
+        }
+        return DatasetSplit(train: taking(0, "train"), validation: taking(1, "validation"), test: taking(2, "test"))
+    }
+
     /// Identities for which `isHeldOut` holds go to test (Omniglot: whole alphabets held out);
     /// the rest are split between train and validation by `validationFraction` with `seed`.
     public static func holdingOut(_ dataset: Dataset, validationFraction: Double, seed: UInt64,

@@ -33,6 +33,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Triplet batches take identities family by family (the name up to its last `/`, e.g. the
     /// alphabet, and its turn), so negatives come from the same family. Optional likewise.
     public var familyBatches: Bool?
+    /// Validate, calibrate and test on held-out images of the training identities instead of
+    /// on held-out identities (`DatasetSplit.byImage`), for a model serving only the identities
+    /// it trained on. Optional likewise.
+    public var closedSet: Bool?
     public var validationFraction: Double
     public var testFraction: Double
     /// Identity-name prefixes held out as the test set (Omniglot alphabets); when set,

@@ -31,10 +31,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "euclidean or cosine.") var metric: Metric?
     @Option(help: "Training steps.") var iterations: Int?
     @Option(help: "Pairs per step (contrastive, bce) or identities per step (triplet).") var batch: Int?
+    @Option(help: "Samples per identity in a triplet batch.") var perIdentity: Int?
     @Option(help: "Learning rate.") var learningRate: Float?
     @Option(help: "Seed for initialisation, splits and sampling.") var seed: UInt64?
     @Option(help: "Calibrate the threshold for this false accept rate instead of the equal error rate.") var targetFar: Double?
     @Option(parsing: .upToNextOption, help: "Identity-name prefixes to hold out as the test set (e.g. alphabets).") var holdOut: [String] = []
+    @Flag(help: "Closed set: validate, calibrate and test on held-out images of the training identities rather than on held-out identities, for a gallery of the identities the model trained on.")
+    var closedSet = false
+    @Option(help: "Share of the identities (of each identity's images with --closed-set) held out for validation.") var validationFraction: Double?
     @Flag(inversion: .prefixedNo, help: "Random affine augmentation (default: the preset's).") var augment: Bool?
     @Flag(inversion: .prefixedNo, help: "Also train on each training identity turned 90, 180 and 270 degrees, as new identities (default: the preset's).")
     var rotatedIdentities: Bool?
@@ -76,6 +80,7 @@ struct TrainCommand: ParsableCommand {
             recipe.iterations = iterations
         }
         if let batch { recipe.batch = batch }
+        if let perIdentity { recipe.perIdentity = perIdentity }
         if let learningRate { recipe.optimizer.learningRate = learningRate }
         if let seed { recipe.seed = seed }
         if let targetFar {
@@ -83,6 +88,14 @@ struct TrainCommand: ParsableCommand {
             recipe.threshold = .falseAcceptRate(targetFar)
         }
         if !holdOut.isEmpty { recipe.holdOut = holdOut }
+        if closedSet {
+            guard recipe.holdOut.isEmpty else { throw ValidationError("--closed-set holds out images, not identities: drop --hold-out") }
+            recipe.closedSet = true
+        }
+        if let validationFraction {
+            guard validationFraction > 0, validationFraction < 1 else { throw ValidationError("--validation-fraction must be between 0 and 1") }
+            recipe.validationFraction = validationFraction
+        }
         if let augment { recipe.augmentation = augment ? (recipe.augmentation ?? Augmentation()) : nil }
         if let rotatedIdentities { recipe.rotatedIdentities = rotatedIdentities }
         if let mirroredIdentities { recipe.mirroredIdentities = mirroredIdentities }

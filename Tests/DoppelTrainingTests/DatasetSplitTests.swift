@@ -36,6 +36,32 @@ import Testing
         #expect(split.train.identities.count + split.validation.identities.count == 10)
     }
 
+    @Test func closedSetSplitsEveryIdentitysImages() throws {
+        let dataset = Dataset.make(identities: 6, perIdentity: 10)
+        let split = try DatasetSplit.byImage(dataset, validationFraction: 0.2, testFraction: 0.1, seed: 4)
+        // Every identity in every part, with 2 validation, 1 test and 7 training images each.
+        for (part, perIdentity) in [(split.train, 7), (split.validation, 2), (split.test, 1)] {
+            #expect(part.identities == dataset.identities)
+            #expect(part.samplesByIdentity().allSatisfy { $0.count == perIdentity })
+            for sample in part.samples { #expect(part.identities[sample.identity] == "id\(sample.image.pixels[0])") }
+        }
+        let origins = [split.train, split.validation, split.test].map { Set($0.samples.map(\.origin)) }
+        #expect(origins[0].isDisjoint(with: origins[1]) && origins[0].isDisjoint(with: origins[2]) && origins[1].isDisjoint(with: origins[2]))
+        #expect(origins[0].union(origins[1]).union(origins[2]) == Set(dataset.samples.map(\.origin)))
+        let again = try DatasetSplit.byImage(dataset, validationFraction: 0.2, testFraction: 0.1, seed: 4)
+        let other = try DatasetSplit.byImage(dataset, validationFraction: 0.2, testFraction: 0.1, seed: 5)
+        #expect(again.validation.samples.map(\.origin) == split.validation.samples.map(\.origin))
+        #expect(other.validation.samples.map(\.origin) != split.validation.samples.map(\.origin))
+        // The recipe's flag picks this split.
+        var recipe = TrainingRecipe(architecture: "flatten dense(2)", input: .init(channels: 1, height: 1, width: 2), validationFraction: 0.2,
+                                    testFraction: 0.1, seed: 4)
+        recipe.closedSet = true
+        #expect(try TrainingSplit.make(dataset, recipe: recipe).validation.samples.map(\.origin) == split.validation.samples.map(\.origin))
+        // Too few images to hold one out and train on two.
+        #expect(throws: DatasetError.self) { try DatasetSplit.byImage(.make(identities: 3, perIdentity: 2), validationFraction: 0.3, testFraction: 0, seed: 1) }
+        #expect(throws: DatasetError.self) { try DatasetSplit.byImage(dataset, validationFraction: 0, testFraction: 0.1, seed: 1) }
+    }
+
     @Test func rotatedIdentitiesAreNewIdentities() {
         let dataset = Dataset.make(identities: 3, perIdentity: 2)
         let grown = dataset.addingRotatedIdentities()
