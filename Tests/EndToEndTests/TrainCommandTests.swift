@@ -52,6 +52,27 @@ import Testing
         #expect((object?["oneShot"] as? [Any])?.isEmpty == false)
     }
 
+    @Test func closedSetTrainsOnEveryIdentityAndEvaluatesOnUnseenImages() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = root.appendingPathComponent("closed.safetensors").path
+        let train = try DoppelBinary.run([
+            "train", "--data", root.path, "--preset", "faces", "--input", "1x16x16", "--closed-set", "--validation-fraction", "0.25",
+            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "40", "--batch", "16", "--out", model,
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        // All 12 glyphs in every part: of each glyph's 8 images 2 validate (0.25), 1 tests (the
+        // preset's 0.15) and 5 train.
+        #expect(train.stderr.contains("identities: 12 train, 12 validation, 12 test; 60 training images"), "stderr: \(train.stderr)")
+        let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "20", "--ways", "2", "--pairs", "100"])
+        #expect(eval.status == 0, "stderr: \(eval.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
+        #expect(object?["identitySet"] as? String == "trained identities, images not seen in training")
+        #expect(object?["identities"] as? Int == 12 && object?["images"] as? Int == 36)
+        let conflicting = try DoppelBinary.run(["train", "--data", root.path, "--preset", "faces", "--closed-set", "--hold-out", "group0"])
+        #expect(conflicting.status != 0 && conflicting.stderr.contains("drop --hold-out"), "stderr: \(conflicting.stderr)")
+    }
+
     @Test func badOptionsFailWithAMessage() throws {
         let unknown = try DoppelBinary.run(["train", "--preset", "nope"])
         #expect(unknown.status != 0 && unknown.stderr.contains("unknown preset 'nope'"))
