@@ -90,6 +90,7 @@ import Testing
         let rows = Self.randomRows(count: 1000, dimension: 3, identities: 230, seed: 41, grid: grid)
         let index = Self.build(rows, dimension: 3, metric: metric)
         index.tileFloats = 16 * 9
+        index.minimumShareRows = 100  // every core takes a share (and merges across shares are checked)
         let queries = Self.randomRows(count: 9, dimension: 3, identities: 1, seed: 42, grid: grid)
         let batched = index.search(queries: queries.flatMap(\.vector), count: 9, k: k)
         for (q, query) in queries.enumerated() {
