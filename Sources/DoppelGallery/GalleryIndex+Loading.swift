@@ -14,7 +14,10 @@ extension GalleryIndex {
         // Every gallery's index sized once from the sample counts.
         var indexes = [String: GalleryIndex]()
         var sizes = [String: (rows: Int, identities: Int)]()
-        for identity in names.values { sizes[identity.gallery, default: (0, 0)].rows += identity.samples; sizes[identity.gallery]!.identities += 1 }
+        for identity in names.values {
+            sizes[identity.gallery, default: (0, 0)].rows += identity.samples
+            sizes[identity.gallery, default: (0, 0)].identities += 1
+        }
         for (gallery, size) in sizes {
             let index = GalleryIndex(dimension: dimension, metric: metric)
             index.reserve(rows: size.rows, identities: size.identities)
@@ -69,8 +72,8 @@ extension GalleryIndex {
 }
 
 /// A bounded hand-over of chunks from the reading thread to the indexing one; `take` returns
-/// nil once the reader has closed it and every chunk is taken.
-/// Emptied chunks go back to the reader, so the whole load reuses a handful of buffers.
+/// nil once the reader has closed it and every chunk is taken. Emptied chunks go back to the
+/// reader, so the whole load reuses a handful of buffers.
 private final class ChunkPipe: @unchecked Sendable {
     private let condition = NSCondition()
     private var chunks: [EmbeddingChunk] = []

@@ -369,14 +369,15 @@ public final class GalleryStore {
     }
 }
 
-/// Consecutive embeddings read from the store: sample ids, identity row ids, and the vectors
-/// back to back.
+/// An identity as the index loader needs it: its gallery, external id and sample count.
 public struct StoredIdentity: Sendable, Equatable {
     public let gallery: String
     public let id: String
     public let samples: Int
 }
 
+/// Consecutive embeddings read from the store: sample ids, identity row ids, and the vectors
+/// back to back.
 public struct EmbeddingChunk: Sendable {
     public var samples: [Int64] = []
     public var identities: [Int64] = []
