@@ -88,9 +88,9 @@ struct TrainCommand: ParsableCommand {
             recipe.threshold = .falseAcceptRate(targetFar)
         }
         if !holdOut.isEmpty { recipe.holdOut = holdOut }
-        if closedSet {
-            guard recipe.holdOut.isEmpty else { throw ValidationError("--closed-set holds out images, not identities: drop --hold-out") }
-            recipe.closedSet = true
+        if closedSet { recipe.closedSet = true }
+        if recipe.closedSet == true && !recipe.holdOut.isEmpty {
+            throw ValidationError("--closed-set holds out images, not identities: drop --hold-out")
         }
         if let validationFraction {
             guard validationFraction > 0, validationFraction < 1 else { throw ValidationError("--validation-fraction must be between 0 and 1") }
