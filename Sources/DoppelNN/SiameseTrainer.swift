@@ -8,10 +8,14 @@ public enum Objective: Sendable, Equatable {
     case triplet(TripletLoss)
     /// Pairs through the learned L1 head with binary cross-entropy (Koch et al.).
     case koch
+    /// Labelled batches, every row against every other through a softmax (Khosla et al.).
+    case supervisedContrastive(SupervisedContrastiveLoss)
 
     public var usesPairs: Bool {
-        if case .triplet = self { return false }
-        return true
+        switch self {
+        case .contrastive, .koch: true
+        case .triplet, .supervisedContrastive: false
+        }
     }
 }
 
@@ -38,7 +42,7 @@ public final class SiameseTrainer {
     /// the right ones; `labels[i]` is 1 when pair i is the same identity. Returns the loss.
     @discardableResult
     public func trainPairs(_ inputs: UnsafePointer<Float>, pairs: Int, labels: [Float]) -> Float {
-        precondition(objective.usesPairs, "triplet objectives train on labelled batches: use trainBatch")
+        precondition(objective.usesPairs, "batch objectives train on labelled batches: use trainBatch")
         let dimension = network.outputShape.count
         network.zeroGradients()
         let embeddings = network.forward(inputs, batch: 2 * pairs, mode: .training)
@@ -51,7 +55,7 @@ public final class SiameseTrainer {
         case .koch:
             for i in head!.gradients.indices { head!.gradients[i] = 0 }
             loss = head!.lossAndGradient(embeddings: embeddings.baseAddress!, pairs: pairs, labels: labels, gradient: dEmbeddings)
-        case .triplet:
+        case .triplet, .supervisedContrastive:
             preconditionFailure("unreachable")
         }
         network.backward(inputs, dOutput: dEmbeddings, batch: 2 * pairs)
@@ -59,16 +63,26 @@ public final class SiameseTrainer {
         return loss
     }
 
-    /// Trains on a labelled batch with the triplet objective. Returns the loss.
+    /// Trains on a labelled batch with the triplet or supervised contrastive objective.
+    /// Returns the loss.
     @discardableResult
     public func trainBatch(_ inputs: UnsafePointer<Float>, count: Int, identities: [Int]) -> Float {
-        guard case .triplet(let triplet) = objective else { preconditionFailure("pair objectives train on pairs: use trainPairs") }
+        precondition(!objective.usesPairs, "pair objectives train on pairs: use trainPairs")
         let dimension = network.outputShape.count
         network.zeroGradients()
         let embeddings = network.forward(inputs, batch: count, mode: .training)
         let dEmbeddings = embeddingGradient.reserve(count * dimension)
-        let (loss, _) = triplet.lossAndGradient(embeddings: embeddings.baseAddress!, count: count, dimension: dimension,
-                                                identities: identities, gradient: dEmbeddings)
+        let loss: Float
+        switch objective {
+        case .triplet(let triplet):
+            loss = triplet.lossAndGradient(embeddings: embeddings.baseAddress!, count: count, dimension: dimension,
+                                           identities: identities, gradient: dEmbeddings).loss
+        case .supervisedContrastive(let supervised):
+            loss = supervised.lossAndGradient(embeddings: embeddings.baseAddress!, count: count, dimension: dimension,
+                                              identities: identities, gradient: dEmbeddings).loss
+        case .contrastive, .koch:
+            preconditionFailure("unreachable")
+        }
         network.backward(inputs, dOutput: dEmbeddings, batch: count)
         update()
         return loss

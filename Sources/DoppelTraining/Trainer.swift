@@ -122,7 +122,7 @@ public final class Trainer {
                 let rows = pairs.left + pairs.right
                 loss = withBatch(rows, into: &inputs, using: &generator) { trainer.trainPairs($0, pairs: recipe.batch, labels: pairs.labels) }
                 samplesDone += rows.count
-            case .triplet:
+            case .triplet, .supcon:
                 let batch = Samplers.identityBatch(train.samplesByIdentity, identities: recipe.batch, perIdentity: recipe.perIdentity,
                                                    families: trainFamilies, using: &generator)
                 loss = withBatch(batch.samples, into: &inputs, using: &generator) {

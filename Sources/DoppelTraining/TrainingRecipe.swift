@@ -9,19 +9,24 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         case contrastive, triplet
         /// The Koch L1 head with binary cross-entropy.
         case bce
+        /// Supervised contrastive: a softmax over every row of a labelled batch.
+        case supcon
     }
 
     public var architecture: String
     public var input: InputSpec
     public var loss: Loss
     public var margin: Float
+    /// The softmax temperature of the supervised contrastive loss (default 0.1). Optional so
+    /// models from before it still load.
+    public var temperature: Float?
     public var metric: Metric
     public var mining: TripletLoss.Mining
     public var optimizer: OptimizerConfig
     public var iterations: Int
-    /// Pairs per step (contrastive, bce) or identities per step (triplet).
+    /// Pairs per step (contrastive, bce) or identities per step (triplet, supcon).
     public var batch: Int
-    /// Samples per identity in a triplet batch.
+    /// Samples per identity in a triplet or supcon batch.
     public var perIdentity: Int
     public var augmentation: Augmentation?
     /// Train also on every training identity turned 90, 180 and 270 degrees, as new identities
@@ -77,6 +82,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         case .contrastive: .contrastive(ContrastiveLoss(margin: margin, metric: metric))
         case .triplet: .triplet(TripletLoss(margin: margin, metric: metric, mining: mining))
         case .bce: .koch
+        case .supcon: .supervisedContrastive(SupervisedContrastiveLoss(temperature: temperature ?? 0.1, metric: metric))
         }
     }
 
@@ -88,6 +94,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         if let problem = input.validationError() { return problem }
         guard iterations > 0, batch >= 2, perIdentity >= 2 else { return "iterations must be positive, batch and per-identity at least 2" }
         guard margin > 0, margin.isFinite else { return "margin must be positive" }
+        if let temperature, !(temperature > 0 && temperature.isFinite) { return "temperature must be positive" }
         guard validationEvery > 0, validationPairs >= 10 else { return "validation-every must be positive and validation pairs at least 10" }
         return nil
     }

@@ -24,14 +24,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Input CxHxW (overrides the preset's).")
     var input: String?
 
-    @Option(help: "contrastive, triplet or bce (the Koch head).")
+    @Option(help: "contrastive, triplet, bce (the Koch head) or supcon (supervised contrastive: a softmax over the batch).")
     var loss: TrainingRecipe.Loss?
 
     @Option(help: "Loss margin.") var margin: Float?
+    @Option(help: "Softmax temperature of the supcon loss (default 0.1).") var temperature: Float?
     @Option(help: "euclidean or cosine.") var metric: Metric?
     @Option(help: "Training steps.") var iterations: Int?
-    @Option(help: "Pairs per step (contrastive, bce) or identities per step (triplet).") var batch: Int?
-    @Option(help: "Samples per identity in a triplet batch.") var perIdentity: Int?
+    @Option(help: "Pairs per step (contrastive, bce) or identities per step (triplet, supcon).") var batch: Int?
+    @Option(help: "Samples per identity in a triplet or supcon batch.") var perIdentity: Int?
     @Option(help: "Learning rate.") var learningRate: Float?
     @Option(help: "Seed for initialisation, splits and sampling.") var seed: UInt64?
     @Option(help: "Calibrate the threshold for this false accept rate instead of the equal error rate.") var targetFar: Double?
@@ -71,6 +72,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let loss { recipe.loss = loss }
         if let margin { recipe.margin = margin }
+        if let temperature { recipe.temperature = temperature }
         if let metric { recipe.metric = metric }
         if let iterations {
             // A cosine schedule spans the run: stretched or shrunk with it.

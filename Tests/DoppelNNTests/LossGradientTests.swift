@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import Foundation
 import Testing
 @testable import DoppelNN
 
@@ -81,6 +82,47 @@ import Testing
         // Anchors 0 and 1 (identity 0) have triplets: a0: d(0,2)=2 - d(0,1)=1 + 0.5 = 1.5;
         // a1: d(2,0)=2 - d(2,1)=1 + 0.5 = 1.5; anchors 2 and 3 have no positive.
         #expect(abs(value - 1.5) < 1e-6)
+    }
+
+    @Test(arguments: Metric.allCases, [Float(0.1), 1])
+    func supervisedContrastive(metric: Metric, temperature: Float) {
+        let dimension = 4
+        // Identity 3 has one row: it is only ever a negative.
+        let identities = [0, 0, 1, 1, 1, 2, 2, 0, 3]
+        // Unit rows, as the networks that use this loss end in l2norm: at t = 0.1 raw Gaussian
+        // rows would put the logits in the hundreds and the loss beyond float differences.
+        var embeddings = Self.randomEmbeddings(count: identities.count, dimension: dimension, seed: 6)
+        for row in 0..<identities.count {
+            let norm = (0..<dimension).reduce(Float(0)) { $0 + embeddings[row * dimension + $1] * embeddings[row * dimension + $1] }.squareRoot()
+            for k in 0..<dimension { embeddings[row * dimension + k] /= norm }
+        }
+        let loss = SupervisedContrastiveLoss(temperature: temperature, metric: metric)
+        func evaluate(_ e: [Float]) -> (Float, [Float], Int) {
+            var gradient = [Float](repeating: 0, count: e.count)
+            let (value, anchors) = e.withUnsafeBufferPointer { ep in gradient.withUnsafeMutableBufferPointer {
+                loss.lossAndGradient(embeddings: ep.baseAddress!, count: identities.count, dimension: dimension, identities: identities,
+                                     gradient: $0.baseAddress!)
+            } }
+            return (value, gradient, anchors)
+        }
+        let (value, analytic, anchors) = evaluate(embeddings)
+        #expect(anchors == 8 && value > 0)
+        let report = Self.check(&embeddings, analytic: analytic) { evaluate($0).0 }
+        print("supervised contrastive \(metric) t \(temperature): loss \(value); \(report)")
+        #expect(report.maxRelativeError < 1e-2, "\(report)")
+    }
+
+    @Test func supervisedContrastiveKnownValue() {
+        // 1-D, euclidean, t = 0.5, so s = -d^2. Rows 0 and 1 (identity 0) at 0 and 1, row 2
+        // (identity 1) at 2. Anchor 0: s01 = -1, s02 = -4; anchor 1: s10 = -1, s12 = -1; anchor 2
+        // has no positive. L = [-(-1 - log(e^-1 + e^-4)) - (-1 - log(e^-1 + e^-1))] / 2.
+        let embeddings: [Float] = [0, 1, 2]
+        var gradient = [Float](repeating: 0, count: 3)
+        let (value, anchors) = SupervisedContrastiveLoss(temperature: 0.5).lossAndGradient(
+            embeddings: embeddings, count: 3, dimension: 1, identities: [0, 0, 1], gradient: &gradient)
+        let expected = ((1 + log(exp(-1.0) + exp(-4.0))) + (1 + log(2 * exp(-1.0)))) / 2
+        #expect(anchors == 2)
+        #expect(abs(Double(value) - expected) < 1e-6)
     }
 
     @Test func kochHeadInputsAndParameters() {

@@ -5,7 +5,7 @@ import Testing
 /// Tiny networks trained on generated glyphs with each objective must tell apart glyph
 /// classes they never saw, and the same seed must give the same weights.
 @Suite struct SiameseTrainingTests {
-    enum Kind: String, CaseIterable, Sendable { case contrastive, tripletSemiHard, tripletBatchHard, koch }
+    enum Kind: String, CaseIterable, Sendable { case contrastive, tripletSemiHard, tripletBatchHard, koch, supervisedContrastive }
 
     static let trainClasses = 0..<12
     static let heldOutClasses = 12..<18
@@ -20,6 +20,7 @@ import Testing
         case .tripletSemiHard: .triplet(TripletLoss(margin: 0.5, mining: .semiHard))
         case .tripletBatchHard: .triplet(TripletLoss(margin: 0.5, mining: .batchHard))
         case .koch: .koch
+        case .supervisedContrastive: .supervisedContrastive(SupervisedContrastiveLoss(temperature: 0.1))
         }
         let trainer = SiameseTrainer(network: network, objective: objective, optimizer: .adam(learningRate: 2e-3), seed: seed)
         var generator = SeededGenerator(seed: seed &+ 1)

@@ -73,6 +73,30 @@ import Testing
         #expect(conflicting.status != 0 && conflicting.stderr.contains("drop --hold-out"), "stderr: \(conflicting.stderr)")
     }
 
+    @Test func supervisedContrastiveLossFromTheCommandLine() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = root.appendingPathComponent("supcon.safetensors").path
+        let train = try DoppelBinary.run([
+            "train", "--data", root.path, "--preset", "fashion", "--input", "1x16x16", "--loss", "supcon", "--temperature", "0.2",
+            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "30", "--batch", "4", "--out", model,
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        // The model records the loss and its temperature.
+        let file = try Data(contentsOf: URL(fileURLWithPath: model))
+        let headerLength = file.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: file.subdata(in: 8..<(8 + headerLength))) as? [String: Any]
+        let metadata = header?["__metadata__"] as? [String: String]
+        #expect(metadata?["objective"] == "supcon")
+        let recipe = try metadata?["recipe"].flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect((recipe?["recipe"] as? [String: Any])?["temperature"] as? Double == 0.2)
+        let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "20", "--ways", "2", "--pairs", "100"])
+        #expect(eval.status == 0, "stderr: \(eval.stderr)")
+
+        let badTemperature = try DoppelBinary.run(["train", "--data", root.path, "--preset", "fashion", "--loss", "supcon", "--temperature", "0"])
+        #expect(badTemperature.status != 0 && badTemperature.stderr.contains("temperature must be positive"), "stderr: \(badTemperature.stderr)")
+    }
+
     @Test func badOptionsFailWithAMessage() throws {
         let unknown = try DoppelBinary.run(["train", "--preset", "nope"])
         #expect(unknown.status != 0 && unknown.stderr.contains("unknown preset 'nope'"))
