@@ -31,6 +31,22 @@ public enum Metric: String, Codable, Sendable, CaseIterable {
         return a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { distance(pa.baseAddress!, $0.baseAddress!, dimension: a.count) } }
     }
 
+    /// Every distance between the `count` rows of `embeddings`, `[count, count]` symmetric,
+    /// pair by pair (exact, unlike the GEMM expansion of `PairwiseDistances`: a loss's
+    /// gradient goes through these values). A training batch is hundreds of rows, small next
+    /// to the network's forward and backward.
+    func pairwiseDistances(_ embeddings: UnsafePointer<Float>, count: Int, dimension: Int) -> [Float] {
+        var distances = [Float](repeating: 0, count: count * count)
+        for i in 0..<count {
+            for j in (i + 1)..<max(count, i + 1) {
+                let d = distance(embeddings + i * dimension, embeddings + j * dimension, dimension: dimension)
+                distances[i * count + j] = d
+                distances[j * count + i] = d
+            }
+        }
+        return distances
+    }
+
     /// a.b, a.a and b.b in one pass.
     private static func products(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> (Float, Float, Float) {
         var dot: Float = 0, aa: Float = 0, bb: Float = 0

@@ -34,19 +34,10 @@ public struct SupervisedContrastiveLoss: Sendable, Equatable {
                                 gradient: UnsafeMutablePointer<Float>) -> (loss: Float, anchors: Int) {
         precondition(identities.count == count)
         gradient.update(repeating: 0, count: count * dimension)
-        // Similarities and their derivatives by distance, for every ordered pair (the batch is
-        // hundreds of rows: small next to the network's forward and backward).
-        var similarity = [Float](repeating: 0, count: count * count)
-        var slope = [Float](repeating: 0, count: count * count)
-        for i in 0..<count {
-            for j in (i + 1)..<max(count, i + 1) {
-                let (s, ds) = self.similarity(distance: metric.distance(embeddings + i * dimension, embeddings + j * dimension, dimension: dimension))
-                similarity[i * count + j] = s
-                similarity[j * count + i] = s
-                slope[i * count + j] = ds
-                slope[j * count + i] = ds
-            }
-        }
+        // Similarities and their derivatives by distance, for every ordered pair.
+        let distances = metric.pairwiseDistances(embeddings, count: count, dimension: dimension)
+        let similarity = distances.map { self.similarity(distance: $0).value }
+        let slope = distances.map { self.similarity(distance: $0).derivative }
         // dL/ds for each ordered pair (anchor a, row j): softmax_aj - [j in P(a)] / |P(a)|.
         var coefficient = [Float](repeating: 0, count: count * count)
         var total: Double = 0

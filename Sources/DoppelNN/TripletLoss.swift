@@ -30,16 +30,7 @@ public struct TripletLoss: Sendable, Equatable {
                                 gradient: UnsafeMutablePointer<Float>) -> (loss: Float, activeTriplets: Int) {
         precondition(identities.count == count)
         gradient.update(repeating: 0, count: count * dimension)
-        // Pairwise distances; the batch is small (hundreds), so a direct loop is cheap next to
-        // the network's forward and backward.
-        var distances = [Float](repeating: 0, count: count * count)
-        for i in 0..<count {
-            for j in (i + 1)..<max(count, i + 1) {
-                let d = metric.distance(embeddings + i * dimension, embeddings + j * dimension, dimension: dimension)
-                distances[i * count + j] = d
-                distances[j * count + i] = d
-            }
-        }
+        let distances = metric.pairwiseDistances(embeddings, count: count, dimension: dimension)
         // dL/dd for each ordered pair, accumulated as triplets are chosen.
         var coefficient = [Float](repeating: 0, count: count * count)
         var total: Double = 0

@@ -22,6 +22,15 @@ import Testing
         return report
     }
 
+    /// A labelled-batch loss as a function of the embeddings: (loss, gradient, count it reports).
+    static func batchLoss(_ loss: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> (Float, Int)) -> ([Float]) -> (Float, [Float], Int) {
+        { embeddings in
+            var gradient = [Float](repeating: 0, count: embeddings.count)
+            let (value, counted) = embeddings.withUnsafeBufferPointer { e in gradient.withUnsafeMutableBufferPointer { loss(e.baseAddress!, $0.baseAddress!) } }
+            return (value, gradient, counted)
+        }
+    }
+
     @Test(arguments: Metric.allCases, [Float(0.5), 3])
     func contrastive(metric: Metric, margin: Float) {
         let (pairs, dimension) = (6, 5)
@@ -58,14 +67,7 @@ import Testing
         // this seed keeps every distance comparison well away from a tie within epsilon.
         var embeddings = Self.randomEmbeddings(count: identities.count, dimension: dimension, seed: 6)
         let loss = TripletLoss(margin: metric == .cosine ? 0.3 : 1.0, metric: metric, mining: mining)
-        func evaluate(_ e: [Float]) -> (Float, [Float], Int) {
-            var gradient = [Float](repeating: 0, count: e.count)
-            let (value, active) = e.withUnsafeBufferPointer { ep in gradient.withUnsafeMutableBufferPointer {
-                loss.lossAndGradient(embeddings: ep.baseAddress!, count: identities.count, dimension: dimension, identities: identities,
-                                     gradient: $0.baseAddress!)
-            } }
-            return (value, gradient, active)
-        }
+        let evaluate = Self.batchLoss { loss.lossAndGradient(embeddings: $0, count: identities.count, dimension: dimension, identities: identities, gradient: $1) }
         let (value, analytic, active) = evaluate(embeddings)
         #expect(active > 0 && value > 0, "the random batch must violate some margins for the check to mean anything")
         let report = Self.check(&embeddings, analytic: analytic) { evaluate($0).0 }
@@ -97,14 +99,7 @@ import Testing
             for k in 0..<dimension { embeddings[row * dimension + k] /= norm }
         }
         let loss = SupervisedContrastiveLoss(temperature: temperature, metric: metric)
-        func evaluate(_ e: [Float]) -> (Float, [Float], Int) {
-            var gradient = [Float](repeating: 0, count: e.count)
-            let (value, anchors) = e.withUnsafeBufferPointer { ep in gradient.withUnsafeMutableBufferPointer {
-                loss.lossAndGradient(embeddings: ep.baseAddress!, count: identities.count, dimension: dimension, identities: identities,
-                                     gradient: $0.baseAddress!)
-            } }
-            return (value, gradient, anchors)
-        }
+        let evaluate = Self.batchLoss { loss.lossAndGradient(embeddings: $0, count: identities.count, dimension: dimension, identities: identities, gradient: $1) }
         let (value, analytic, anchors) = evaluate(embeddings)
         #expect(anchors == 8 && value > 0)
         let report = Self.check(&embeddings, analytic: analytic) { evaluate($0).0 }
