@@ -36,8 +36,8 @@ public struct SupervisedContrastiveLoss: Sendable, Equatable {
         gradient.update(repeating: 0, count: count * dimension)
         // Similarities and their derivatives by distance, for every ordered pair.
         let distances = metric.pairwiseDistances(embeddings, count: count, dimension: dimension)
-        let similarity = distances.map { self.similarity(distance: $0).value }
-        let slope = distances.map { self.similarity(distance: $0).derivative }
+        var similarity = distances, slope = distances
+        for index in distances.indices { (similarity[index], slope[index]) = self.similarity(distance: distances[index]) }
         // dL/ds for each ordered pair (anchor a, row j): softmax_aj - [j in P(a)] / |P(a)|.
         var coefficient = [Float](repeating: 0, count: count * count)
         var total: Double = 0
