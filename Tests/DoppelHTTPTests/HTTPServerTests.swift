@@ -292,6 +292,11 @@ import Testing
         try first.write(String(repeating: "a", count: 10_000))
         let accepted = try first.readResponse()
         #expect(accepted.status == 200 && accepted.body.count == 80_000)
+        // The worker releases a request's bytes after it has sent the response, so the client
+        // can see the response first: wait (boundedly) for the budget to come back.
+        let deadline = Date().addingTimeInterval(2)
+        while test.server.bufferedBytes.load(ordering: .relaxed) > 0 && Date() < deadline { usleep(1000) }
+        #expect(test.server.bufferedBytes.load(ordering: .relaxed) == 0, "the answered request's bytes are released")
         let third = try RawClient(port: test.port)
         try third.write("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + String(repeating: "c", count: 50_000))
         #expect(try third.readResponse().status == 200)
