@@ -36,6 +36,34 @@ public struct CalibrationRecord: Codable, Sendable, Equatable {
     /// False accept rate against threshold on the calibration pairs, so a server can say
     /// what any threshold it is asked to use costs (absent in models from before it existed).
     public var falseAcceptCurve: [FalseAcceptPoint]?
+
+    /// The threshold by `policy` and the similarity calibration, fitted to distances of same-
+    /// and different-identity pairs drawn from `identities` identities.
+    public init(policy: ThresholdPolicy, identities: Int, same: [Float], different: [Float]) {
+        let threshold = policy.threshold(same: same, different: different)
+        self.policy = policy.description
+        self.threshold = threshold
+        self.identities = identities
+        samePairs = same.count
+        differentPairs = different.count
+        falseAcceptRate = VerificationMetrics.falseAcceptRate(different: different, atThreshold: threshold)
+        trueAcceptRate = VerificationMetrics.trueAcceptRate(same: same, atThreshold: threshold)
+        similarity = SimilarityCalibration.fit(same: same, different: different)
+        validation = VerificationMetrics(same: same, different: different)
+        falseAcceptCurve = FalseAcceptPoint.curve(different: different)
+    }
+}
+
+extension ModelMetadata {
+    /// Writes a calibration into the metadata: the threshold, how it was chosen on which
+    /// `population` (said in words), and the record with its numbers.
+    public mutating func record(_ calibration: CalibrationRecord, population: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        threshold = calibration.threshold
+        thresholdMethod = "\(calibration.policy) on \(calibration.identities) \(population), \(calibration.samePairs) same and \(calibration.differentPairs) different pairs"
+        self.calibration = String(decoding: try encoder.encode(calibration), as: UTF8.self)
+    }
 }
 
 /// Trains a Siamese embedder on the train identities of a split, validating on its
@@ -167,14 +195,17 @@ public final class Trainer {
         }
     }
 
-    /// ROC AUC and EER on fixed validation pairs; keeps the best weights.
+    /// ROC AUC and EER on fixed validation pairs; keeps the best weights, the later ones on a
+    /// tie: a small validation set saturates (AUC 1.0 from early on with 5 Omniglot
+    /// characters), and then the end of the planned schedule is the one to keep, not the first
+    /// step that reached the ceiling.
     private func validate() -> TrainingHistory.Validation {
         let embeddings = model.embed(validation)
         let (same, different) = model.pairDistances(validation, embeddings: embeddings, count: recipe.validationPairs, seed: recipe.seed ^ 0x7661_6C69)
         let metrics = VerificationMetrics(same: same, different: different)
         let point = TrainingHistory.Validation(step: step, rocAUC: metrics.rocAUC, equalErrorRate: metrics.equalErrorRate)
         history.validations.append(point)
-        if metrics.rocAUC > bestAUC {
+        if metrics.rocAUC >= bestAUC {
             bestAUC = metrics.rocAUC
             history.bestStep = step
             bestParameters = Dictionary(uniqueKeysWithValues: network.namedTensors().map { ($0.name, $0.values) })
@@ -193,24 +224,14 @@ public final class Trainer {
         let embeddings = model.embed(validation)
         let pairs = max(recipe.validationPairs, 4000)
         let (same, different) = model.pairDistances(validation, embeddings: embeddings, count: pairs, seed: recipe.seed ^ 0x6361_6C69)
-        let threshold = recipe.threshold.threshold(same: same, different: different)
-        let record = CalibrationRecord(
-            policy: recipe.threshold.description, threshold: threshold, identities: validation.identityNames.count,
-            samePairs: same.count, differentPairs: different.count,
-            falseAcceptRate: VerificationMetrics.falseAcceptRate(different: different, atThreshold: threshold),
-            trueAcceptRate: VerificationMetrics.trueAcceptRate(same: same, atThreshold: threshold),
-            similarity: SimilarityCalibration.fit(same: same, different: different),
-            validation: VerificationMetrics(same: same, different: different),
-            falseAcceptCurve: FalseAcceptPoint.curve(different: different))
+        let record = CalibrationRecord(policy: recipe.threshold, identities: validation.identityNames.count, same: same, different: different)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
-        let metadata = ModelMetadata(
+        var metadata = ModelMetadata(
             architecture: network.architecture, inputShape: network.inputShape, objective: recipe.objectiveName, metric: recipe.metric,
-            inputSpec: try json(recipe.input), threshold: threshold,
-            thresholdMethod: "\(record.policy) on \(record.identities) held-out validation identities, \(record.samePairs) same and \(record.differentPairs) different pairs",
-            calibration: try json(record), recipe: try json(TrainedRecipe(recipe: recipe, data: source)),
-            metrics: try json(history))
+            inputSpec: try json(recipe.input), recipe: try json(TrainedRecipe(recipe: recipe, data: source)), metrics: try json(history))
+        try metadata.record(record, population: "held-out validation identities")
         return (ModelFile(network: network, head: trainer.head, metadata: metadata), record)
     }
 }
@@ -220,4 +241,20 @@ public final class Trainer {
 public struct TrainedRecipe: Codable, Sendable {
     public let recipe: TrainingRecipe
     public let data: String
+}
+
+extension TrainedRecipe {
+    /// The part of the dataset the model trained on that training never saw: the held-out
+    /// identities (validation and test), or with a closed-set recipe the held-out images of
+    /// every identity; with its description in words.
+    public func unseenPart(of dataset: Dataset) throws -> (dataset: Dataset, description: String) {
+        let split = try TrainingSplit.make(dataset, recipe: recipe)
+        if recipe.closedSet == true {
+            let heldOut = Set((split.validation.samples + split.test.samples).map(\.origin))
+            return (dataset.filteringSamples { heldOut.contains($0.origin) }, "trained identities, images not seen in training")
+        }
+        let unseen = Set(split.validation.identities + split.test.identities)
+        let part = dataset.subset(identities: dataset.identities.indices.filter { unseen.contains(dataset.identities[$0]) }, source: "not seen in training")
+        return (part, "not seen in training (\(unseen.sorted().joined(separator: ", ").prefix(200)))")
+    }
 }

@@ -9,6 +9,6 @@ struct Doppel: ParsableCommand {
         commandName: "doppel",
         abstract: "Train Siamese embedders, keep a gallery of identities, answer verify and search.",
         version: "0.1.0",
-        subcommands: [TrainCommand.self, EvalCommand.self, ServeCommand.self, GalleryCommand.self, DatasetCommand.self, BenchCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, CalibrateCommand.self, ServeCommand.self, GalleryCommand.self, DatasetCommand.self, BenchCommand.self]
     )
 }

@@ -39,17 +39,7 @@ struct EvalCommand: ParsableCommand {
         var dataset = try loader.load(source)
         var identitySet = "all"
         if !allIdentities, let trained, source == trained.data {
-            let split = try TrainingSplit.make(dataset, recipe: trained.recipe)
-            if trained.recipe.closedSet == true {
-                // The same identities, the images training never saw.
-                let heldOut = Set((split.validation.samples + split.test.samples).map(\.origin))
-                dataset = dataset.filteringSamples { heldOut.contains($0.origin) }
-                identitySet = "trained identities, images not seen in training"
-            } else {
-                let unseen = Set(split.validation.identities + split.test.identities)
-                dataset = dataset.subset(identities: dataset.identities.indices.filter { unseen.contains(dataset.identities[$0]) }, source: "not seen in training")
-                identitySet = "not seen in training (\(unseen.sorted().joined(separator: ", ").prefix(200)))"
-            }
+            (dataset, identitySet) = try trained.unseenPart(of: dataset)
         }
         let calibration = file.metadata.calibration.flatMap { try? JSONDecoder().decode(CalibrationRecord.self, from: Data($0.utf8)) }
         var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold,

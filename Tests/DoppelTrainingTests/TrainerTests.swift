@@ -80,6 +80,25 @@ import Testing
         #expect(throws: DatasetError.self) { try Trainer(recipe: other, split: split).resume(from: checkpoint) }
     }
 
+    @Test func aSaturatedValidationKeepsTheLastStep() throws {
+        // Every identity is one fixed image (a bright square at its own place), so validation
+        // pairs are separated perfectly at every validation: ROC AUC 1 throughout.
+        var samples = [Dataset.Sample]()
+        for identity in 0..<6 {
+            var image = Image(width: 16, height: 16, layout: .gray)
+            for y in 0..<4 { for x in 0..<4 { image[(identity % 3) * 5 + x, (identity / 3) * 8 + y, 0] = 255 } }
+            for index in 0..<4 { samples.append(Dataset.Sample(identity: identity, origin: "s\(identity)/\(index)", image: image)) }
+        }
+        let dataset = Dataset(identities: (0..<6).map { "s\($0)" }, samples: samples, source: "squares")
+        var recipe = Self.recipe()
+        (recipe.validationFraction, recipe.testFraction) = (0.34, 0)
+        let split = try TrainingSplit.make(dataset, recipe: recipe)
+        let trainer = try Trainer(recipe: recipe, split: split)
+        try trainer.run()
+        #expect(trainer.history.validations.map(\.rocAUC) == [1, 1, 1])
+        #expect(trainer.history.bestStep == 60, "on a tie the later weights are kept")
+    }
+
     @Test func rotatedIdentitiesGrowOnlyTheTrainingSet() throws {
         var recipe = Self.recipe(iterations: 4)
         recipe.rotatedIdentities = true

@@ -83,10 +83,7 @@ import Testing
         ])
         #expect(train.status == 0, "stderr: \(train.stderr)")
         // The model records the loss and its temperature.
-        let file = try Data(contentsOf: URL(fileURLWithPath: model))
-        let headerLength = file.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        let header = try JSONSerialization.jsonObject(with: file.subdata(in: 8..<(8 + headerLength))) as? [String: Any]
-        let metadata = header?["__metadata__"] as? [String: String]
+        let metadata = try Self.metadata(of: model)
         #expect(metadata?["objective"] == "supcon")
         let recipe = try metadata?["recipe"].flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect((recipe?["recipe"] as? [String: Any])?["temperature"] as? Double == 0.2)
@@ -95,6 +92,60 @@ import Testing
 
         let badTemperature = try DoppelBinary.run(["train", "--data", root.path, "--preset", "fashion", "--loss", "supcon", "--temperature", "0"])
         #expect(badTemperature.status != 0 && badTemperature.stderr.contains("temperature must be positive"), "stderr: \(badTemperature.stderr)")
+    }
+
+    /// The `__metadata__` strings of a safetensors model file.
+    static func metadata(of path: String) throws -> [String: String]? {
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = file.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: file.subdata(in: 8..<(8 + headerLength))) as? [String: Any]
+        return header?["__metadata__"] as? [String: String]
+    }
+
+    @Test func calibrateRefitsTheThresholdOnAnotherPopulation() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = root.appendingPathComponent("model.safetensors").path
+        let train = try DoppelBinary.run([
+            "train", "--data", root.path, "--preset", "faces", "--input", "1x16x16", "--hold-out", "group1", "--validation-fraction", "0.34",
+            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "30", "--batch", "16", "--out", model,
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        let trainedBytes = try Data(contentsOf: URL(fileURLWithPath: model))
+        let trained = try #require(try Self.metadata(of: model))
+
+        // group1's six glyphs, which the model never saw, as the population to serve.
+        let population = root.appendingPathComponent("group1").path
+        let calibrated = root.appendingPathComponent("calibrated.safetensors").path
+        let run = try DoppelBinary.run(["calibrate", "--model", model, "--data", population, "--target-far", "0.1", "--out", calibrated])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == calibrated)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: model)) == trainedBytes, "--out leaves the original as it was")
+        let metadata = try #require(try Self.metadata(of: calibrated))
+        #expect(metadata["model_id"] == trained["model_id"], "same weights, same id: gallery embeddings stay valid")
+        #expect(metadata["threshold_method"]?.hasPrefix("far=0.1 on 6 identities of \(population)") == true, "\(metadata["threshold_method"] ?? "")")
+        let record = try #require(try JSONSerialization.jsonObject(with: Data((metadata["calibration"] ?? "").utf8)) as? [String: Any])
+        let falseAcceptRate = try #require(record["falseAcceptRate"] as? Double)
+        #expect(falseAcceptRate <= 0.1 && record["identities"] as? Int == 6)
+        #expect(metadata["threshold"].flatMap(Float.init) == (record["threshold"] as? Double).map(Float.init))
+        // eval on the same population measures against the new calibration.
+        let eval = try DoppelBinary.run(["eval", "--model", calibrated, "--data", population, "--json", "--episodes", "10", "--ways", "2", "--pairs", "400"])
+        let atThreshold = (try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])?["atModelThreshold"] as? [String: Any]
+        #expect(atThreshold?["calibratedFalseAcceptRate"] as? Double == falseAcceptRate, "stderr: \(eval.stderr)")
+
+        // On its own training data it calibrates on the identities it did not train on, in place.
+        let onTraining = try DoppelBinary.run(["calibrate", "--model", model, "--data", root.path])
+        #expect(onTraining.status == 0, "stderr: \(onTraining.stderr)")
+        #expect(try Self.metadata(of: model)?["threshold_method"]?.contains("not seen in training") == true)
+
+        let badTarget = try DoppelBinary.run(["calibrate", "--model", model, "--data", population, "--target-far", "2"])
+        #expect(badTarget.status != 0 && badTarget.stderr.contains("--target-far must be between 0 and 1"), "stderr: \(badTarget.stderr)")
+        let lone = root.appendingPathComponent("group1-one")
+        try FileManager.default.createDirectory(at: lone, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: root.appendingPathComponent("group1/glyph6"), to: lone.appendingPathComponent("glyph6"))
+        let tooFew = try DoppelBinary.run(["calibrate", "--model", calibrated, "--data", lone.path])
+        #expect(tooFew.status != 0 && tooFew.stderr.contains("at least 2 identities"), "stderr: \(tooFew.stderr)")
+        #expect(try Self.metadata(of: calibrated)?["threshold_method"]?.hasPrefix("far=0.1") == true, "a refused calibration changes nothing")
     }
 
     @Test func badOptionsFailWithAMessage() throws {
