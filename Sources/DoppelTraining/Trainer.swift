@@ -214,10 +214,13 @@ public final class Trainer {
         return point
     }
 
-    /// Restores the best validated weights, calibrates on the validation identities with
-    /// pairs other than the ones used for model selection, and returns the model file.
+    /// Restores the best validated weights (unless the recipe keeps the last), calibrates on
+    /// the validation identities with pairs other than the ones used for model selection, and
+    /// returns the model file.
     public func finish(source: String) throws -> (model: ModelFile, calibration: CalibrationRecord) {
-        if !bestParameters.isEmpty {
+        if recipe.keepLastWeights == true {
+            history.bestStep = step
+        } else if !bestParameters.isEmpty {
             try network.load(tensors: bestParameters)
             if let head = trainer.head { head.parameters = bestHead }
         }

@@ -42,6 +42,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// on held-out identities (`DatasetSplit.byImage`), for a model serving only the identities
     /// it trained on. Optional likewise.
     public var closedSet: Bool?
+    /// Keep the last step's weights rather than the best validated ones: with a handful of
+    /// validation identities the best-of choice is noise (Omniglot with 5 validation
+    /// characters picked step 500 of 3,000). Optional likewise.
+    public var keepLastWeights: Bool?
     public var validationFraction: Double
     public var testFraction: Double
     /// Identity-name prefixes held out as the test set (Omniglot alphabets); when set,

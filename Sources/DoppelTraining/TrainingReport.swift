@@ -27,7 +27,7 @@ public enum TrainingReport {
         td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}img{image-rendering:pixelated;margin:1px}</style></head><body>
         <h1>Doppel model <code>\(model.metadata.modelID)</code></h1>
         <p><code>\(escape(model.network.architecture.description))</code> on \(recipe.input.description); loss \(recipe.loss.rawValue),
-        \(recipe.iterations) steps, \(String(format: "%.1f", history.seconds)) s; best validation step \(history.bestStep).</p>
+        \(recipe.iterations) steps, \(String(format: "%.1f", history.seconds)) s; \(recipe.keepLastWeights == true ? "kept the last step" : "best validation step") \(history.bestStep).</p>
         <table><tr><th>held-out set</th><th>identities</th><th>ROC AUC</th><th>EER</th><th>TAR @ FAR 1e-2</th><th>threshold</th><th>accuracy at threshold</th></tr>
         <tr><td>\(split.test.samples.isEmpty ? "validation" : "test")</td><td>\(data.identityNames.count)</td><td>\(f(metrics.rocAUC))</td>
         <td>\(f(metrics.equalErrorRate))</td><td>\(f(metrics.tarAtFAR1e2))</td><td>\(f(Double(threshold)))</td>

@@ -45,6 +45,8 @@ struct TrainCommand: ParsableCommand {
     var rotatedIdentities: Bool?
     @Flag(inversion: .prefixedNo, help: "Also train on each training identity mirrored, as a new identity (default: the preset's).")
     var mirroredIdentities: Bool?
+    @Flag(inversion: .prefixedNo, help: "Keep the last step's weights instead of the best validated ones (default: the preset's).")
+    var keepLastWeights: Bool?
     @Flag(inversion: .prefixedNo, help: "Triplet batches take identities family by family (e.g. alphabet by alphabet), for harder negatives (default: the preset's).")
     var familyBatches: Bool?
 
@@ -102,6 +104,7 @@ struct TrainCommand: ParsableCommand {
         if let rotatedIdentities { recipe.rotatedIdentities = rotatedIdentities }
         if let mirroredIdentities { recipe.mirroredIdentities = mirroredIdentities }
         if let familyBatches { recipe.familyBatches = familyBatches }
+        if let keepLastWeights { recipe.keepLastWeights = keepLastWeights }
         if let problem = recipe.validationError() { throw ValidationError(problem) }
         // Check the architecture against the input before spending time on the data.
         _ = try Network(architecture: Architecture(parsing: recipe.architecture),
@@ -139,7 +142,10 @@ struct TrainCommand: ParsableCommand {
         log.line(String(format: "validation (%d identities): ROC AUC %.4f, EER %.4f; threshold %.4f (%@): FAR %.4f, TAR %.4f",
                         calibration.identities, calibration.validation.rocAUC, calibration.validation.equalErrorRate,
                         calibration.threshold, calibration.policy, calibration.falseAcceptRate, calibration.trueAcceptRate))
-        log.line(String(format: "best step %d; %.1f s", trainer.history.bestStep, trainer.history.seconds))
+        if calibration.identities < 10 {
+            log.line("the threshold comes from \(calibration.identities) validation identities: before verifying against it, refit it on the population served with `doppel calibrate --model \(out) --data DIR`")
+        }
+        log.line(String(format: "%@ step %d; %.1f s", recipe.keepLastWeights == true ? "kept the last" : "best", trainer.history.bestStep, trainer.history.seconds))
         if let report {
             let path = try TrainingReport.write(model: model, history: trainer.history, calibration: calibration, split: split, recipe: recipe, into: report)
             log.line("report \(path)")

@@ -99,6 +99,24 @@ import Testing
         #expect(trainer.history.bestStep == 60, "on a tie the later weights are kept")
     }
 
+    @Test func keepLastWeightsSkipsTheBestOfChoice() throws {
+        // On this recipe validation peaks at step 40 of 60, so best and last differ.
+        var recipe = Self.recipe()
+        let split = try TrainingSplit.make(Self.glyphDataset(), recipe: recipe)
+        let best = try Trainer(recipe: recipe, split: split)
+        try best.run()
+        let lastWeights = Array(best.network.parameters)
+        _ = try best.finish(source: "glyphs")
+        #expect(best.history.bestStep == 40 && Array(best.network.parameters) != lastWeights)
+
+        recipe.keepLastWeights = true
+        let last = try Trainer(recipe: recipe, split: split)
+        try last.run()
+        let (model, _) = try last.finish(source: "glyphs")
+        #expect(last.history.bestStep == 60)
+        #expect(model.network.namedTensors().flatMap(\.values) == lastWeights, "the kept weights are the last step's")
+    }
+
     @Test func rotatedIdentitiesGrowOnlyTheTrainingSet() throws {
         var recipe = Self.recipe(iterations: 4)
         recipe.rotatedIdentities = true
