@@ -198,14 +198,14 @@ public final class Trainer {
     /// ROC AUC and EER on fixed validation pairs; keeps the best weights, the later ones on a
     /// tie: a small validation set saturates (AUC 1.0 from early on with 5 Omniglot
     /// characters), and then the end of the planned schedule is the one to keep, not the first
-    /// step that reached the ceiling.
+    /// step that reached the ceiling. A recipe that keeps the last weights keeps no copies.
     private func validate() -> TrainingHistory.Validation {
         let embeddings = model.embed(validation)
         let (same, different) = model.pairDistances(validation, embeddings: embeddings, count: recipe.validationPairs, seed: recipe.seed ^ 0x7661_6C69)
         let metrics = VerificationMetrics(same: same, different: different)
         let point = TrainingHistory.Validation(step: step, rocAUC: metrics.rocAUC, equalErrorRate: metrics.equalErrorRate)
         history.validations.append(point)
-        if metrics.rocAUC >= bestAUC {
+        if recipe.keepLastWeights != true && metrics.rocAUC >= bestAUC {
             bestAUC = metrics.rocAUC
             history.bestStep = step
             bestParameters = Dictionary(uniqueKeysWithValues: network.namedTensors().map { ($0.name, $0.values) })

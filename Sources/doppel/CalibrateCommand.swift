@@ -40,9 +40,8 @@ struct CalibrateCommand: ParsableCommand {
         var population = "identities of \(data)"
         let trained = file.metadata.recipe.flatMap { try? JSONDecoder().decode(TrainedRecipe.self, from: Data($0.utf8)) }
         if let trained, data == trained.data {
-            let unseen = try trained.unseenPart(of: dataset)
-            dataset = unseen.dataset
-            population = "identities of \(data) \(unseen.description.prefix(40))"
+            dataset = try trained.unseenPart(of: dataset).dataset
+            population = trained.recipe.closedSet == true ? "identities of \(data), images not seen in training" : "identities of \(data) not seen in training"
         }
         let samples = TensorDataset(dataset, spec: embedder.spec)
         let usable = samples.samplesByIdentity.filter { $0.count >= 2 }.count

@@ -26,16 +26,20 @@ import Testing
         return root
     }
 
+    /// `doppel train` of the tiny glyph network on `root`, writing `root/name`, with the
+    /// test's own options (preset, loss, steps, ...).
+    static func trainGlyphModel(_ root: URL, _ name: String, _ options: [String]) throws -> (model: String, output: DoppelBinary.Output) {
+        let model = root.appendingPathComponent(name).path
+        let output = try DoppelBinary.run(["train", "--data", root.path, "--input", "1x16x16", "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm",
+                                           "--out", model] + options)
+        return (model, output)
+    }
+
     @Test func trainThenEvaluate() throws {
         let root = try Self.makeGlyphFolder()
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = root.appendingPathComponent("model.safetensors").path
         let report = root.appendingPathComponent("report").path
-        let train = try DoppelBinary.run([
-            "train", "--data", root.path, "--preset", "faces", "--input", "1x16x16",
-            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "40", "--batch", "16",
-            "--out", model, "--report", report,
-        ])
+        let (model, train) = try Self.trainGlyphModel(root, "model.safetensors", ["--preset", "faces", "--iterations", "40", "--batch", "16", "--report", report])
         #expect(train.status == 0, "stderr: \(train.stderr)")
         #expect(train.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == model)
         #expect(train.stderr.contains("identities: "))
@@ -55,10 +59,8 @@ import Testing
     @Test func closedSetTrainsOnEveryIdentityAndEvaluatesOnUnseenImages() throws {
         let root = try Self.makeGlyphFolder()
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = root.appendingPathComponent("closed.safetensors").path
-        let train = try DoppelBinary.run([
-            "train", "--data", root.path, "--preset", "faces", "--input", "1x16x16", "--closed-set", "--validation-fraction", "0.25",
-            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "40", "--batch", "16", "--out", model,
+        let (model, train) = try Self.trainGlyphModel(root, "closed.safetensors", [
+            "--preset", "faces", "--closed-set", "--validation-fraction", "0.25", "--iterations", "40", "--batch", "16",
         ])
         #expect(train.status == 0, "stderr: \(train.stderr)")
         // All 12 glyphs in every part: of each glyph's 8 images 2 validate (0.25), 1 tests (the
@@ -76,10 +78,8 @@ import Testing
     @Test func supervisedContrastiveLossFromTheCommandLine() throws {
         let root = try Self.makeGlyphFolder()
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = root.appendingPathComponent("supcon.safetensors").path
-        let train = try DoppelBinary.run([
-            "train", "--data", root.path, "--preset", "fashion", "--input", "1x16x16", "--loss", "supcon", "--temperature", "0.2",
-            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "30", "--batch", "4", "--out", model,
+        let (model, train) = try Self.trainGlyphModel(root, "supcon.safetensors", [
+            "--preset", "fashion", "--loss", "supcon", "--temperature", "0.2", "--iterations", "30", "--batch", "4",
         ])
         #expect(train.status == 0, "stderr: \(train.stderr)")
         // The model records the loss and its temperature.
@@ -105,10 +105,8 @@ import Testing
     @Test func calibrateRefitsTheThresholdOnAnotherPopulation() throws {
         let root = try Self.makeGlyphFolder()
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = root.appendingPathComponent("model.safetensors").path
-        let train = try DoppelBinary.run([
-            "train", "--data", root.path, "--preset", "faces", "--input", "1x16x16", "--hold-out", "group1", "--validation-fraction", "0.34",
-            "--arch", "conv(8,3,pad=1) relu maxpool(2) flatten dense(16) l2norm", "--iterations", "30", "--batch", "16", "--out", model,
+        let (model, train) = try Self.trainGlyphModel(root, "model.safetensors", [
+            "--preset", "faces", "--hold-out", "group1", "--validation-fraction", "0.34", "--iterations", "30", "--batch", "16",
         ])
         #expect(train.status == 0, "stderr: \(train.stderr)")
         #expect(train.stderr.contains("from 2 validation identities") && train.stderr.contains("doppel calibrate --model \(model)"),
