@@ -76,3 +76,4 @@ final class InterruptFlag: @unchecked Sendable {
 
 extension TrainingRecipe.Loss: ExpressibleByArgument {}
 extension Metric: ExpressibleByArgument {}
+extension TripletLoss.Mining: ExpressibleByArgument {}

@@ -28,6 +28,7 @@ struct TrainCommand: ParsableCommand {
     var loss: TrainingRecipe.Loss?
 
     @Option(help: "Loss margin.") var margin: Float?
+    @Option(help: "Which triplets a triplet batch trains on: semi-hard (FaceNet), batch-hard or batch-all.") var mining: TripletLoss.Mining?
     @Option(help: "Softmax temperature of the supcon loss (default 0.1).") var temperature: Float?
     @Option(help: "euclidean or cosine.") var metric: Metric?
     @Option(help: "Training steps.") var iterations: Int?
@@ -74,6 +75,10 @@ struct TrainCommand: ParsableCommand {
         }
         if let loss { recipe.loss = loss }
         if let margin { recipe.margin = margin }
+        if let mining {
+            guard recipe.loss == .triplet else { throw ValidationError("--mining chooses triplets: it needs --loss triplet") }
+            recipe.mining = mining
+        }
         if let temperature { recipe.temperature = temperature }
         if let metric { recipe.metric = metric }
         if let iterations {

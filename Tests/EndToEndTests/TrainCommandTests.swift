@@ -94,6 +94,24 @@ import Testing
         #expect(badTemperature.status != 0 && badTemperature.stderr.contains("temperature must be positive"), "stderr: \(badTemperature.stderr)")
     }
 
+    @Test func tripletMiningFromTheCommandLine() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (model, train) = try Self.trainGlyphModel(root, "batch-all.safetensors", [
+            "--preset", "fashion", "--mining", "batch-all", "--margin", "0.05", "--iterations", "30", "--batch", "4",
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        let recipe = try Self.metadata(of: model)?["recipe"].flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let recorded = recipe?["recipe"] as? [String: Any]
+        #expect(recorded?["mining"] as? String == "batch-all" && recorded?["margin"] as? Double == 0.05, "\(recorded ?? [:])")
+
+        // Mining chooses triplets: with another loss it would be silently ignored, so it is refused.
+        let pairs = try DoppelBinary.run(["train", "--data", root.path, "--preset", "fashion", "--loss", "contrastive", "--mining", "batch-hard"])
+        #expect(pairs.status != 0 && pairs.stderr.contains("--mining chooses triplets: it needs --loss triplet"), "stderr: \(pairs.stderr)")
+        let unknown = try DoppelBinary.run(["train", "--data", root.path, "--mining", "hardest"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("'batch-all', 'batch-hard' or 'semi-hard'"), "stderr: \(unknown.stderr)")
+    }
+
     /// The `__metadata__` strings of a safetensors model file.
     static func metadata(of path: String) throws -> [String: String]? {
         let file = try Data(contentsOf: URL(fileURLWithPath: path))
