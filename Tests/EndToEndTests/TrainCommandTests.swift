@@ -85,8 +85,7 @@ import Testing
         // The model records the loss and its temperature.
         let metadata = try Self.metadata(of: model)
         #expect(metadata?["objective"] == "supcon")
-        let recipe = try metadata?["recipe"].flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        #expect((recipe?["recipe"] as? [String: Any])?["temperature"] as? Double == 0.2)
+        #expect(try Self.recordedRecipe(of: model)?["temperature"] as? Double == 0.2)
         let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "20", "--ways", "2", "--pairs", "100"])
         #expect(eval.status == 0, "stderr: \(eval.stderr)")
 
@@ -101,8 +100,7 @@ import Testing
             "--preset", "fashion", "--mining", "batch-all", "--margin", "0.05", "--iterations", "30", "--batch", "4",
         ])
         #expect(train.status == 0, "stderr: \(train.stderr)")
-        let recipe = try Self.metadata(of: model)?["recipe"].flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        let recorded = recipe?["recipe"] as? [String: Any]
+        let recorded = try Self.recordedRecipe(of: model)
         #expect(recorded?["mining"] as? String == "batch-all" && recorded?["margin"] as? Double == 0.05, "\(recorded ?? [:])")
 
         // Mining chooses triplets: with another loss it would be silently ignored, so it is refused.
@@ -110,6 +108,12 @@ import Testing
         #expect(pairs.status != 0 && pairs.stderr.contains("--mining chooses triplets: it needs --loss triplet"), "stderr: \(pairs.stderr)")
         let unknown = try DoppelBinary.run(["train", "--data", root.path, "--mining", "hardest"])
         #expect(unknown.status != 0 && unknown.stderr.contains("'batch-all', 'batch-hard' or 'semi-hard'"), "stderr: \(unknown.stderr)")
+    }
+
+    /// The training recipe a model file records (its metadata's `recipe.recipe` object).
+    static func recordedRecipe(of path: String) throws -> [String: Any]? {
+        let recipe = try metadata(of: path)?["recipe"].flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return recipe?["recipe"] as? [String: Any]
     }
 
     /// The `__metadata__` strings of a safetensors model file.
