@@ -98,6 +98,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         if let problem = input.validationError() { return problem }
         guard iterations > 0, batch >= 2, perIdentity >= 2 else { return "iterations must be positive, batch and per-identity at least 2" }
         guard margin > 0, margin.isFinite else { return "margin must be positive" }
+        guard optimizer.learningRate > 0, optimizer.learningRate.isFinite else { return "learning rate must be positive" }
+        guard optimizer.weightDecay >= 0, optimizer.weightDecay.isFinite else { return "weight decay must be 0 or more" }
         if let temperature, !(temperature > 0 && temperature.isFinite) { return "temperature must be positive" }
         guard validationEvery > 0, validationPairs >= 10 else { return "validation-every must be positive and validation pairs at least 10" }
         return nil

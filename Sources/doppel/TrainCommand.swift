@@ -35,6 +35,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Pairs per step (contrastive, bce) or identities per step (triplet, supcon).") var batch: Int?
     @Option(help: "Samples per identity in a triplet or supcon batch.") var perIdentity: Int?
     @Option(help: "Learning rate.") var learningRate: Float?
+    @Option(help: "L2 weight decay added to every gradient (default: the preset's, 0 for all).") var weightDecay: Float?
     @Option(help: "Seed for initialisation, splits and sampling.") var seed: UInt64?
     @Option(help: "Calibrate the threshold for this false accept rate instead of the equal error rate.") var targetFar: Double?
     @Option(parsing: .upToNextOption, help: "Identity-name prefixes to hold out as the test set (e.g. alphabets).") var holdOut: [String] = []
@@ -91,6 +92,7 @@ struct TrainCommand: ParsableCommand {
         if let batch { recipe.batch = batch }
         if let perIdentity { recipe.perIdentity = perIdentity }
         if let learningRate { recipe.optimizer.learningRate = learningRate }
+        if let weightDecay { recipe.optimizer.weightDecay = weightDecay }
         if let seed { recipe.seed = seed }
         if let targetFar {
             guard targetFar > 0, targetFar < 1 else { throw ValidationError("--target-far must be between 0 and 1") }

@@ -110,6 +110,22 @@ import Testing
         #expect(unknown.status != 0 && unknown.stderr.contains("'batch-all', 'batch-hard' or 'semi-hard'"), "stderr: \(unknown.stderr)")
     }
 
+    @Test func optimizerSettingsFromTheCommandLine() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (model, train) = try Self.trainGlyphModel(root, "decayed.safetensors", [
+            "--preset", "fashion", "--learning-rate", "0.0005", "--weight-decay", "0.001", "--iterations", "30", "--batch", "4",
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        let optimizer = try Self.recordedRecipe(of: model)?["optimizer"] as? [String: Any]
+        #expect(optimizer?["learningRate"] as? Double == 0.0005 && optimizer?["weightDecay"] as? Double == 0.001, "\(optimizer ?? [:])")
+
+        for (option, message) in [("--weight-decay=-0.1", "weight decay must be 0 or more"), ("--learning-rate=0", "learning rate must be positive")] {
+            let refused = try DoppelBinary.run(["train", "--data", root.path, "--preset", "fashion", option])
+            #expect(refused.status != 0 && refused.stderr.contains(message), "\(option): stderr: \(refused.stderr)")
+        }
+    }
+
     /// The training recipe a model file records (its metadata's `recipe.recipe` object).
     static func recordedRecipe(of path: String) throws -> [String: Any]? {
         let recipe = try metadata(of: path)?["recipe"].flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
