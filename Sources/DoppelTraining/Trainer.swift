@@ -249,7 +249,8 @@ public struct TrainedRecipe: Codable, Sendable {
 extension TrainedRecipe {
     /// The part of the dataset the model trained on that training never saw: the held-out
     /// identities (validation and test), or with a closed-set recipe the held-out images of
-    /// every identity; with its description in words.
+    /// every identity; with its description in words, which says when validation identities
+    /// among them chose the kept step (a figure on them is then slightly optimistic).
     public func unseenPart(of dataset: Dataset) throws -> (dataset: Dataset, description: String) {
         let split = try TrainingSplit.make(dataset, recipe: recipe)
         if recipe.closedSet == true {
@@ -258,6 +259,10 @@ extension TrainedRecipe {
         }
         let unseen = Set(split.validation.identities + split.test.identities)
         let part = dataset.subset(identities: dataset.identities.indices.filter { unseen.contains(dataset.identities[$0]) }, source: "not seen in training")
-        return (part, "not seen in training (\(unseen.sorted().joined(separator: ", ").prefix(200)))")
+        var description = "not seen in training (\(unseen.sorted().joined(separator: ", ").prefix(200)))"
+        if recipe.keepLastWeights != true, !split.validation.identities.isEmpty {
+            description += "; the kept step was chosen by validating on \(split.validation.identities.count) of them"
+        }
+        return (part, description)
     }
 }
