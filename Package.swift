@@ -54,6 +54,6 @@ let package = Package(
         .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),
         .testTarget(name: "DoppelServiceTests", dependencies: ["DoppelService", "DoppelHTTP"]),
         .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "DoppelGallery", "TestSupport", "doppel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "DoppelGallery", "DoppelNN", "TestSupport", "doppel"]),
     ]
 )

@@ -11,4 +11,9 @@ struct Doppel: ParsableCommand {
         version: "0.1.0",
         subcommands: [TrainCommand.self, EvalCommand.self, CalibrateCommand.self, ServeCommand.self, GalleryCommand.self, DatasetCommand.self, BenchCommand.self]
     )
+
+    static func main() {
+        BLASKernelSelection.useTheFastestKernels()
+        main(nil)
+    }
 }

@@ -46,6 +46,8 @@ struct EmbedBench: ParsableCommand {
         let parameters: Int
         let mflopsPerImage: Double
         let sgemmGFLOPs: Double
+        /// The OpenBLAS kernel set that ran (`BLASKernels`).
+        let blasKernels: String
         let forward: [Forward]
         let trainStep: TrainStep?
     }
@@ -107,7 +109,7 @@ struct EmbedBench: ParsableCommand {
         }
         let report = Report(architecture: architecture.description, input: input, parameters: network.parameterCount,
                             mflopsPerImage: (flopsPerImage / 1e4).rounded() / 100, sgemmGFLOPs: sgemm.rounded(),
-                            forward: forward, trainStep: trainStep)
+                            blasKernels: BLASKernels.chosen, forward: forward, trainStep: trainStep)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -19,4 +19,24 @@ import Testing
         print("gemm \(transA)/\(transB): max difference \(maxDifference)")
         #expect(maxDifference < 1e-4)
     }
+
+    /// A virtual CPU that OpenBLAS reads as Prescott but that has AVX-512 (this project's VM)
+    /// gets the SkylakeX kernels; AVX2 alone gets Haswell; vector kernels already chosen, or a
+    /// CPU without AVX2, are left alone.
+    @Test func fasterKernelsAreNamedOnlyWhereTheCPUHasThem() {
+        let cpuinfo = """
+            processor\t: 0
+            model name\t: Intel(R) Xeon(R) Processor
+            flags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx fma avx2 avx512f avx512dq avx512cd avx512bw avx512vl
+            processor\t: 1
+            flags\t\t: fpu sse
+            """
+        let avx512 = BLASKernels.cpuFlags(cpuinfo: cpuinfo)
+        #expect(avx512.contains("avx512vl") && avx512.contains("fpu") && !avx512.contains("flags"))
+        #expect(BLASKernels.better(than: "Prescott", cpuFlags: avx512) == "SkylakeX")
+        #expect(BLASKernels.better(than: "Core2", cpuFlags: ["avx2", "fma", "avx512f"]) == "Haswell", "AVX-512F alone is not SkylakeX")
+        #expect(BLASKernels.better(than: "Haswell", cpuFlags: avx512) == nil, "a vector kernel set is OpenBLAS's own choice")
+        #expect(BLASKernels.better(than: "Prescott", cpuFlags: ["sse3", "avx"]) == nil, "nothing better to run")
+        #expect(BLASKernels.cpuFlags(cpuinfo: "processor\t: 0\n").isEmpty)
+    }
 }
