@@ -86,8 +86,7 @@ import Testing
         let object = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
         #expect(object?["identitySet"] as? String == "trained identities, images not seen in training")
         #expect(object?["identities"] as? Int == 12 && object?["images"] as? Int == 36)
-        let conflicting = try DoppelBinary.run(["train", "--data", root.path, "--preset", "faces", "--closed-set", "--hold-out", "group0"])
-        #expect(conflicting.status != 0 && conflicting.stderr.contains("drop --hold-out"), "stderr: \(conflicting.stderr)")
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "faces", "--closed-set", "--hold-out", "group0"], saying: "drop --hold-out")
     }
 
     @Test func supervisedContrastiveLossFromTheCommandLine() throws {
@@ -104,8 +103,7 @@ import Testing
         let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "20", "--ways", "2", "--pairs", "100"])
         #expect(eval.status == 0, "stderr: \(eval.stderr)")
 
-        let badTemperature = try DoppelBinary.run(["train", "--data", root.path, "--preset", "fashion", "--loss", "supcon", "--temperature", "0"])
-        #expect(badTemperature.status != 0 && badTemperature.stderr.contains("temperature must be positive"), "stderr: \(badTemperature.stderr)")
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "fashion", "--loss", "supcon", "--temperature", "0"], saying: "temperature must be positive")
     }
 
     @Test func tripletMiningFromTheCommandLine() throws {
@@ -119,10 +117,8 @@ import Testing
         #expect(recorded?["mining"] as? String == "batch-all" && recorded?["margin"] as? Double == 0.05, "\(recorded ?? [:])")
 
         // Mining chooses triplets: with another loss it would be silently ignored, so it is refused.
-        let pairs = try DoppelBinary.run(["train", "--data", root.path, "--preset", "fashion", "--loss", "contrastive", "--mining", "batch-hard"])
-        #expect(pairs.status != 0 && pairs.stderr.contains("--mining chooses triplets: it needs --loss triplet"), "stderr: \(pairs.stderr)")
-        let unknown = try DoppelBinary.run(["train", "--data", root.path, "--mining", "hardest"])
-        #expect(unknown.status != 0 && unknown.stderr.contains("'batch-all', 'batch-hard' or 'semi-hard'"), "stderr: \(unknown.stderr)")
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "fashion", "--loss", "contrastive", "--mining", "batch-hard"], saying: "--mining chooses triplets: it needs --loss triplet")
+        try Self.expectRefused(["train", "--data", root.path, "--mining", "hardest"], saying: "'batch-all', 'batch-hard' or 'semi-hard'")
     }
 
     @Test func optimizerSettingsFromTheCommandLine() throws {
@@ -136,9 +132,15 @@ import Testing
         #expect(optimizer?["learningRate"] as? Double == 0.0005 && optimizer?["weightDecay"] as? Double == 0.001, "\(optimizer ?? [:])")
 
         for (option, message) in [("--weight-decay=-0.1", "weight decay must be 0 or more"), ("--learning-rate=0", "learning rate must be positive")] {
-            let refused = try DoppelBinary.run(["train", "--data", root.path, "--preset", "fashion", option])
-            #expect(refused.status != 0 && refused.stderr.contains(message), "\(option): stderr: \(refused.stderr)")
+            try Self.expectRefused(["train", "--data", root.path, "--preset", "fashion", option], saying: message)
         }
+    }
+
+    /// Runs `doppel` with `arguments` and expects a refusal: a failing status and `message` on stderr.
+    static func expectRefused(_ arguments: [String], saying message: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let run = try DoppelBinary.run(arguments)
+        #expect(run.status != 0 && run.stderr.contains(message), "doppel \(arguments.joined(separator: " ")): stderr: \(run.stderr)",
+                sourceLocation: sourceLocation)
     }
 
     /// The training recipe a model file records (its metadata's `recipe.recipe` object).
@@ -191,23 +193,18 @@ import Testing
         #expect(onTraining.status == 0, "stderr: \(onTraining.stderr)")
         #expect(try Self.metadata(of: model)?["threshold_method"]?.contains("not seen in training") == true)
 
-        let badTarget = try DoppelBinary.run(["calibrate", "--model", model, "--data", population, "--target-far", "2"])
-        #expect(badTarget.status != 0 && badTarget.stderr.contains("--target-far must be between 0 and 1"), "stderr: \(badTarget.stderr)")
+        try Self.expectRefused(["calibrate", "--model", model, "--data", population, "--target-far", "2"], saying: "--target-far must be between 0 and 1")
         let lone = root.appendingPathComponent("group1-one")
         try FileManager.default.createDirectory(at: lone, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: root.appendingPathComponent("group1/glyph6"), to: lone.appendingPathComponent("glyph6"))
-        let tooFew = try DoppelBinary.run(["calibrate", "--model", calibrated, "--data", lone.path])
-        #expect(tooFew.status != 0 && tooFew.stderr.contains("at least 2 identities"), "stderr: \(tooFew.stderr)")
+        try Self.expectRefused(["calibrate", "--model", calibrated, "--data", lone.path], saying: "at least 2 identities")
         #expect(try Self.metadata(of: calibrated)?["threshold_method"]?.hasPrefix("far=0.1") == true, "a refused calibration changes nothing")
     }
 
     @Test func badOptionsFailWithAMessage() throws {
-        let unknown = try DoppelBinary.run(["train", "--preset", "nope"])
-        #expect(unknown.status != 0 && unknown.stderr.contains("unknown preset 'nope'"))
-        let noData = try DoppelBinary.run(["train", "--preset", "omniglot"])
-        #expect(noData.status != 0 && noData.stderr.contains("needs --data"))
-        let badArch = try DoppelBinary.run(["train", "--preset", "fashion", "--arch", "dense(0)", "--data", "/nonexistent"])
-        #expect(badArch.status != 0 && badArch.stderr.contains("dense(0) at token 1: units must be an integer >= 1"), "stderr: \(badArch.stderr)")
+        try Self.expectRefused(["train", "--preset", "nope"], saying: "unknown preset 'nope'")
+        try Self.expectRefused(["train", "--preset", "omniglot"], saying: "needs --data")
+        try Self.expectRefused(["train", "--preset", "fashion", "--arch", "dense(0)", "--data", "/nonexistent"], saying: "dense(0) at token 1: units must be an integer >= 1")
         let badShape = try DoppelBinary.run(["train", "--preset", "fashion", "--arch", "conv(8,3) dense(4)", "--data", "/nonexistent"])
         #expect(badShape.stderr.contains("add flatten"), "stderr: \(badShape.stderr)")
     }
