@@ -12,8 +12,11 @@ final class LocalResponseNorm: Layer {
     let size: Int, alpha: Float, beta: Float, k: Float
     var token: String { "lrn(\(size),alpha=\(alpha),beta=\(beta),k=\(k))" }
     var parameterSpecs: [ParameterSpec] { [] }
-    /// s_c for every element of the last forward.
+    /// From the last forward, per element: s, and s^-beta (the one power a forward takes).
     private var scale: [Float] = []
+    private var inverseScale: [Float] = []
+    /// One sample's x^2 (forward) or dy x s^(-beta-1) (backward), summed over channel windows.
+    private var channelTerms: [Float] = []
 
     init(input: TensorShape, size: Int, alpha: Float, beta: Float, k: Float) {
         inputShape = input
@@ -23,29 +26,53 @@ final class LocalResponseNorm: Layer {
         self.k = k
     }
 
-    /// Channels j whose window covers c, and the window of c: [c - size/2, c + (size-1)/2],
-    /// PyTorch's padding of the channel axis.
+    /// The channels summed into s_c: [c - size/2, c + (size-1)/2], PyTorch's padding of the
+    /// channel axis.
     private func window(_ c: Int) -> ClosedRange<Int> {
         max(0, c - size / 2)...min(inputShape.channels - 1, c + (size - 1) / 2)
     }
 
+    /// The channels j whose window contains c (the mirror image of `window`, which differs
+    /// from it when size is even).
+    private func coveringChannels(_ c: Int) -> ClosedRange<Int> {
+        max(0, c - (size - 1) / 2)...min(inputShape.channels - 1, c + size / 2)
+    }
+
+    // Both passes work plane by plane (a channel's H*W values are contiguous), so the inner
+    // loops run over contiguous memory and vectorise; per element the forward takes one power
+    // and the backward none (s^(-beta-1) = s^-beta / s).
+
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  parameters: UnsafePointer<Float>, mode: PassMode) {
-        let (channels, spatial) = (inputShape.channels, inputShape.spatial)
-        let count = batch * inputShape.count
-        if scale.count < count { scale = Array(repeating: 0, count: count) }
-        for n in 0..<batch {
-            let base = n * inputShape.count
-            for c in 0..<channels {
-                for i in 0..<spatial {
-                    var sum: Float = 0
-                    for j in window(c) {
-                        let v = x[base + j * spatial + i]
-                        sum += v * v
+        let (channels, spatial, perSample) = (inputShape.channels, inputShape.spatial, inputShape.count)
+        let count = batch * perSample
+        if scale.count < count {
+            scale = Array(repeating: 0, count: count)
+            inverseScale = Array(repeating: 0, count: count)
+        }
+        if channelTerms.count < perSample { channelTerms = Array(repeating: 0, count: perSample) }
+        let weight = alpha / Float(size)
+        scale.withUnsafeMutableBufferPointer { scale in
+            inverseScale.withUnsafeMutableBufferPointer { inverse in
+                channelTerms.withUnsafeMutableBufferPointer { squares in
+                    for n in 0..<batch {
+                        let sample = x + n * perSample
+                        for i in 0..<perSample { squares[i] = sample[i] * sample[i] }
+                        for c in 0..<channels {
+                            let plane = n * perSample + c * spatial
+                            for i in 0..<spatial { scale[plane + i] = 0 }
+                            for j in window(c) {
+                                for i in 0..<spatial { scale[plane + i] += squares[j * spatial + i] }
+                            }
+                            for i in 0..<spatial {
+                                scale[plane + i] = k + weight * scale[plane + i]
+                                let value = scale[plane + i]
+                                // s^-0.75 (the default, AlexNet's) as square roots: no powf call.
+                                inverse[plane + i] = beta == 0.75 ? 1 / (sqrtf(value) * sqrtf(sqrtf(value))) : powf(value, -beta)
+                                y[plane + i] = x[plane + i] * inverse[plane + i]
+                            }
+                        }
                     }
-                    let s = k + alpha / Float(size) * sum
-                    scale[base + c * spatial + i] = s
-                    y[base + c * spatial + i] = x[base + c * spatial + i] * powf(s, -beta)
                 }
             }
         }
@@ -55,21 +82,28 @@ final class LocalResponseNorm: Layer {
                   _ dx: UnsafeMutablePointer<Float>?, batch: Int,
                   parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
         guard let dx else { return }
-        let (channels, spatial) = (inputShape.channels, inputShape.spatial)
+        let (channels, spatial, perSample) = (inputShape.channels, inputShape.spatial, inputShape.count)
         let coefficient = 2 * alpha * beta / Float(size)
-        for n in 0..<batch {
-            let base = n * inputShape.count
-            for c in 0..<channels {
-                for i in 0..<spatial {
-                    let at = base + c * spatial + i
-                    var cross: Float = 0
-                    // Channels j whose window contains c: the same range, by symmetry of the
-                    // padding only when size is odd, so compute it directly.
-                    for j in max(0, c - (size - 1) / 2)...min(channels - 1, c + size / 2) {
-                        let aj = base + j * spatial + i
-                        cross += dy[aj] * x[aj] * powf(scale[aj], -beta - 1)
+        scale.withUnsafeBufferPointer { scale in
+            inverseScale.withUnsafeBufferPointer { inverse in
+                channelTerms.withUnsafeMutableBufferPointer { terms in
+                    for n in 0..<batch {
+                        let base = n * perSample
+                        // terms_j = dy_j x_j s_j^(-beta-1)
+                        for i in 0..<perSample { terms[i] = dy[base + i] * x[base + i] * inverse[base + i] / scale[base + i] }
+                        for c in 0..<channels {
+                            let plane = base + c * spatial
+                            for i in 0..<spatial { dx[plane + i] = 0 }
+                            // dx temporarily holds the cross term: the sum of terms_j over the
+                            // channels j whose window contains c.
+                            for j in coveringChannels(c) {
+                                for i in 0..<spatial { dx[plane + i] += terms[j * spatial + i] }
+                            }
+                            for i in 0..<spatial {
+                                dx[plane + i] = dy[plane + i] * inverse[plane + i] - coefficient * x[plane + i] * dx[plane + i]
+                            }
+                        }
                     }
-                    dx[at] = dy[at] * powf(scale[at], -beta) - coefficient * x[at] * cross
                 }
             }
         }

@@ -30,6 +30,7 @@ import Testing
         Case(architecture: "dense(6) batchnorm tanh", input: TensorShape(channels: 7)),
         Case(architecture: "lrn(3) tanh", input: TensorShape(channels: 5, height: 2, width: 3)),
         Case(architecture: "lrn(4,alpha=0.5,beta=0.75,k=1) tanh", input: TensorShape(channels: 6, height: 2, width: 2)),
+        Case(architecture: "lrn(5,alpha=0.3,beta=0.6,k=1.5) tanh", input: TensorShape(channels: 7, height: 3, width: 2)),  // beta other than 0.75: powf
         Case(architecture: "dropout(0.3) dense(4)", input: TensorShape(channels: 9)),
         Case(architecture: "flatten dense(5) l2norm", input: TensorShape(channels: 2, height: 3, width: 2)),
     ]
