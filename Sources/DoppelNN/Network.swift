@@ -14,8 +14,9 @@ import Foundation
 /// of the layers (layers hold per-batch scratch) with single-threaded BLAS, so im2col,
 /// pooling and activations run on every core and no core spins waiting for another's
 /// small GEMM. Weight gradients of the slices are summed at the end of `backward`.
-/// Networks without convolutions, or with batch norm (its statistics are over the whole
-/// batch), run unsplit.
+/// Networks without convolutions run unsplit; networks with batch norm train unsplit (its
+/// statistics are over the whole batch) and infer split (the running statistics, copied to
+/// every replica, make each sample independent of the others).
 ///
 /// Thread safety: a network holds its activations and scratch; use one instance per thread,
 /// or serialise calls.
@@ -34,6 +35,12 @@ public final class Network {
     static let minimumSliceSamples = 4
     /// Cores used for a batch (1 disables splitting).
     public var workers: Int { replicas.count }
+    /// Batch norm: a training pass needs the whole batch in one slice.
+    private let trainsUnsplit: Bool
+    /// Layers with state besides parameters (batch norm's running statistics): `replicas[0]`
+    /// holds it, and the others get a copy before they next run.
+    private let statefulLayers: [Int]
+    private var replicaStateIsStale = true
     /// Start of each layer's slice in the parameter buffer.
     let parameterOffsets: [Int]
     public let parameterCount: Int
@@ -55,9 +62,9 @@ public final class Network {
         // most of the non-GEMM time. An MLP is a few large GEMMs that OpenBLAS threads well
         // (784-1024-1024-2 at batch 32: 24,600 images/s unsplit, 16,800 split).
         let hasConvolution = architecture.layers.contains { if case .conv = $0 { return true } else { return false } }
-        let splittable = hasConvolution && !architecture.layers.contains(.batchNorm)
+        trainsUnsplit = architecture.layers.contains(.batchNorm)
         var replicas = [[Layer]]()
-        for replica in 0..<(splittable ? max(1, workers) : 1) {
+        for replica in 0..<(hasConvolution ? max(1, workers) : 1) {
             var layers = [Layer]()
             var shape = input
             for (index, spec) in architecture.layers.enumerated() {
@@ -70,6 +77,7 @@ public final class Network {
         }
         self.replicas = replicas
         layers = replicas[0]
+        statefulLayers = replicas[0].indices.filter { !replicas[0][$0].stateSpecs.isEmpty }
         outputShape = layers.last!.outputShape
         var offsets = [Int](), total = 0
         for layer in layers {
@@ -121,8 +129,10 @@ public final class Network {
     public func forward(_ x: UnsafePointer<Float>, batch: Int, mode: PassMode = .inference) -> UnsafeBufferPointer<Float> {
         // Grow every activation buffer before the workers write their slices of them.
         for (index, layer) in layers.enumerated() { activations[index].reserve(batch * layer.outputShape.count) }
-        let slices = slices(of: batch)
+        let slices = mode == .training && trainsUnsplit ? [0..<batch] : slices(of: batch)
         lastSlices = slices
+        if slices.count > 1 { copyStateToReplicas() }
+        if mode == .training && !statefulLayers.isEmpty { replicaStateIsStale = true }
         nonisolated(unsafe) let x = x
         forEachSlice(slices) { worker, slice in
             var input = x + slice.lowerBound * inputShape.count
@@ -133,6 +143,17 @@ public final class Network {
             }
         }
         return UnsafeBufferPointer(start: activations[layers.count - 1].pointer, count: batch * outputShape.count)
+    }
+
+    /// Gives every replica `replicas[0]`'s layer state, once after each change to it (a
+    /// training pass or `assign`), not on every batch.
+    private func copyStateToReplicas() {
+        guard replicaStateIsStale else { return }
+        for index in statefulLayers {
+            let state = layers[index].state
+            for replica in replicas.dropFirst() { replica[index].state = state }
+        }
+        replicaStateIsStale = false
     }
 
     /// Array convenience for `forward` (allocates the result).
@@ -227,6 +248,7 @@ public final class Network {
                 layer.state = layer.stateSpecs.flatMap { tensors["\(index).\($0.name)"]! }
             }
         }
+        replicaStateIsStale = true
     }
 
     /// Replaces every tensor by name (as `namedTensors` gives them), checking that each is

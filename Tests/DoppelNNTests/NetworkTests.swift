@@ -35,10 +35,45 @@ import Testing
         #expect(dxDifference < 1e-4 && dWeightDifference < 1e-4, "dx \(dxDifference), dW \(dWeightDifference)")
     }
 
-    @Test func batchNormAndMLPsRunUnsplit() throws {
+    @Test func mlpsRunUnsplit() throws {
         let input = TensorShape(channels: 1, height: 8, width: 8)
-        #expect(try Network(architecture: Architecture(parsing: "conv(4,3) batchnorm relu flatten dense(3)"), input: input, seed: 1, workers: 2).workers == 1)
         #expect(try Network(architecture: Architecture(parsing: "flatten dense(8) relu dense(3)"), input: input, seed: 1, workers: 2).workers == 1)
+    }
+
+    /// Batch norm trains on the whole batch (its statistics) and infers split, every replica
+    /// using the running statistics the training passes or a loaded model left.
+    @Test func batchNormTrainsUnsplitAndInfersSplit() throws {
+        let architecture = try Architecture(parsing: "conv(4,3,pad=1) batchnorm relu maxpool(2) flatten dense(5)")
+        let input = TensorShape(channels: 2, height: 6, width: 6)
+        let single = try Network(architecture: architecture, input: input, seed: 5, workers: 1)
+        let split = try Network(architecture: architecture, input: input, seed: 5, workers: 2)
+        #expect(split.workers == 2)
+        var generator = SeededGenerator(seed: 6)
+        let batch = 16
+        func sample(shift: Float) -> [Float] { (0..<(batch * input.count)).map { _ in generator.nextGaussian() * 2 + shift } }
+        func expectSameInference(_ x: [Float], _ when: Comment) {
+            let a = single.forward(x, batch: batch, mode: .inference), b = split.forward(x, batch: batch, mode: .inference)
+            let difference = zip(a, b).map { abs($0 - $1) }.max()!
+            #expect(difference < 1e-5, "\(when): split inference differs by \(difference)")
+        }
+        // Training passes: one slice in both, so the same batch statistics and outputs.
+        for step in 0..<3 {
+            let x = sample(shift: Float(step))
+            #expect(single.forward(x, batch: batch, mode: .training) == split.forward(x, batch: batch, mode: .training))
+        }
+        let x = sample(shift: 0.5)
+        expectSameInference(x, "after training passes")
+        // A loaded model's statistics reach every replica too.
+        var tensors = [String: [Float]]()
+        for tensor in single.namedTensors() {
+            tensors[tensor.name] = tensor.name.hasSuffix("running_mean") ? tensor.values.map { $0 + 0.7 } : tensor.values
+        }
+        try single.load(tensors: tensors)
+        try split.load(tensors: tensors)
+        expectSameInference(x, "after a load")
+        // And the running statistics matter: the inference output moved with them.
+        let before = try Network(architecture: architecture, input: input, seed: 5, workers: 2)
+        #expect(before.forward(x, batch: batch, mode: .inference) != split.forward(x, batch: batch, mode: .inference))
     }
 
     /// Inference takes shortcuts (max pooling without argmax); the outputs must not change.
