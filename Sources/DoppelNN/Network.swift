@@ -14,9 +14,10 @@ import Foundation
 /// of the layers (layers hold per-batch scratch) with single-threaded BLAS, so im2col,
 /// pooling and activations run on every core and no core spins waiting for another's
 /// small GEMM. Weight gradients of the slices are summed at the end of `backward`.
-/// Networks without convolutions run unsplit; networks with batch norm train unsplit (its
-/// statistics are over the whole batch) and infer split (the running statistics, copied to
-/// every replica, make each sample independent of the others).
+/// Networks without convolutions run unsplit. Batch norm's training statistics span the whole
+/// batch, so a training pass runs in stages: the slices in parallel up to a batch norm layer,
+/// that layer once over the whole batch, then the slices again. Inference uses its running
+/// statistics (copied to every replica), so there it splits like any other layer.
 ///
 /// Thread safety: a network holds its activations and scratch; use one instance per thread,
 /// or serialise calls.
@@ -35,8 +36,14 @@ public final class Network {
     static let minimumSliceSamples = 4
     /// Cores used for a batch (1 disables splitting).
     public var workers: Int { replicas.count }
-    /// Batch norm: a training pass needs the whole batch in one slice.
-    private let trainsUnsplit: Bool
+    /// Layer ranges run per slice, and single layers run over the whole batch (batch norm in
+    /// training), in order.
+    private enum Stage {
+        case sliced(Range<Int>)
+        case wholeBatch(Int)
+    }
+    private let trainingStages: [Stage]
+    private let inferenceStages: [Stage]
     /// Layers with state besides parameters (batch norm's running statistics): `replicas[0]`
     /// holds it, and the others get a copy before they next run.
     private let statefulLayers: [Int]
@@ -51,6 +58,10 @@ public final class Network {
     private let activations: [FloatBuffer]
     /// Ping-pong buffers for gradients flowing backward between layers.
     private let gradientA = FloatBuffer(), gradientB = FloatBuffer()
+    /// A whole-batch layer's dy and dx, contiguous (the ping-pong buffers hold slices apart).
+    private let wholeBatchDy = FloatBuffer(), wholeBatchDx = FloatBuffer()
+    /// Stages of the last forward, so backward runs the same ones in reverse.
+    private var lastStages: [Stage] = []
 
     /// Builds and initialises (He or Glorot, per layer) from `seed`. `workers` defaults to the
     /// machine's cores; results do not depend on it except through dropout's masks.
@@ -62,7 +73,16 @@ public final class Network {
         // most of the non-GEMM time. An MLP is a few large GEMMs that OpenBLAS threads well
         // (784-1024-1024-2 at batch 32: 24,600 images/s unsplit, 16,800 split).
         let hasConvolution = architecture.layers.contains { if case .conv = $0 { return true } else { return false } }
-        trainsUnsplit = architecture.layers.contains(.batchNorm)
+        let wholeBatch = architecture.layers.indices.filter { architecture.layers[$0] == .batchNorm }
+        var stages = [Stage](), next = 0
+        for index in wholeBatch {
+            if next < index { stages.append(.sliced(next..<index)) }
+            stages.append(.wholeBatch(index))
+            next = index + 1
+        }
+        if next < architecture.layers.count { stages.append(.sliced(next..<architecture.layers.count)) }
+        trainingStages = stages
+        inferenceStages = [.sliced(0..<architecture.layers.count)]
         var replicas = [[Layer]]()
         for replica in 0..<(hasConvolution ? max(1, workers) : 1) {
             var layers = [Layer]()
@@ -129,20 +149,35 @@ public final class Network {
     public func forward(_ x: UnsafePointer<Float>, batch: Int, mode: PassMode = .inference) -> UnsafeBufferPointer<Float> {
         // Grow every activation buffer before the workers write their slices of them.
         for (index, layer) in layers.enumerated() { activations[index].reserve(batch * layer.outputShape.count) }
-        let slices = mode == .training && trainsUnsplit ? [0..<batch] : slices(of: batch)
+        let slices = slices(of: batch)
+        let stages = mode == .training ? trainingStages : inferenceStages
         lastSlices = slices
+        lastStages = stages
         if slices.count > 1 { copyStateToReplicas() }
         if mode == .training && !statefulLayers.isEmpty { replicaStateIsStale = true }
         nonisolated(unsafe) let x = x
-        forEachSlice(slices) { worker, slice in
-            var input = x + slice.lowerBound * inputShape.count
-            for (index, layer) in replicas[worker].enumerated() {
-                let output = activations[index].pointer + slice.lowerBound * layer.outputShape.count
-                layer.forward(input, output, batch: slice.count, parameters: parameterStorage.pointer + parameterOffsets[index], mode: mode)
-                input = UnsafePointer(output)
+        for stage in stages {
+            switch stage {
+            case .sliced(let range):
+                forEachSlice(slices) { worker, slice in
+                    for index in range {
+                        let layer = replicas[worker][index]
+                        layer.forward(input(of: index, x, from: slice.lowerBound), activations[index].pointer + slice.lowerBound * layer.outputShape.count,
+                                      batch: slice.count, parameters: parameterStorage.pointer + parameterOffsets[index], mode: mode)
+                    }
+                }
+            case .wholeBatch(let index):
+                layers[index].forward(input(of: index, x, from: 0), activations[index].pointer, batch: batch,
+                                      parameters: parameterStorage.pointer + parameterOffsets[index], mode: mode)
             }
         }
         return UnsafeBufferPointer(start: activations[layers.count - 1].pointer, count: batch * outputShape.count)
+    }
+
+    /// Layer `index`'s input for the samples from `start` on: the network's input `x` or the
+    /// previous layer's activations (both contiguous over the batch).
+    private func input(of index: Int, _ x: UnsafePointer<Float>, from start: Int) -> UnsafePointer<Float> {
+        index == 0 ? x + start * inputShape.count : UnsafePointer(activations[index - 1].pointer + start * layers[index].inputShape.count)
     }
 
     /// Gives every replica `replicas[0]`'s layer state, once after each change to it (a
@@ -174,22 +209,59 @@ public final class Network {
         gradientB.reserve(batch * widest)
         for worker in 1..<slices.count { workerGradients[worker - 1].zero(parameterCount) }
         nonisolated(unsafe) let (x, dOutput) = (x, dOutput)
-        forEachSlice(slices) { worker, slice in
-            let gradients = worker == 0 ? gradientStorage.pointer : workerGradients[worker - 1].pointer
-            let start = slice.lowerBound
-            var dy = dOutput + start * outputShape.count
-            for index in layers.indices.reversed() {
-                let layer = replicas[worker][index]
-                let layerInput = index == 0 ? x + start * inputShape.count
-                    : UnsafePointer(activations[index - 1].pointer + start * layer.inputShape.count)
+        // Layer `index`'s dx goes to one of two ping-pong buffers by parity, each sample's
+        // slice `widest` floats per sample from the start, so a worker on one layer never
+        // overlaps another worker on a wider layer. Layer `index` reads its dy from where
+        // layer `index + 1` wrote its dx (the last layer from `dOutput`).
+        func dxBuffer(of index: Int) -> UnsafeMutablePointer<Float> { (index % 2 == 0 ? gradientA : gradientB).pointer }
+        for stage in lastStages.reversed() {
+            switch stage {
+            case .sliced(let range):
+                forEachSlice(slices) { worker, slice in
+                    let gradients = worker == 0 ? gradientStorage.pointer : workerGradients[worker - 1].pointer
+                    let start = slice.lowerBound
+                    var dy = range.upperBound == layers.count ? dOutput + start * outputShape.count : UnsafePointer(dxBuffer(of: range.upperBound) + start * widest)
+                    for index in range.reversed() {
+                        let layer = replicas[worker][index]
+                        let needsDx = index > 0 || wantInputGradient
+                        let dx = needsDx ? dxBuffer(of: index) + start * widest : nil
+                        layer.backward(input(of: index, x, from: start), activations[index].pointer + start * layer.outputShape.count, dy, dx,
+                                       batch: slice.count, parameters: parameterStorage.pointer + parameterOffsets[index],
+                                       dParameters: gradients + parameterOffsets[index])
+                        if let dx { dy = UnsafePointer(dx) }
+                    }
+                }
+            case .wholeBatch(let index):
+                // The ping-pong buffers hold the slices `widest` apart: gather dy into one
+                // contiguous batch, and scatter dx back (with one slice they are already so).
+                let layer = layers[index]
+                let (inCount, outCount) = (layer.inputShape.count, layer.outputShape.count)
+                let dy: UnsafePointer<Float>
+                if index + 1 == layers.count {
+                    dy = dOutput
+                } else if slices.count == 1 {
+                    dy = UnsafePointer(dxBuffer(of: index + 1))
+                } else {
+                    wholeBatchDy.reserve(batch * outCount)
+                    for slice in slices {
+                        (wholeBatchDy.pointer + slice.lowerBound * outCount)
+                            .update(from: dxBuffer(of: index + 1) + slice.lowerBound * widest, count: slice.count * outCount)
+                    }
+                    dy = UnsafePointer(wholeBatchDy.pointer)
+                }
                 let needsDx = index > 0 || wantInputGradient
-                // Slices sit `widest` floats per sample apart in the ping-pong buffers, so a
-                // worker on one layer never overlaps another worker on a wider layer.
-                let dx = needsDx ? (index % 2 == 0 ? gradientA : gradientB).pointer + start * widest : nil
-                layer.backward(layerInput, activations[index].pointer + start * layer.outputShape.count, dy, dx, batch: slice.count,
+                let scatter = needsDx && slices.count > 1
+                if scatter { wholeBatchDx.reserve(batch * inCount) }
+                let dx = needsDx ? (scatter ? wholeBatchDx.pointer : dxBuffer(of: index)) : nil
+                layer.backward(input(of: index, x, from: 0), activations[index].pointer, dy, dx, batch: batch,
                                parameters: parameterStorage.pointer + parameterOffsets[index],
-                               dParameters: gradients + parameterOffsets[index])
-                if let dx { dy = UnsafePointer(dx) }
+                               dParameters: gradientStorage.pointer + parameterOffsets[index])
+                if scatter {
+                    for slice in slices {
+                        (dxBuffer(of: index) + slice.lowerBound * widest)
+                            .update(from: wholeBatchDx.pointer + slice.lowerBound * inCount, count: slice.count * inCount)
+                    }
+                }
             }
         }
         for worker in 1..<slices.count {

@@ -3,10 +3,15 @@ import Testing
 @testable import DoppelNN
 
 @Suite struct NetworkTests {
-    /// A batch split over workers gives the embeddings and gradients of the unsplit batch.
-    @Test(arguments: [9, 32])
-    func splitBatchesMatchTheUnsplitComputation(batch: Int) throws {
-        let architecture = try Architecture(parsing: "conv(6,3,pad=1) relu maxpool(2) conv(5,3,stride=2) tanh flatten dense(7) l2norm")
+    /// A batch split over workers gives the embeddings and gradients of the unsplit batch; with
+    /// batch norm (first, between convs, after a dense layer) its training statistics are
+    /// still those of the whole batch.
+    @Test(arguments: [9, 32], [
+        "conv(6,3,pad=1) relu maxpool(2) conv(5,3,stride=2) tanh flatten dense(7) l2norm",
+        "batchnorm conv(6,3,pad=1) batchnorm relu maxpool(2) conv(5,3,stride=2) tanh flatten dense(7) batchnorm l2norm",
+    ])
+    func splitBatchesMatchTheUnsplitComputation(batch: Int, layers: String) throws {
+        let architecture = try Architecture(parsing: layers)
         let input = TensorShape(channels: 2, height: 11, width: 9)
         let single = try Network(architecture: architecture, input: input, seed: 4, workers: 1)
         let split = try Network(architecture: architecture, input: input, seed: 4, workers: 3)
@@ -40,9 +45,9 @@ import Testing
         #expect(try Network(architecture: Architecture(parsing: "flatten dense(8) relu dense(3)"), input: input, seed: 1, workers: 2).workers == 1)
     }
 
-    /// Batch norm trains on the whole batch (its statistics) and infers split, every replica
-    /// using the running statistics the training passes or a loaded model left.
-    @Test func batchNormTrainsUnsplitAndInfersSplit() throws {
+    /// Batch norm infers split, every replica using the running statistics the training passes
+    /// or a loaded model left.
+    @Test func batchNormInfersSplitWithTheRunningStatistics() throws {
         let architecture = try Architecture(parsing: "conv(4,3,pad=1) batchnorm relu maxpool(2) flatten dense(5)")
         let input = TensorShape(channels: 2, height: 6, width: 6)
         let single = try Network(architecture: architecture, input: input, seed: 5, workers: 1)
@@ -56,10 +61,10 @@ import Testing
             let difference = zip(a, b).map { abs($0 - $1) }.max()!
             #expect(difference < 1e-5, "\(when): split inference differs by \(difference)")
         }
-        // Training passes: one slice in both, so the same batch statistics and outputs.
         for step in 0..<3 {
             let x = sample(shift: Float(step))
-            #expect(single.forward(x, batch: batch, mode: .training) == split.forward(x, batch: batch, mode: .training))
+            _ = single.forward(x, batch: batch, mode: .training)
+            _ = split.forward(x, batch: batch, mode: .training)
         }
         let x = sample(shift: 0.5)
         expectSameInference(x, "after training passes")
