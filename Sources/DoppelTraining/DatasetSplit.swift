@@ -60,16 +60,28 @@ public struct DatasetSplit: Sendable {
         return DatasetSplit(train: taking(0, "train"), validation: taking(1, "validation"), test: taking(2, "test"))
     }
 
-    /// Identities for which `isHeldOut` holds go to test (Omniglot: whole alphabets held out);
-    /// the rest are split between train and validation by `validationFraction` with `seed`.
-    public static func holdingOut(_ dataset: Dataset, validationFraction: Double, seed: UInt64,
-                                  isHeldOut: (String) -> Bool) throws -> DatasetSplit {
-        let heldOut = dataset.identities.indices.filter { isHeldOut(dataset.identities[$0]) }
-        let rest = dataset.identities.indices.filter { !isHeldOut(dataset.identities[$0]) }
-        guard !heldOut.isEmpty else { throw DatasetError.cannotSplit(detail: "no identity matches the held-out set") }
-        let remaining = dataset.subset(identities: rest)
-        let inner = try byIdentity(remaining, validationFraction: validationFraction, testFraction: 0, seed: seed)
-        return DatasetSplit(train: inner.train, validation: inner.validation,
-                            test: dataset.subset(identities: heldOut, source: "test"))
+    /// Named parts: identities for which `isValidation` holds go to validation (Fashion-MNIST
+    /// with the three classes to evaluate on named), those for which `isTest` holds to test
+    /// (Omniglot with whole alphabets held out). A part not named is dealt from the rest by
+    /// its fraction with `seed`, as `byIdentity` does.
+    public static func naming(_ dataset: Dataset, validation isValidation: ((String) -> Bool)?, test isTest: ((String) -> Bool)?,
+                              validationFraction: Double, testFraction: Double, seed: UInt64) throws -> DatasetSplit {
+        func named(_ matches: ((String) -> Bool)?, _ what: String) throws -> [Int]? {
+            guard let matches else { return nil }
+            let found = dataset.identities.indices.filter { matches(dataset.identities[$0]) }
+            guard !found.isEmpty else { throw DatasetError.cannotSplit(detail: "no identity matches the \(what) names") }
+            return found
+        }
+        let validation = try named(isValidation, "validation"), test = try named(isTest, "held-out")
+        if let validation, let test, let both = Set(validation).intersection(test).first {
+            throw DatasetError.cannotSplit(detail: "\(dataset.identities[both]) is named both for validation and as held out")
+        }
+        let namedIdentities = Set((validation ?? []) + (test ?? []))
+        let rest = dataset.subset(identities: dataset.identities.indices.filter { !namedIdentities.contains($0) })
+        let dealt = try byIdentity(rest, validationFraction: validation == nil ? validationFraction : 0,
+                                   testFraction: test == nil ? testFraction : 0, seed: seed)
+        return DatasetSplit(train: dealt.train,
+                            validation: validation.map { dataset.subset(identities: $0, source: "validation") } ?? dealt.validation,
+                            test: test.map { dataset.subset(identities: $0, source: "test") } ?? dealt.test)
     }
 }

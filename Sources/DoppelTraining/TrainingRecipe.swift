@@ -51,6 +51,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Identity-name prefixes held out as the test set (Omniglot alphabets); when set,
     /// `testFraction` is not used.
     public var holdOut: [String]
+    /// Identity-name prefixes that make the validation set (they choose the kept step and
+    /// calibrate the threshold, and `doppel eval` scores them with the test set); when set,
+    /// `validationFraction` is not used. Optional so models from before it still load.
+    public var validateOn: [String]?
     public var validationEvery: Int
     public var validationPairs: Int
     public var threshold: ThresholdPolicy

@@ -39,6 +39,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed for initialisation, splits and sampling.") var seed: UInt64?
     @Option(help: "Calibrate the threshold for this false accept rate instead of the equal error rate.") var targetFar: Double?
     @Option(parsing: .upToNextOption, help: "Identity-name prefixes to hold out as the test set (e.g. alphabets).") var holdOut: [String] = []
+    @Option(parsing: .upToNextOption, help: "Identity-name prefixes to validate on, instead of a seeded share of the identities: they choose the kept step and calibrate the threshold, and eval scores them with any held-out ones (e.g. --validate-on Sandal Shirt Sneaker).")
+    var validateOn: [String] = []
     @Flag(help: "Closed set: validate, calibrate and test on held-out images of the training identities rather than on held-out identities, for a gallery of the identities the model trained on.")
     var closedSet = false
     @Option(help: "Share of the identities (of each identity's images with --closed-set) held out for validation.") var validationFraction: Double?
@@ -100,8 +102,15 @@ struct TrainCommand: ParsableCommand {
         }
         if !holdOut.isEmpty { recipe.holdOut = holdOut }
         if closedSet { recipe.closedSet = true }
+        if !validateOn.isEmpty { recipe.validateOn = validateOn }
         if recipe.closedSet == true && !recipe.holdOut.isEmpty {
             throw ValidationError("--closed-set holds out images, not identities: drop --hold-out")
+        }
+        if recipe.closedSet == true && !(recipe.validateOn ?? []).isEmpty {
+            throw ValidationError("--closed-set validates on images of every identity: drop --validate-on")
+        }
+        if validationFraction != nil && !validateOn.isEmpty {
+            throw ValidationError("--validate-on names the validation identities: drop --validation-fraction")
         }
         if let validationFraction {
             guard validationFraction > 0, validationFraction < 1 else { throw ValidationError("--validation-fraction must be between 0 and 1") }

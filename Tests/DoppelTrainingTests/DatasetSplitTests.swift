@@ -30,10 +30,30 @@ import Testing
 
     @Test func holdingOutNamedIdentities() throws {
         let dataset = Dataset.make(identities: 12)
-        let split = try DatasetSplit.holdingOut(dataset, validationFraction: 0.2, seed: 3) { $0.hasSuffix("1") }
+        let split = try DatasetSplit.naming(dataset, validation: nil, test: { $0.hasSuffix("1") }, validationFraction: 0.2, testFraction: 0.3, seed: 3)
         #expect(Set(split.test.identities) == ["id1", "id11"])
         #expect(!split.train.identities.contains("id1") && !split.validation.identities.contains("id11"))
-        #expect(split.train.identities.count + split.validation.identities.count == 10)
+        // The rest: 2 of 10 to validation by the fraction, none more to test.
+        #expect(split.validation.identities.count == 2 && split.train.identities.count == 8)
+    }
+
+    @Test func validatingOnNamedIdentities() throws {
+        let dataset = Dataset.make(identities: 10)
+        let named: (String) -> Bool = { ["id2", "id5", "id7"].contains($0) }
+        // Seven to train on, the three named to validate on: Fashion-MNIST's protocol with its classes chosen.
+        let split = try DatasetSplit.naming(dataset, validation: named, test: nil, validationFraction: 0.3, testFraction: 0, seed: 3)
+        #expect(split.validation.identities == ["id2", "id5", "id7"])
+        #expect(split.test.identities.isEmpty && split.train.identities.count == 7)
+        #expect(Set(split.train.identities).isDisjoint(with: split.validation.identities))
+        #expect(split.validation.samples.count == 3 * 3, "every image of the named identities")
+        // With a test fraction the rest also gives a seeded test set; both named parts at once too.
+        let withTest = try DatasetSplit.naming(dataset, validation: named, test: nil, validationFraction: 0.3, testFraction: 0.2, seed: 3)
+        #expect(withTest.validation.identities == ["id2", "id5", "id7"] && withTest.test.identities.count == 1 && withTest.train.identities.count == 6)
+        let both = try DatasetSplit.naming(dataset, validation: named, test: { $0 == "id9" }, validationFraction: 0.3, testFraction: 0.2, seed: 3)
+        #expect(both.test.identities == ["id9"] && both.train.identities.count == 6)
+        // Names that match nothing, or one identity named for both parts, are refused.
+        #expect(throws: DatasetError.self) { try DatasetSplit.naming(dataset, validation: { $0 == "id99" }, test: nil, validationFraction: 0.3, testFraction: 0, seed: 3) }
+        #expect(throws: DatasetError.self) { try DatasetSplit.naming(dataset, validation: named, test: { $0 == "id5" }, validationFraction: 0.3, testFraction: 0, seed: 3) }
     }
 
     @Test func closedSetSplitsEveryIdentitysImages() throws {
@@ -81,7 +101,7 @@ import Testing
     @Test func impossibleSplitsAreRefused() {
         #expect(throws: DatasetError.self) { try DatasetSplit.byIdentity(.make(identities: 3), validationFraction: 0.4, testFraction: 0.4, seed: 1) }
         #expect(throws: DatasetError.self) { try DatasetSplit.byIdentity(.make(identities: 30), validationFraction: 0.6, testFraction: 0.5, seed: 1) }
-        #expect(throws: DatasetError.self) { try DatasetSplit.holdingOut(.make(identities: 5), validationFraction: 0.2, seed: 1) { _ in false } }
+        #expect(throws: DatasetError.self) { try DatasetSplit.naming(.make(identities: 5), validation: nil, test: { _ in false }, validationFraction: 0.2, testFraction: 0, seed: 1) }
     }
 
     @Test func summaryCounts() {

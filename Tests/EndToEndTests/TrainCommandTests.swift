@@ -136,6 +136,30 @@ import Testing
         }
     }
 
+    /// `--validate-on` names the identities to validate on (and so to evaluate on): the
+    /// "train on seven classes, evaluate on these three" protocol with the three chosen.
+    @Test func namedValidationIdentities() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (model, train) = try Self.trainGlyphModel(root, "named.safetensors", [
+            "--preset", "fashion", "--validate-on", "group1", "--iterations", "30", "--batch", "4",
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        #expect(try Self.recordedRecipe(of: model)?["validateOn"] as? [String] == ["group1"])
+        let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "20", "--ways", "2", "--pairs", "100"])
+        #expect(eval.status == 0, "stderr: \(eval.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
+        let group1 = (6..<12).map { "group1/glyph\($0)" }.sorted().joined(separator: ", ")
+        #expect(report?["identitySet"] as? String == "not seen in training (\(group1)); the kept step was chosen by validating on 6 of them",
+                "\(report?["identitySet"] ?? "")")
+
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "fashion", "--validate-on", "group7"], saying: "no identity matches the validation names")
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "fashion", "--validate-on", "group1", "--hold-out", "group1/glyph6"],
+                               saying: "group1/glyph6 is named both for validation and as held out")
+        try Self.expectRefused(["train", "--data", root.path, "--validate-on", "group1", "--validation-fraction", "0.3"], saying: "drop --validation-fraction")
+        try Self.expectRefused(["train", "--data", root.path, "--closed-set", "--validate-on", "group1"], saying: "drop --validate-on")
+    }
+
     /// Runs `doppel` with `arguments` and expects a refusal: a failing status and `message` on stderr.
     static func expectRefused(_ arguments: [String], saying message: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let run = try DoppelBinary.run(arguments)
