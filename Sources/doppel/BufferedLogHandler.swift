@@ -31,6 +31,10 @@ struct BufferedLogHandler: LogHandler {
 final class BufferedLogSink: Sendable {
     static let shared = BufferedLogSink()
     private let buffer = Mutex<[UInt8]>([])
+    /// Held from taking the bytes to their last write(2): a flush returns only once every line
+    /// appended before it is written, even when the flush thread took them first (else a
+    /// fatal line could be lost to an exit right after logging it).
+    private let writing = Mutex<Void>(())
     private let clock = Mutex<(second: Int, text: String)>((-1, ""))
 
     private init() {
@@ -53,17 +57,19 @@ final class BufferedLogSink: Sendable {
     }
 
     func flush() {
-        let bytes = buffer.withLock { bytes in
-            defer { bytes.removeAll(keepingCapacity: true) }
-            return bytes
-        }
-        guard !bytes.isEmpty else { return }
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(2, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { break }
-                offset += n
+        writing.withLock { _ in
+            let bytes = buffer.withLock { bytes in
+                defer { bytes.removeAll(keepingCapacity: true) }
+                return bytes
+            }
+            guard !bytes.isEmpty else { return }
+            bytes.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = write(2, raw.baseAddress! + offset, raw.count - offset)
+                    if n <= 0 { break }
+                    offset += n
+                }
             }
         }
     }
