@@ -5,11 +5,12 @@
 /// Training uses the batch's statistics and updates the running ones (momentum 0.1, as
 /// PyTorch); inference uses the running ones.
 final class BatchNorm: Layer {
-    static let epsilon: Float = 1e-5
+    static let defaultEpsilon: Float = 1e-5
     static let momentum: Float = 0.1
     let inputShape: TensorShape
     var outputShape: TensorShape { inputShape }
-    var token: String { "batchnorm" }
+    let epsilon: Float
+    var token: String { Architecture.describe(.batchNorm(epsilon: epsilon)) }
     private var channels: Int { inputShape.channels }
 
     var parameterSpecs: [ParameterSpec] {
@@ -34,12 +35,24 @@ final class BatchNorm: Layer {
         }
     }
 
-    init(input: TensorShape) {
+    init(input: TensorShape, epsilon: Float = BatchNorm.defaultEpsilon) {
         inputShape = input
+        self.epsilon = epsilon
         runningMean = Array(repeating: 0, count: input.channels)
         runningVariance = Array(repeating: 1, count: input.channels)
         batchMean = runningMean
         batchInverseStd = runningVariance
+    }
+
+    /// The inference transform as y = scale[c] x + shift[c], from the running statistics: what
+    /// folds into a preceding convolution's weights and bias.
+    func inferenceScaleAndShift(parameters: UnsafePointer<Float>) -> (scale: [Float], shift: [Float]) {
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for c in 0..<channels {
+            scale[c] = parameters[c] / (runningVariance[c] + epsilon).squareRoot()
+            shift[c] = parameters[channels + c] - runningMean[c] * scale[c]
+        }
+        return (scale, shift)
     }
 
     func initialize(_ parameters: UnsafeMutablePointer<Float>, using generator: inout SeededGenerator) {
@@ -65,7 +78,7 @@ final class BatchNorm: Layer {
                 }
                 mean = Float(sum / Double(m))
                 let variance = max(Float(sumSquares / Double(m)) - mean * mean, 0)
-                inverseStd = 1 / (variance + Self.epsilon).squareRoot()
+                inverseStd = 1 / (variance + epsilon).squareRoot()
                 batchMean[c] = mean
                 batchInverseStd[c] = inverseStd
                 // Running variance is unbiased, as in PyTorch.
@@ -74,7 +87,7 @@ final class BatchNorm: Layer {
                 runningVariance[c] += Self.momentum * (unbiased - runningVariance[c])
             } else {
                 mean = runningMean[c]
-                inverseStd = 1 / (runningVariance[c] + Self.epsilon).squareRoot()
+                inverseStd = 1 / (runningVariance[c] + epsilon).squareRoot()
             }
             let scale = gamma[c] * inverseStd, shift = beta[c] - mean * scale
             for n in 0..<batch {

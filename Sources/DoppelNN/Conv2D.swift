@@ -1,53 +1,73 @@
 // SPDX-License-Identifier: MIT
 
-/// 2-D convolution by im2col + sgemm over chunks of the batch.
+/// Scratch memory shared by the layers of one replica: they run one at a time, so one set of
+/// im2col columns serves every convolution (a ResNet's twenty layers would otherwise keep
+/// twenty 16 MB buffers each).
+final class Workspace {
+    let columns = FloatBuffer()
+    let product = FloatBuffer()
+    /// dx of a value several layers read, before it is added to what the others gave.
+    let gradient = FloatBuffer()
+}
+
+/// 2-D convolution, grouped or not, by im2col + sgemm over chunks of the batch; depthwise
+/// convolutions (one input channel per group) by direct loops, which a GEMM of one row
+/// cannot beat.
 /// x: [N, C, H, W] -> y: [N, K, H', W'],  H' = (H + 2 pad - k) / stride + 1
-/// W: [K, C, k, k] (= [K, C k k] row-major), b: [K]
+/// W: [K, C / G, k, k] (= [K, C/G k k] row-major), b: [K]; output channel k reads the C / G
+/// input channels of its group g = k / (K / G).
 ///
-/// For a chunk of B samples the columns are cols[C k k, B H' W'] and one GEMM gives
-/// tmp[K, B H' W'] = W cols, which is then scattered to NCHW. Chunking keeps the columns
+/// For a chunk of B samples the columns are cols[C k k, B H' W'] and one GEMM per group gives
+/// tmp[K/G, B H' W'] = W_g cols_g, which is then scattered to NCHW. Chunking keeps the columns
 /// within `maxColumnFloats` while making late, small feature maps (3x3) one big GEMM
 /// instead of many tiny ones.
 final class Conv2D: Layer {
     let inputShape: TensorShape
     let outputShape: TensorShape
-    let filters: Int, kernel: Int, stride: Int, padding: Int
+    let filters: Int, kernel: Int, stride: Int, padding: Int, groups: Int
     let initializer: Initializer
+    /// An activation applied in the pass that adds the bias (inference plans fuse a
+    /// following ReLU, hard-swish, ... this way). Training layers have none.
+    var epilogue: ActivationFunction?
     /// 4 Mi floats (16 MB) of columns: large enough for full-width GEMMs, small enough to stay
     /// out of the way of the activations.
     static let maxColumnFloats = 1 << 22
 
-    private let columns = FloatBuffer()
-    private let product = FloatBuffer()
+    private let workspace: Workspace
 
     var token: String {
-        var parts = ["\(filters)", "\(kernel)"]
-        if stride != 1 { parts.append("stride=\(stride)") }
-        if padding != 0 { parts.append("pad=\(padding)") }
-        if initializer == .glorot { parts.append("init=glorot") }
-        return "conv(\(parts.joined(separator: ",")))"
+        Architecture.describe(.conv(filters: filters, kernel: kernel, stride: stride, padding: padding, groups: groups, initializer: initializer))
     }
 
-    private var patch: Int { inputShape.channels * kernel * kernel }
+    private var channelsPerGroup: Int { inputShape.channels / groups }
+    private var filtersPerGroup: Int { filters / groups }
+    /// One weight row: the inputs of one output position of one filter.
+    private var patch: Int { channelsPerGroup * kernel * kernel }
+    /// Rows of the im2col matrix, over every group.
+    private var columnRows: Int { inputShape.channels * kernel * kernel }
+    private var isDepthwise: Bool { channelsPerGroup == 1 && groups > 1 }
     /// Large feature maps make one GEMM per sample big enough and let it write NCHW directly;
-    /// small ones (7x7, 3x3) are batched into one GEMM per chunk and scattered. The 4-layer
-    /// 64-channel CNN on 28x28 at batch 256: (see the issue note for the measured gain).
+    /// small ones (7x7, 3x3) are batched into one GEMM per chunk and scattered.
     private var writesPerSample: Bool { outSpatial >= 128 }
     private var outSpatial: Int { outputShape.spatial }
 
     var parameterSpecs: [ParameterSpec] {
-        [ParameterSpec(name: "weight", shape: [filters, inputShape.channels, kernel, kernel]),
+        [ParameterSpec(name: "weight", shape: [filters, channelsPerGroup, kernel, kernel]),
          ParameterSpec(name: "bias", shape: [filters])]
     }
 
-    /// The caller (the architecture builder) has checked that the output is at least 1x1.
-    init(input: TensorShape, filters: Int, kernel: Int, stride: Int, padding: Int, initializer: Initializer = .he) {
+    /// The caller (the graph builder) has checked that the output is at least 1x1 and that
+    /// the groups divide the channels and filters.
+    init(input: TensorShape, filters: Int, kernel: Int, stride: Int, padding: Int, groups: Int = 1, initializer: Initializer = .he,
+         workspace: Workspace = Workspace()) {
         inputShape = input
         self.filters = filters
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
+        self.groups = groups
         self.initializer = initializer
+        self.workspace = workspace
         outputShape = TensorShape(channels: filters,
                                   height: (input.height + 2 * padding - kernel) / stride + 1,
                                   width: (input.width + 2 * padding - kernel) / stride + 1)
@@ -58,48 +78,59 @@ final class Conv2D: Layer {
         switch initializer {
         case .he: heNormal(parameters, count: count, fanIn: patch, using: &generator)
         case .glorot:
-            glorotUniform(parameters, count: count, fanIn: patch, fanOut: filters * kernel * kernel, using: &generator)
+            glorotUniform(parameters, count: count, fanIn: patch, fanOut: filtersPerGroup * kernel * kernel, using: &generator)
         }
         (parameters + count).update(repeating: 0, count: filters)
     }
 
     private func chunkSize(batch: Int) -> Int {
-        max(1, min(batch, Self.maxColumnFloats / max(1, patch * outSpatial)))
+        max(1, min(batch, Self.maxColumnFloats / max(1, columnRows * outSpatial)))
     }
 
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  parameters: UnsafePointer<Float>, mode: PassMode) {
         let weight = parameters, bias = parameters + filters * patch
+        if isDepthwise {
+            depthwiseForward(x, y, batch: batch, weight: weight, bias: bias)
+            return
+        }
+        let (kg, cg) = (filtersPerGroup, patch)
         let chunk = chunkSize(batch: batch)
-        let cols = columns.reserve(patch * chunk * outSpatial)
-        let tmp = product.reserve(filters * chunk * outSpatial)
+        let cols = workspace.columns.reserve(columnRows * chunk * outSpatial)
+        let tmp = workspace.product.reserve(filters * chunk * outSpatial)
         var start = 0
         while start < batch {
             let count = min(chunk, batch - start)
             let width = count * outSpatial
             im2col(x + start * inputShape.count, samples: count, into: cols)
             if writesPerSample {
-                // y_b[K, H'W'] = b + W[K, Ckk] cols_b[Ckk, H'W'], straight into NCHW.
+                // y_b[K/G, H'W'] = b + W_g[K/G, C/G kk] cols_{g,b}[C/G kk, H'W'], straight into NCHW.
                 for b in 0..<count {
                     let out = y + (start + b) * outputShape.count
                     for k in 0..<filters { (out + k * outSpatial).update(repeating: bias[k], count: outSpatial) }
-                    BLAS.gemm(
-                        .none, .none,
-                        m: filters, n: outSpatial, k: patch,
-                        a: weight, lda: patch,
-                        b: cols + b * outSpatial, ldb: width,
-                        beta: 1,
-                        c: out, ldc: outSpatial)
+                    for g in 0..<groups {
+                        BLAS.gemm(
+                            .none, .none,
+                            m: kg, n: outSpatial, k: cg,
+                            a: weight + g * kg * cg, lda: cg,
+                            b: cols + g * cg * width + b * outSpatial, ldb: width,
+                            beta: 1,
+                            c: out + g * kg * outSpatial, ldc: outSpatial)
+                    }
+                    epilogue?.apply(out, out, count: outputShape.count)
                 }
             } else {
-                // tmp[K, B H'W'] = W[K, Ckk] cols[Ckk, B H'W'], then scattered to NCHW with the bias.
-                BLAS.gemm(
-                    .none, .none,
-                    m: filters, n: width, k: patch,
-                    a: weight, lda: patch,
-                    b: cols, ldb: width,
-                    beta: 0,
-                    c: tmp, ldc: width)
+                // tmp[K, B H'W'] = W_g[K/G, C/G kk] cols_g[C/G kk, B H'W'] per group, then
+                // scattered to NCHW with the bias.
+                for g in 0..<groups {
+                    BLAS.gemm(
+                        .none, .none,
+                        m: kg, n: width, k: cg,
+                        a: weight + g * kg * cg, lda: cg,
+                        b: cols + g * cg * width, ldb: width,
+                        beta: 0,
+                        c: tmp + g * kg * width, ldc: width)
+                }
                 for b in 0..<count {
                     let out = y + (start + b) * outputShape.count
                     for k in 0..<filters {
@@ -108,6 +139,7 @@ final class Conv2D: Layer {
                         let bk = bias[k]
                         for i in 0..<outSpatial { destination[i] = source[i] + bk }
                     }
+                    epilogue?.apply(out, out, count: outputShape.count)
                 }
             }
             start += count
@@ -117,11 +149,25 @@ final class Conv2D: Layer {
     func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                   _ dx: UnsafeMutablePointer<Float>?, batch: Int,
                   parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
+        precondition(epilogue == nil, "fused epilogues are for inference plans")
         let weight = parameters
         let dWeight = dParameters, dBias = dParameters + filters * patch
+        for b in 0..<batch {
+            let source = dy + b * outputShape.count
+            for k in 0..<filters {
+                var sum: Float = 0
+                for i in 0..<outSpatial { sum += source[k * outSpatial + i] }
+                dBias[k] += sum
+            }
+        }
+        if isDepthwise {
+            depthwiseBackward(x, dy, dx, batch: batch, weight: weight, dWeight: dWeight)
+            return
+        }
+        let (kg, cg) = (filtersPerGroup, patch)
         let chunk = chunkSize(batch: batch)
-        let cols = columns.reserve(patch * chunk * outSpatial)
-        let dyT = product.reserve(filters * chunk * outSpatial)
+        let cols = workspace.columns.reserve(columnRows * chunk * outSpatial)
+        let dyT = workspace.product.reserve(filters * chunk * outSpatial)
         if let dx { dx.update(repeating: 0, count: batch * inputShape.count) }
         var start = 0
         while start < batch {
@@ -130,38 +176,34 @@ final class Conv2D: Layer {
             // Columns are recomputed rather than kept from forward: cheap next to the GEMMs,
             // and training memory stays one chunk's worth.
             im2col(x + start * inputShape.count, samples: count, into: cols)
-            for b in 0..<count {
-                let source = dy + (start + b) * outputShape.count
-                for k in 0..<filters {
-                    var sum: Float = 0
-                    for i in 0..<outSpatial { sum += source[k * outSpatial + i] }
-                    dBias[k] += sum
-                }
-            }
             if writesPerSample {
                 for b in 0..<count {
                     let dyB = dy + (start + b) * outputShape.count
-                    // dW[K, Ckk] += dy_b[K, H'W'] cols_b^T[H'W', Ckk]
-                    BLAS.gemm(
-                        .none, .transposed,
-                        m: filters, n: patch, k: outSpatial,
-                        a: dyB, lda: outSpatial,
-                        b: cols + b * outSpatial, ldb: width,
-                        beta: 1,
-                        c: dWeight, ldc: patch)
+                    for g in 0..<groups {
+                        // dW_g[K/G, C/G kk] += dy_{g,b}[K/G, H'W'] cols_{g,b}^T[H'W', C/G kk]
+                        BLAS.gemm(
+                            .none, .transposed,
+                            m: kg, n: cg, k: outSpatial,
+                            a: dyB + g * kg * outSpatial, lda: outSpatial,
+                            b: cols + g * cg * width + b * outSpatial, ldb: width,
+                            beta: 1,
+                            c: dWeight + g * kg * cg, ldc: cg)
+                    }
                 }
                 if dx != nil {
                     for b in 0..<count {
                         let dyB = dy + (start + b) * outputShape.count
-                        // dcols_b[Ckk, H'W'] = W^T[Ckk, K] dy_b[K, H'W'] (into the columns buffer,
-                        // whose sample b has been used by the dW product above)
-                        BLAS.gemm(
-                            .transposed, .none,
-                            m: patch, n: outSpatial, k: filters,
-                            a: weight, lda: patch,
-                            b: dyB, ldb: outSpatial,
-                            beta: 0,
-                            c: cols + b * outSpatial, ldc: width)
+                        for g in 0..<groups {
+                            // dcols_{g,b}[C/G kk, H'W'] = W_g^T[C/G kk, K/G] dy_{g,b}[K/G, H'W'] (into
+                            // the columns buffer, whose sample b the dW product above has used)
+                            BLAS.gemm(
+                                .transposed, .none,
+                                m: cg, n: outSpatial, k: kg,
+                                a: weight + g * kg * cg, lda: cg,
+                                b: dyB + g * kg * outSpatial, ldb: outSpatial,
+                                beta: 0,
+                                c: cols + g * cg * width + b * outSpatial, ldc: width)
+                        }
                     }
                 }
             } else {
@@ -172,29 +214,103 @@ final class Conv2D: Layer {
                         (dyT + k * width + b * outSpatial).update(from: source + k * outSpatial, count: outSpatial)
                     }
                 }
-                // dW[K, Ckk] += dyT[K, B H'W'] cols^T[B H'W', Ckk]
-                BLAS.gemm(
-                    .none, .transposed,
-                    m: filters, n: patch, k: width,
-                    a: dyT, lda: width,
-                    b: cols, ldb: width,
-                    beta: 1,
-                    c: dWeight, ldc: patch)
-                if dx != nil {
-                    // dcols[Ckk, B H'W'] = W^T[Ckk, K] dyT[K, B H'W'] (reusing the columns buffer)
+                for g in 0..<groups {
+                    // dW_g[K/G, C/G kk] += dyT_g[K/G, B H'W'] cols_g^T[B H'W', C/G kk]
                     BLAS.gemm(
-                        .transposed, .none,
-                        m: patch, n: width, k: filters,
-                        a: weight, lda: patch,
-                        b: dyT, ldb: width,
-                        beta: 0,
-                        c: cols, ldc: width)
+                        .none, .transposed,
+                        m: kg, n: cg, k: width,
+                        a: dyT + g * kg * width, lda: width,
+                        b: cols + g * cg * width, ldb: width,
+                        beta: 1,
+                        c: dWeight + g * kg * cg, ldc: cg)
+                    if dx != nil {
+                        // dcols_g[C/G kk, B H'W'] = W_g^T[C/G kk, K/G] dyT_g[K/G, B H'W'] (reusing the columns)
+                        BLAS.gemm(
+                            .transposed, .none,
+                            m: cg, n: width, k: kg,
+                            a: weight + g * kg * cg, lda: cg,
+                            b: dyT + g * kg * width, ldb: width,
+                            beta: 0,
+                            c: cols + g * cg * width, ldc: width)
+                    }
                 }
             }
             if let dx { col2im(cols, samples: count, into: dx + start * inputShape.count) }
             start += count
         }
     }
+
+    // MARK: depthwise
+
+    /// y[n, k] = b[k] + sum over the window of w[k] x[n, k / m], m = K / C filters per channel.
+    private func depthwiseForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+                                  weight: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
+        let multiplier = filters / inputShape.channels
+        for n in 0..<batch {
+            for k in 0..<filters {
+                let plane = x + (n * inputShape.channels + k / multiplier) * h * w
+                let out = y + (n * filters + k) * outSpatial
+                out.update(repeating: bias[k], count: outSpatial)
+                let taps = weight + k * kernel * kernel
+                for ki in 0..<kernel {
+                    for kj in 0..<kernel {
+                        let tap = taps[ki * kernel + kj]
+                        let (first, last) = insideColumns(kj)
+                        guard first <= last else { continue }
+                        for oy in 0..<oh {
+                            let iy = oy * stride - padding + ki
+                            guard iy >= 0, iy < h else { continue }
+                            let source = plane + iy * w - padding + kj, row = out + oy * ow
+                            if stride == 1 {
+                                for ox in first...last { row[ox] += tap * source[ox] }
+                            } else {
+                                for ox in first...last { row[ox] += tap * source[ox * stride] }
+                            }
+                        }
+                    }
+                }
+                epilogue?.apply(out, out, count: outSpatial)
+            }
+        }
+    }
+
+    /// dW[k] += sum dy x over each tap's positions; dx[n, k / m] += w[k] dy, tap by tap.
+    private func depthwiseBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+                                   batch: Int, weight: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>) {
+        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
+        let multiplier = filters / inputShape.channels
+        if let dx { dx.update(repeating: 0, count: batch * inputShape.count) }
+        for n in 0..<batch {
+            for k in 0..<filters {
+                let planeOffset = (n * inputShape.channels + k / multiplier) * h * w
+                let plane = x + planeOffset
+                let g = dy + (n * filters + k) * outSpatial
+                for ki in 0..<kernel {
+                    for kj in 0..<kernel {
+                        let (first, last) = insideColumns(kj)
+                        guard first <= last else { continue }
+                        let tap = weight[(k * kernel + ki) * kernel + kj]
+                        var dTap: Float = 0
+                        for oy in 0..<oh {
+                            let iy = oy * stride - padding + ki
+                            guard iy >= 0, iy < h else { continue }
+                            let offset = iy * w - padding + kj
+                            let row = g + oy * ow
+                            for ox in first...last { dTap += row[ox] * plane[offset + ox * stride] }
+                            if let dx {
+                                let target = dx + planeOffset + offset
+                                for ox in first...last { target[ox * stride] += tap * row[ox] }
+                            }
+                        }
+                        dWeight[(k * kernel + ki) * kernel + kj] += dTap
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: im2col
 
     /// Output columns ox in [first, last] whose input column ox*stride - pad + kj lies inside
     /// the image; empty when first > last. One definition for `im2col` and its adjoint.

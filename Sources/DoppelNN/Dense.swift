@@ -6,6 +6,8 @@ final class Dense: Layer {
     let inputShape: TensorShape
     let outputShape: TensorShape
     let initializer: Initializer
+    /// An activation applied to the output in the same forward (inference plans only).
+    var epilogue: ActivationFunction?
     var token: String { "dense(\(outputShape.channels)\(initializer == .glorot ? ",init=glorot" : ""))" }
     private var inFeatures: Int { inputShape.count }
     static let transposedBelow = 64
@@ -33,6 +35,12 @@ final class Dense: Layer {
 
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  parameters: UnsafePointer<Float>, mode: PassMode) {
+        product(x, y, batch: batch, parameters: parameters)
+        epilogue?.apply(y, y, count: batch * outFeatures)
+    }
+
+    /// y = x W^T + b.
+    private func product(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, parameters: UnsafePointer<Float>) {
         let weight = parameters, bias = parameters + outFeatures * inFeatures
         // y = b, broadcast over rows, then y += x W^T.
         for n in 0..<batch { (y + n * outFeatures).update(from: bias, count: outFeatures) }
@@ -72,6 +80,7 @@ final class Dense: Layer {
     func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                   _ dx: UnsafeMutablePointer<Float>?, batch: Int,
                   parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
+        precondition(epilogue == nil, "fused epilogues are for inference plans")
         let weight = parameters
         let dWeight = dParameters, dBias = dParameters + outFeatures * inFeatures
         // dW[out, in] += dy^T x

@@ -67,3 +67,17 @@ func glorotUniform(_ weights: UnsafeMutablePointer<Float>, count: Int, fanIn: In
 public enum Initializer: String, Sendable {
     case he, glorot
 }
+
+/// A layer that combines the current value with named ones (`add(@a)`, `mul(@a)`,
+/// `concat(@a,@b)`): no parameters. `backward` writes (overwrites) every non-nil `dInputs`.
+protocol MergeLayer: AnyObject {
+    var token: String { get }
+    var inputShapes: [TensorShape] { get }
+    var outputShape: TensorShape { get }
+    /// An activation applied to the output in the same pass (inference plans fuse a
+    /// following ReLU into the residual addition).
+    var epilogue: ActivationFunction? { get set }
+    func forward(_ inputs: [UnsafePointer<Float>], _ y: UnsafeMutablePointer<Float>, batch: Int)
+    func backward(_ inputs: [UnsafePointer<Float>], _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                  _ dInputs: [UnsafeMutablePointer<Float>?], batch: Int)
+}

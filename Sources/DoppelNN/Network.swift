@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 // DoppelNN owns the embedder: tensors as flat Float buffers (NCHW), layers with forward and
-// backward side by side, the architecture string, Siamese distances and losses, optimizers,
-// and the safetensors model file. Every heavy step is a BLAS call. It knows nothing of
-// images, galleries or HTTP.
+// backward side by side, the architecture string and the graph it describes, Siamese
+// distances and losses, optimizers, and the safetensors model file. Every heavy step is a
+// BLAS call. It knows nothing of images, galleries, ONNX files or HTTP.
 import Dispatch
 import Foundation
 
-/// A feed-forward network built from an `Architecture` for one input shape. All parameters
-/// live in one flat buffer and their gradients in a second of the same layout (layer by
-/// layer, each layer's tensors in `parameterSpecs` order), so an optimizer is one loop.
+/// A network built from an `Architecture` for one input shape: a directed acyclic graph of
+/// layers with one input and one output (a chain in the simple case). All parameters live in
+/// one flat buffer and their gradients in a second of the same layout (node by node, each
+/// node's tensors in `parameterSpecs` order), so an optimizer is one loop.
 ///
 /// Batches are split into one contiguous slice per core, each run through its own replica
 /// of the layers (layers hold per-batch scratch) with single-threaded BLAS, so im2col,
@@ -16,8 +17,12 @@ import Foundation
 /// small GEMM. Weight gradients of the slices are summed at the end of `backward`.
 /// Networks without convolutions run unsplit. Batch norm's training statistics span the whole
 /// batch, so a training pass runs in stages: the slices in parallel up to a batch norm layer,
-/// that layer once over the whole batch, then the slices again. Inference uses its running
-/// statistics (copied to every replica), so there it splits like any other layer.
+/// that layer once over the whole batch, then the slices again.
+///
+/// Inference runs a plan of its own (`InferencePlan`): batch norm folded into the
+/// convolution or dense layer before it, element-wise activations applied in the pass that
+/// writes the previous layer's output, and activation buffers reused once no later layer
+/// reads them.
 ///
 /// Thread safety: a network holds its activations and scratch; use one instance per thread,
 /// or serialise calls.
@@ -25,43 +30,54 @@ public final class Network {
     public let architecture: Architecture
     public let inputShape: TensorShape
     public let outputShape: TensorShape
-    let layers: [Layer]
-    /// `replicas[0]` is `layers`; one more per extra worker, sharing the parameters.
-    private let replicas: [[Layer]]
+    let graph: NetworkGraph
+    /// `replicas[w][i]`: node i's layer for worker w. `replicas[0]` holds the state (batch
+    /// norm statistics) that the others copy.
+    let replicas: [[Operation]]
+    let workspaces: [Workspace]
     /// Extra workers' weight gradients, summed into the main buffer after backward.
     private let workerGradients: [FloatBuffer]
-    /// Slices of the last forward, so backward splits the batch the same way.
+    /// Slices, stages and mode of the last forward, so backward splits the batch the same way.
     private var lastSlices: [Range<Int>] = []
+    private var lastStages: [Stage] = []
+    private var lastMode = PassMode.inference
     /// A slice smaller than this is not worth a thread.
     static let minimumSliceSamples = 4
     /// Cores used for a batch (1 disables splitting).
     public var workers: Int { replicas.count }
-    /// Layer ranges run per slice, and single layers run over the whole batch (batch norm in
+    /// Node ranges run per slice, and single nodes run over the whole batch (batch norm in
     /// training), in order.
-    private enum Stage {
+    enum Stage {
         case sliced(Range<Int>)
         case wholeBatch(Int)
     }
-    private let trainingStages: [Stage]
-    private let inferenceStages: [Stage]
-    /// Layers with state besides parameters (batch norm's running statistics): `replicas[0]`
-    /// holds it, and the others get a copy before they next run.
-    private let statefulLayers: [Int]
+    private var trainingStages: [Stage] = []
+    /// Nodes with state besides parameters (batch norm's running statistics).
+    let statefulNodes: [Int]
     private var replicaStateIsStale = true
-    /// Start of each layer's slice in the parameter buffer.
+    /// Start of each node's slice in the parameter buffer.
     let parameterOffsets: [Int]
     public let parameterCount: Int
+    /// Nodes before this one keep their parameters and batch norm statistics in training
+    /// (`freeze(allButTheLast:)`); their backward is skipped.
+    public private(set) var frozenNodes = 0
 
-    private let parameterStorage: FloatBuffer
+    let parameterStorage: FloatBuffer
     private let gradientStorage: FloatBuffer
-    /// Output of each layer for the current batch.
+    /// Output of each node for the current training batch.
     private let activations: [FloatBuffer]
-    /// Ping-pong buffers for gradients flowing backward between layers.
-    private let gradientA = FloatBuffer(), gradientB = FloatBuffer()
-    /// A whole-batch layer's dy and dx, contiguous (the ping-pong buffers hold slices apart).
-    private let wholeBatchDy = FloatBuffer(), wholeBatchDx = FloatBuffer()
-    /// Stages of the last forward, so backward runs the same ones in reverse.
-    private var lastStages: [Stage] = []
+    /// dL/d(value) for each value (the input, then each node's output).
+    private let valueGradients: [FloatBuffer]
+    /// For each node and input slot, whether its dx starts the value's gradient or adds to
+    /// what a later reader gave (values read by several nodes), in backward order.
+    private let accumulatesGradient: [[Bool]]
+    /// Bumped whenever parameters or statistics may have changed, so the inference plan
+    /// refolds batch norm before its next run.
+    private(set) var parameterVersion = 0
+    lazy var inferencePlan = InferencePlan(network: self)
+    /// Inference through the fused plan (the default), or node by node as written (the
+    /// reference the tests hold the plan to).
+    var fusesInference = true
 
     /// Builds and initialises (He or Glorot, per layer) from `seed`. `workers` defaults to the
     /// machine's cores; results do not depend on it except through dropout's masks.
@@ -69,60 +85,110 @@ public final class Network {
                 workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ArchitectureError) {
         self.architecture = architecture
         inputShape = input
+        let graph = try NetworkGraph(architecture, input: input)
+        self.graph = graph
         // Only convolutional networks are split: their im2col, pooling and activations are
         // most of the non-GEMM time. An MLP is a few large GEMMs that OpenBLAS threads well
         // (784-1024-1024-2 at batch 32: 24,600 images/s unsplit, 16,800 split).
-        let hasConvolution = architecture.layers.contains { if case .conv = $0 { return true } else { return false } }
-        let wholeBatch = architecture.layers.indices.filter { architecture.layers[$0] == .batchNorm }
+        let count = architecture.hasConvolution ? max(1, workers) : 1
+        var replicas = [[Operation]](), workspaces = [Workspace]()
+        for replica in 0..<count {
+            let workspace = Workspace()
+            var operations = [Operation]()
+            for index in graph.nodes.indices {
+                operations.append(try graph.makeOperation(index, workspace: workspace, seed: seed &+ UInt64(replica) &* 0x5851_F42D))
+            }
+            replicas.append(operations)
+            workspaces.append(workspace)
+        }
+        self.replicas = replicas
+        self.workspaces = workspaces
+        statefulNodes = replicas[0].indices.filter { !replicas[0][$0].stateSpecs.isEmpty }
+        outputShape = graph.shapes.last!
+        var offsets = [Int](), total = 0
+        for operation in replicas[0] {
+            offsets.append(total)
+            total += operation.parameterCount
+        }
+        parameterOffsets = offsets
+        parameterCount = total
+        parameterStorage = FloatBuffer(capacity: total)
+        gradientStorage = FloatBuffer(capacity: total)
+        activations = graph.nodes.map { _ in FloatBuffer() }
+        valueGradients = graph.shapes.map { _ in FloatBuffer() }
+        workerGradients = (1..<replicas.count).map { _ in FloatBuffer(capacity: total) }
+        var seen = Set<Int>()
+        var accumulates = graph.nodes.map { $0.inputs.map { _ in false } }
+        for index in graph.nodes.indices.reversed() {
+            for (slot, value) in graph.nodes[index].inputs.enumerated() {
+                accumulates[index][slot] = !seen.insert(value).inserted
+            }
+        }
+        accumulatesGradient = accumulates
+        var generator = SeededGenerator(seed: seed)
+        for (index, operation) in replicas[0].enumerated() {
+            if case .unary(let layer) = operation { layer.initialize(parameterStorage.pointer + offsets[index], using: &generator) }
+        }
+        trainingStages = makeTrainingStages()
+    }
+
+    /// The node's layer in replica 0, when it has one input.
+    func layer(_ index: Int) -> Layer? {
+        if case .unary(let layer) = replicas[0][index] { return layer }
+        return nil
+    }
+
+    /// Batch norm layers train over the whole batch; frozen ones use their running statistics
+    /// and split like any other layer.
+    private func makeTrainingStages() -> [Stage] {
+        let wholeBatch = graph.nodes.indices.filter { index in
+            if case .batchNorm = graph.nodes[index].spec { return index >= frozenNodes }
+            return false
+        }
         var stages = [Stage](), next = 0
         for index in wholeBatch {
             if next < index { stages.append(.sliced(next..<index)) }
             stages.append(.wholeBatch(index))
             next = index + 1
         }
-        if next < architecture.layers.count { stages.append(.sliced(next..<architecture.layers.count)) }
-        trainingStages = stages
-        inferenceStages = [.sliced(0..<architecture.layers.count)]
-        var replicas = [[Layer]]()
-        for replica in 0..<(hasConvolution ? max(1, workers) : 1) {
-            var layers = [Layer]()
-            var shape = input
-            for (index, spec) in architecture.layers.enumerated() {
-                let layer = try Self.makeLayer(spec, input: shape, token: index + 1, previous: layers.last,
-                                               seed: seed &+ UInt64(replica) &* 0x5851_F42D)
-                layers.append(layer)
-                shape = layer.outputShape
-            }
-            replicas.append(layers)
-        }
-        self.replicas = replicas
-        layers = replicas[0]
-        statefulLayers = replicas[0].indices.filter { !replicas[0][$0].stateSpecs.isEmpty }
-        outputShape = layers.last!.outputShape
-        var offsets = [Int](), total = 0
-        for layer in layers {
-            offsets.append(total)
-            total += layer.parameterCount
-        }
-        parameterOffsets = offsets
-        parameterCount = total
-        parameterStorage = FloatBuffer(capacity: total)
-        gradientStorage = FloatBuffer(capacity: total)
-        activations = layers.map { _ in FloatBuffer() }
-        workerGradients = (1..<replicas.count).map { _ in FloatBuffer(capacity: total) }
-        var generator = SeededGenerator(seed: seed)
-        for (layer, offset) in zip(layers, offsets) { layer.initialize(parameterStorage.pointer + offset, using: &generator) }
+        if next < graph.nodes.count { stages.append(.sliced(next..<graph.nodes.count)) }
+        return stages
     }
 
-    /// The parameters, in place (for optimizers and model files).
-    public var parameters: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: parameterStorage.pointer, count: parameterCount) }
+    /// The parameters, in place (for optimizers and model files). Taking this pointer counts as
+    /// changing them: the next inference refolds batch norm from the values then present.
+    public var parameters: UnsafeMutableBufferPointer<Float> {
+        parameterVersion &+= 1
+        return UnsafeMutableBufferPointer(start: parameterStorage.pointer, count: parameterCount)
+    }
     /// The gradients, same layout; `backward` accumulates into them.
     public var gradients: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: gradientStorage.pointer, count: parameterCount) }
+
+    /// Where the trained parameters start: everything before belongs to frozen nodes.
+    public var trainableOffset: Int { frozenNodes < parameterOffsets.count ? parameterOffsets[frozenNodes] : parameterCount }
+    /// The parameters an optimizer updates (all, unless some are frozen) and their gradients.
+    public var trainableParameters: ParameterBlock {
+        let all = parameters, offset = trainableOffset
+        return ParameterBlock(values: UnsafeMutableBufferPointer(rebasing: all[offset...]),
+                              gradients: UnsafeMutableBufferPointer(rebasing: gradients[offset...]))
+    }
+
+    /// Weight layers (nodes with parameters), in order.
+    public var weightLayerCount: Int { replicas[0].filter { $0.parameterCount > 0 }.count }
+
+    /// Freezes every node before the last `count` weight layers: their parameters stay as they
+    /// are, batch norm among them keeps its running statistics, and backward stops where the
+    /// trained part begins. `count` at or above `weightLayerCount` trains everything.
+    public func freeze(allButTheLast count: Int) {
+        let weightNodes = replicas[0].indices.filter { replicas[0][$0].parameterCount > 0 }
+        frozenNodes = count >= weightNodes.count ? 0 : (count <= 0 ? graph.nodes.count : weightNodes[weightNodes.count - count])
+        trainingStages = makeTrainingStages()
+    }
 
     public func zeroGradients() { gradientStorage.zero(parameterCount) }
 
     /// Contiguous slices of a batch, one per worker that gets at least `minimumSliceSamples`.
-    private func slices(of batch: Int) -> [Range<Int>] {
+    func slices(of batch: Int) -> [Range<Int>] {
         let parts = min(replicas.count, batch / Self.minimumSliceSamples)
         guard parts > 1 else { return [0..<batch] }
         return (0..<parts).map { part in (part * batch / parts)..<((part + 1) * batch / parts) }
@@ -130,7 +196,7 @@ public final class Network {
 
     /// Runs `body(worker, slice)` for every slice, in parallel when there are several, with
     /// BLAS single-threaded meanwhile (each worker is already a core).
-    private func forEachSlice(_ slices: [Range<Int>], _ body: (Int, Range<Int>) -> Void) {
+    func forEachSlice(_ slices: [Range<Int>], _ body: (Int, Range<Int>) -> Void) {
         guard slices.count > 1 else {
             BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
             body(0, slices[0])
@@ -147,46 +213,65 @@ public final class Network {
     /// network's own buffer and stays valid until the next call.
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, batch: Int, mode: PassMode = .inference) -> UnsafeBufferPointer<Float> {
-        // Grow every activation buffer before the workers write their slices of them.
-        for (index, layer) in layers.enumerated() { activations[index].reserve(batch * layer.outputShape.count) }
         let slices = slices(of: batch)
-        let stages = mode == .training ? trainingStages : inferenceStages
+        lastMode = mode
+        if slices.count > 1 { copyStateToReplicas() }
+        if mode == .inference && fusesInference {
+            return inferencePlan.run(x, batch: batch, slices: slices)
+        }
+        let stages = mode == .training ? trainingStages : [.sliced(graph.nodes.indices)]
+        if mode == .training {
+            parameterVersion &+= 1
+            if !statefulNodes.isEmpty { replicaStateIsStale = true }
+        }
+        // Grow every activation buffer before the workers write their slices of them.
+        for index in graph.nodes.indices { activations[index].reserve(batch * graph.nodes[index].outputShape.count) }
         lastSlices = slices
         lastStages = stages
-        if slices.count > 1 { copyStateToReplicas() }
-        if mode == .training && !statefulLayers.isEmpty { replicaStateIsStale = true }
         nonisolated(unsafe) let x = x
         for stage in stages {
             switch stage {
             case .sliced(let range):
                 forEachSlice(slices) { worker, slice in
-                    for index in range {
-                        let layer = replicas[worker][index]
-                        layer.forward(input(of: index, x, from: slice.lowerBound), activations[index].pointer + slice.lowerBound * layer.outputShape.count,
-                                      batch: slice.count, parameters: parameterStorage.pointer + parameterOffsets[index], mode: mode)
-                    }
+                    for index in range { forwardNode(index, worker: worker, x, slice: slice) }
                 }
             case .wholeBatch(let index):
-                layers[index].forward(input(of: index, x, from: 0), activations[index].pointer, batch: batch,
-                                      parameters: parameterStorage.pointer + parameterOffsets[index], mode: mode)
+                forwardNode(index, worker: 0, x, slice: 0..<batch)
             }
         }
-        return UnsafeBufferPointer(start: activations[layers.count - 1].pointer, count: batch * outputShape.count)
+        return UnsafeBufferPointer(start: activations[graph.nodes.count - 1].pointer, count: batch * outputShape.count)
     }
 
-    /// Layer `index`'s input for the samples from `start` on: the network's input `x` or the
-    /// previous layer's activations (both contiguous over the batch).
-    private func input(of index: Int, _ x: UnsafePointer<Float>, from start: Int) -> UnsafePointer<Float> {
-        index == 0 ? x + start * inputShape.count : UnsafePointer(activations[index - 1].pointer + start * layers[index].inputShape.count)
+    /// Value `value` for the samples from `start` on: the network's input `x` or a node's
+    /// training activations (both contiguous over the batch).
+    private func trainingValue(_ value: Int, _ x: UnsafePointer<Float>, from start: Int) -> UnsafePointer<Float> {
+        value == 0 ? x + start * inputShape.count : UnsafePointer(activations[value - 1].pointer + start * graph.shapes[value].count)
+    }
+
+    private func forwardNode(_ index: Int, worker: Int, _ x: UnsafePointer<Float>, slice: Range<Int>) {
+        let node = graph.nodes[index]
+        let y = activations[index].pointer + slice.lowerBound * node.outputShape.count
+        switch replicas[worker][index] {
+        case .unary(let layer):
+            // Frozen batch norm keeps its statistics: it runs as at inference.
+            let mode: PassMode = lastMode == .inference || index < frozenNodes ? .inference : .training
+            layer.forward(trainingValue(node.inputs[0], x, from: slice.lowerBound), y, batch: slice.count,
+                          parameters: parameterStorage.pointer + parameterOffsets[index], mode: mode)
+        case .merge(let merge):
+            merge.forward(node.inputs.map { trainingValue($0, x, from: slice.lowerBound) }, y, batch: slice.count)
+        }
     }
 
     /// Gives every replica `replicas[0]`'s layer state, once after each change to it (a
     /// training pass or `assign`), not on every batch.
     private func copyStateToReplicas() {
         guard replicaStateIsStale else { return }
-        for index in statefulLayers {
-            let state = layers[index].state
-            for replica in replicas.dropFirst() { replica[index].state = state }
+        for index in statefulNodes {
+            guard case .unary(let source) = replicas[0][index] else { continue }
+            let state = source.state
+            for replica in replicas.dropFirst() {
+                if case .unary(let layer) = replica[index] { layer.state = state }
+            }
         }
         replicaStateIsStale = false
     }
@@ -198,97 +283,97 @@ public final class Network {
     }
 
     /// Back-propagates `dOutput` (`[batch, outputShape]`) through the last `forward` on `x`,
-    /// accumulating parameter gradients. Returns dL/dx when `wantInputGradient`.
+    /// which must have been a training pass, accumulating parameter gradients. Returns dL/dx
+    /// when `wantInputGradient` (and nothing is frozen).
     @discardableResult
     public func backward(_ x: UnsafePointer<Float>, dOutput: UnsafePointer<Float>, batch: Int,
                          wantInputGradient: Bool = false) -> [Float]? {
         let slices = lastSlices
-        precondition(slices.last?.upperBound == batch, "backward must follow a forward of the same batch")
-        let widest = layers.map(\.inputShape.count).max()!
-        gradientA.reserve(batch * widest)
-        gradientB.reserve(batch * widest)
+        precondition(lastMode == .training && slices.last?.upperBound == batch, "backward must follow a training forward of the same batch")
+        let wantsInput = wantInputGradient && frozenNodes == 0
+        // A value needs its gradient when a trained node made it (or it is the input, asked for).
+        let needsGradient = graph.shapes.indices.map { value in value == 0 ? wantsInput : value - 1 >= frozenNodes }
+        for value in graph.shapes.indices where needsGradient[value] && value < graph.shapes.count - 1 {
+            valueGradients[value].reserve(batch * graph.shapes[value].count)
+        }
         for worker in 1..<slices.count { workerGradients[worker - 1].zero(parameterCount) }
         nonisolated(unsafe) let (x, dOutput) = (x, dOutput)
-        // Layer `index`'s dx goes to one of two ping-pong buffers by parity, each sample's
-        // slice `widest` floats per sample from the start, so a worker on one layer never
-        // overlaps another worker on a wider layer. Layer `index` reads its dy from where
-        // layer `index + 1` wrote its dx (the last layer from `dOutput`).
-        func dxBuffer(of index: Int) -> UnsafeMutablePointer<Float> { (index % 2 == 0 ? gradientA : gradientB).pointer }
         for stage in lastStages.reversed() {
             switch stage {
             case .sliced(let range):
                 forEachSlice(slices) { worker, slice in
-                    let gradients = worker == 0 ? gradientStorage.pointer : workerGradients[worker - 1].pointer
-                    let start = slice.lowerBound
-                    var dy = range.upperBound == layers.count ? dOutput + start * outputShape.count : UnsafePointer(dxBuffer(of: range.upperBound) + start * widest)
-                    for index in range.reversed() {
-                        let layer = replicas[worker][index]
-                        let needsDx = index > 0 || wantInputGradient
-                        let dx = needsDx ? dxBuffer(of: index) + start * widest : nil
-                        layer.backward(input(of: index, x, from: start), activations[index].pointer + start * layer.outputShape.count, dy, dx,
-                                       batch: slice.count, parameters: parameterStorage.pointer + parameterOffsets[index],
-                                       dParameters: gradients + parameterOffsets[index])
-                        if let dx { dy = UnsafePointer(dx) }
+                    for index in range.reversed() where index >= frozenNodes {
+                        backwardNode(index, worker: worker, x, dOutput: dOutput, slice: slice, needsGradient: needsGradient)
                     }
                 }
             case .wholeBatch(let index):
-                // The ping-pong buffers hold the slices `widest` apart: gather dy into one
-                // contiguous batch, and scatter dx back (with one slice they are already so).
-                let layer = layers[index]
-                let (inCount, outCount) = (layer.inputShape.count, layer.outputShape.count)
-                let dy: UnsafePointer<Float>
-                if index + 1 == layers.count {
-                    dy = dOutput
-                } else if slices.count == 1 {
-                    dy = UnsafePointer(dxBuffer(of: index + 1))
-                } else {
-                    wholeBatchDy.reserve(batch * outCount)
-                    for slice in slices {
-                        (wholeBatchDy.pointer + slice.lowerBound * outCount)
-                            .update(from: dxBuffer(of: index + 1) + slice.lowerBound * widest, count: slice.count * outCount)
-                    }
-                    dy = UnsafePointer(wholeBatchDy.pointer)
-                }
-                let needsDx = index > 0 || wantInputGradient
-                let scatter = needsDx && slices.count > 1
-                if scatter { wholeBatchDx.reserve(batch * inCount) }
-                let dx = needsDx ? (scatter ? wholeBatchDx.pointer : dxBuffer(of: index)) : nil
-                layer.backward(input(of: index, x, from: 0), activations[index].pointer, dy, dx, batch: batch,
-                               parameters: parameterStorage.pointer + parameterOffsets[index],
-                               dParameters: gradientStorage.pointer + parameterOffsets[index])
-                if scatter {
-                    for slice in slices {
-                        (dxBuffer(of: index) + slice.lowerBound * widest)
-                            .update(from: wholeBatchDx.pointer + slice.lowerBound * inCount, count: slice.count * inCount)
-                    }
+                if index >= frozenNodes {
+                    backwardNode(index, worker: 0, x, dOutput: dOutput, slice: 0..<batch, needsGradient: needsGradient)
                 }
             }
         }
         for worker in 1..<slices.count {
             BLAS.axpy(count: parameterCount, alpha: 1, x: workerGradients[worker - 1].pointer, y: gradientStorage.pointer)
         }
-        guard wantInputGradient else { return nil }
-        var dx = [Float](repeating: 0, count: batch * inputShape.count)
-        dx.withUnsafeMutableBufferPointer { out in
-            for slice in slices {
-                (out.baseAddress! + slice.lowerBound * inputShape.count)
-                    .update(from: gradientA.pointer + slice.lowerBound * widest, count: slice.count * inputShape.count)
-            }
-        }
-        return dx
+        guard wantsInput else { return nil }
+        return Array(UnsafeBufferPointer(start: valueGradients[0].pointer, count: batch * inputShape.count))
     }
 
-    /// Every tensor of the model, named `"<layer index>.<name>"` like a PyTorch
+    private func backwardNode(_ index: Int, worker: Int, _ x: UnsafePointer<Float>, dOutput: UnsafePointer<Float>,
+                              slice: Range<Int>, needsGradient: [Bool]) {
+        let node = graph.nodes[index]
+        let start = slice.lowerBound
+        let last = index == graph.nodes.count - 1
+        let dy = last ? dOutput + start * outputShape.count : UnsafePointer(valueGradients[index + 1].pointer + start * node.outputShape.count)
+        let y = UnsafePointer(activations[index].pointer + start * node.outputShape.count)
+        let dParameters = (worker == 0 ? gradientStorage.pointer : workerGradients[worker - 1].pointer) + parameterOffsets[index]
+        // Where each input's dx goes: straight into the value's gradient, or (when a later
+        // reader has started it) into scratch that is added afterwards.
+        let scratchNeed = node.inputs.indices.reduce(0) { total, slot in
+            accumulatesGradient[index][slot] && needsGradient[node.inputs[slot]] ? total + slice.count * node.inputShapes[slot].count : total
+        }
+        let scratch = workspaces[worker].gradient.reserve(max(scratchNeed, 1))
+        var scratchUsed = 0
+        var targets = [UnsafeMutablePointer<Float>?]()
+        for (slot, value) in node.inputs.enumerated() {
+            guard needsGradient[value] else {
+                targets.append(nil)
+                continue
+            }
+            if accumulatesGradient[index][slot] {
+                targets.append(scratch + scratchUsed)
+                scratchUsed += slice.count * node.inputShapes[slot].count
+            } else {
+                targets.append(valueGradients[value].pointer + start * graph.shapes[value].count)
+            }
+        }
+        switch replicas[worker][index] {
+        case .unary(let layer):
+            layer.backward(trainingValue(node.inputs[0], x, from: start), y, dy, targets[0], batch: slice.count,
+                           parameters: parameterStorage.pointer + parameterOffsets[index], dParameters: dParameters)
+        case .merge(let merge):
+            merge.backward(node.inputs.map { trainingValue($0, x, from: start) }, y, dy, targets, batch: slice.count)
+        }
+        for (slot, value) in node.inputs.enumerated() where needsGradient[value] && accumulatesGradient[index][slot] {
+            let count = slice.count * node.inputShapes[slot].count
+            let target = valueGradients[value].pointer + start * graph.shapes[value].count
+            let source = targets[slot]!
+            for i in 0..<count { target[i] += source[i] }
+        }
+    }
+
+    /// Every tensor of the model, named `"<node index>.<name>"` like a PyTorch
     /// `nn.Sequential` state dict, with its shape and values (parameters, then state such as
     /// batch norm's running statistics).
     public func namedTensors() -> [(name: String, shape: [Int], values: [Float])] {
         var result = [(name: String, shape: [Int], values: [Float])]()
-        for (index, layer) in layers.enumerated() {
+        for (index, operation) in replicas[0].enumerated() {
             var offset = parameterOffsets[index]
-            for spec in layer.parameterSpecs {
+            for spec in operation.parameterSpecs {
                 result.append(("\(index).\(spec.name)", spec.shape, Array(UnsafeBufferPointer(start: parameterStorage.pointer + offset, count: spec.count))))
                 offset += spec.count
             }
+            guard case .unary(let layer) = operation, !layer.stateSpecs.isEmpty else { continue }
             let state = layer.state
             var stateOffset = 0
             for spec in layer.stateSpecs {
@@ -301,26 +386,27 @@ public final class Network {
 
     /// Names and shapes `namedTensors` produces, without copying values.
     public var tensorSpecs: [(name: String, shape: [Int])] {
-        layers.enumerated().flatMap { index, layer in
-            (layer.parameterSpecs + layer.stateSpecs).map { ("\(index).\($0.name)", $0.shape) }
+        replicas[0].enumerated().flatMap { index, operation in
+            (operation.parameterSpecs + operation.stateSpecs).map { ("\(index).\($0.name)", $0.shape) }
         }
     }
 
     /// Replaces every tensor from `tensors` (name -> values); all must be present with the
     /// right element counts (checked by the caller against `tensorSpecs` shapes).
     func assign(_ tensors: [String: [Float]]) {
-        for (index, layer) in layers.enumerated() {
+        for (index, operation) in replicas[0].enumerated() {
             var offset = parameterOffsets[index]
-            for spec in layer.parameterSpecs {
+            for spec in operation.parameterSpecs {
                 let values = tensors["\(index).\(spec.name)"]!
                 (parameterStorage.pointer + offset).update(from: values, count: spec.count)
                 offset += spec.count
             }
-            if !layer.stateSpecs.isEmpty {
+            if case .unary(let layer) = operation, !layer.stateSpecs.isEmpty {
                 layer.state = layer.stateSpecs.flatMap { tensors["\(index).\($0.name)"]! }
             }
         }
         replicaStateIsStale = true
+        parameterVersion &+= 1
     }
 
     /// Replaces every tensor by name (as `namedTensors` gives them), checking that each is
@@ -335,60 +421,21 @@ public final class Network {
 
     /// Dropout layers reuse their last mask (for finite-difference checks).
     func freezeDropoutMasks() {
-        for case let dropout as Dropout in replicas.joined() { dropout.freezesMask = true }
+        for case .unary(let layer) in replicas.joined() {
+            (layer as? Dropout)?.freezesMask = true
+        }
     }
 
     /// Multiply-adds of one forward pass per sample, times two: FLOPs per image.
     public var forwardFLOPsPerSample: Double {
-        layers.reduce(0.0) { total, layer in
+        replicas[0].reduce(0.0) { total, operation in
+            guard case .unary(let layer) = operation else { return total }
             switch layer {
             case let dense as Dense: return total + 2 * Double(dense.inputShape.count * dense.outputShape.count)
             case let conv as Conv2D:
-                return total + 2 * Double(conv.outputShape.count * conv.inputShape.channels * conv.kernel * conv.kernel)
+                return total + 2 * Double(conv.outputShape.count * conv.inputShape.channels / conv.groups * conv.kernel * conv.kernel)
             default: return total
             }
-        }
-    }
-
-    private static func makeLayer(_ spec: Architecture.LayerSpec, input: TensorShape, token: Int, previous: Layer?,
-                                  seed: UInt64) throws(ArchitectureError) -> Layer {
-        let text = Architecture(layers: [spec]).description
-        let after = previous.map { " after \($0.token) at token \(token - 1)" } ?? " (the model input)"
-        switch spec {
-        case .conv(let filters, let kernel, let stride, let padding, let initializer):
-            guard input.height + 2 * padding >= kernel, input.width + 2 * padding >= kernel else {
-                throw .shapeMismatch(token: token, text: text,
-                                     detail: "input is \(input.channels)x\(input.height)x\(input.width)\(after), smaller than the \(kernel)x\(kernel) kernel with pad \(padding)")
-            }
-            guard padding < kernel else {
-                throw .badArgument(token: token, text: text, detail: "pad \(padding) must be smaller than the kernel \(kernel)")
-            }
-            return Conv2D(input: input, filters: filters, kernel: kernel, stride: stride, padding: padding, initializer: initializer)
-        case .dense(let units, let initializer):
-            guard input.isFlat else {
-                throw .shapeMismatch(token: token, text: text, detail: "input is \(input.channels)x\(input.height)x\(input.width)\(after); add flatten (or gap) before it")
-            }
-            return Dense(input: input, outputs: units, initializer: initializer)
-        case .maxPool(let size, let stride), .avgPool(let size, let stride):
-            guard input.height >= size, input.width >= size else {
-                throw .shapeMismatch(token: token, text: text, detail: "input is \(input.channels)x\(input.height)x\(input.width)\(after), smaller than the \(size)x\(size) window")
-            }
-            if case .maxPool = spec { return MaxPool(input: input, size: size, stride: stride) }
-            return AvgPool(input: input, size: size, stride: stride)
-        case .globalAvgPool: return GlobalAvgPool(input: input)
-        case .flatten: return Flatten(input: input)
-        case .relu: return Activation(.relu, input: input)
-        case .leakyReLU(let slope): return Activation(.leakyReLU(slope: slope), input: input)
-        case .sigmoid: return Activation(.sigmoid, input: input)
-        case .tanh: return Activation(.tanh, input: input)
-        case .dropout(let p): return Dropout(input: input, probability: p, seed: seed &+ UInt64(token) &* 0x9E37_79B9)
-        case .batchNorm: return BatchNorm(input: input)
-        case .lrn(let size, let alpha, let beta, let k): return LocalResponseNorm(input: input, size: size, alpha: alpha, beta: beta, k: k)
-        case .l2Normalize:
-            guard input.isFlat else {
-                throw .shapeMismatch(token: token, text: text, detail: "input is \(input.channels)x\(input.height)x\(input.width)\(after); l2norm needs a flat vector (add flatten)")
-            }
-            return L2Normalize(input: input)
         }
     }
 }

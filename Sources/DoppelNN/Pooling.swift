@@ -1,54 +1,66 @@
 // SPDX-License-Identifier: MIT
 
-/// The output of k x k windows at `stride`, partial windows at the edge dropped.
-func pooledShape(_ input: TensorShape, size: Int, stride: Int) -> TensorShape {
-    TensorShape(channels: input.channels, height: (input.height - size) / stride + 1, width: (input.width - size) / stride + 1)
+/// The output of k x k windows at `stride` over the input padded by `padding` on every side,
+/// partial windows at the edge dropped (PyTorch's default floor mode).
+func pooledShape(_ input: TensorShape, size: Int, stride: Int, padding: Int = 0) -> TensorShape {
+    TensorShape(channels: input.channels, height: (input.height + 2 * padding - size) / stride + 1,
+                width: (input.width + 2 * padding - size) / stride + 1)
 }
 
-/// Max pooling over k x k windows (stride defaults to k; partial windows at the edge are
-/// dropped, as in PyTorch's default floor mode).
-/// x: [N, C, H, W] -> y: [N, C, (H - k) / s + 1, (W - k) / s + 1]
+/// The input rows (or columns) a window starting at output position `o` covers, clipped to
+/// the input: padding contributes nothing.
+@inline(__always)
+func windowRange(_ o: Int, size: Int, stride: Int, padding: Int, extent: Int) -> Range<Int> {
+    let start = o * stride - padding
+    return max(start, 0)..<min(start + size, extent)
+}
+
+/// Max pooling over k x k windows (stride defaults to k; padded positions never win; partial
+/// windows at the edge are dropped, as in PyTorch's default floor mode).
+/// x: [N, C, H, W] -> y: [N, C, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1]
 final class MaxPool: Layer {
     let inputShape: TensorShape
     let outputShape: TensorShape
-    let size: Int, stride: Int
+    let size: Int, stride: Int, padding: Int
     /// Index into the input plane of each output's maximum, kept for backward.
     private var argmax: [Int32] = []
-    var token: String { stride == size ? "maxpool(\(size))" : "maxpool(\(size),stride=\(stride))" }
+    var token: String { Architecture.describe(.maxPool(size: size, stride: stride, padding: padding)) }
     var parameterSpecs: [ParameterSpec] { [] }
 
-    init(input: TensorShape, size: Int, stride: Int) {
+    init(input: TensorShape, size: Int, stride: Int, padding: Int = 0) {
         inputShape = input
         self.size = size
         self.stride = stride
-        outputShape = pooledShape(input, size: size, stride: stride)
+        self.padding = padding
+        outputShape = pooledShape(input, size: size, stride: stride, padding: padding)
     }
 
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  parameters: UnsafePointer<Float>, mode: PassMode) {
         let planes = batch * inputShape.channels
         let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
-        if mode == .inference && size == 2 && stride == 2 {
+        if mode == .inference && size == 2 && stride == 2 && padding == 0 {
             // No backward will follow: no argmax to record.
             forward2x2Inference(x, y, planes: planes)
             return
         }
         if argmax.count < planes * oh * ow { argmax = Array(repeating: 0, count: planes * oh * ow) }
         argmax.withUnsafeMutableBufferPointer { arg in
-            if size == 2 && stride == 2 {
+            if size == 2 && stride == 2 && padding == 0 {
                 forward2x2(x, y, planes: planes, argmax: arg.baseAddress!)
                 return
             }
             for p in 0..<planes {
                 let plane = x + p * h * w
                 for oy in 0..<oh {
+                    let rows = windowRange(oy, size: size, stride: stride, padding: padding, extent: h)
                     for ox in 0..<ow {
-                        var best = -Float.infinity, bestIndex = 0
-                        for dy in 0..<size {
-                            let rowIndex = (oy * stride + dy) * w + ox * stride
-                            for dx in 0..<size where plane[rowIndex + dx] > best {
-                                best = plane[rowIndex + dx]
-                                bestIndex = rowIndex + dx
+                        let columns = windowRange(ox, size: size, stride: stride, padding: padding, extent: w)
+                        var best = -Float.infinity, bestIndex = rows.lowerBound * w + columns.lowerBound
+                        for iy in rows {
+                            for ix in columns where plane[iy * w + ix] > best {
+                                best = plane[iy * w + ix]
+                                bestIndex = iy * w + ix
                             }
                         }
                         let o = (p * oh + oy) * ow + ox
@@ -116,36 +128,46 @@ final class MaxPool: Layer {
     }
 }
 
-/// Average pooling over k x k windows (stride defaults to k).
-/// x: [N, C, H, W] -> y: [N, C, (H - k) / s + 1, (W - k) / s + 1]
+/// Average pooling over k x k windows (stride defaults to k). With padding, the divisor is
+/// the window's size when `countPadding` (PyTorch's default), else the inputs it covers
+/// (ONNX's default).
+/// x: [N, C, H, W] -> y: [N, C, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1]
 final class AvgPool: Layer {
     let inputShape: TensorShape
     let outputShape: TensorShape
-    let size: Int, stride: Int
-    var token: String { stride == size ? "avgpool(\(size))" : "avgpool(\(size),stride=\(stride))" }
+    let size: Int, stride: Int, padding: Int, countPadding: Bool
+    var token: String { Architecture.describe(.avgPool(size: size, stride: stride, padding: padding, countPadding: countPadding)) }
     var parameterSpecs: [ParameterSpec] { [] }
 
-    init(input: TensorShape, size: Int, stride: Int) {
+    init(input: TensorShape, size: Int, stride: Int, padding: Int = 0, countPadding: Bool = false) {
         inputShape = input
         self.size = size
         self.stride = stride
-        outputShape = pooledShape(input, size: size, stride: stride)
+        self.padding = padding
+        self.countPadding = countPadding
+        outputShape = pooledShape(input, size: size, stride: stride, padding: padding)
+    }
+
+    /// 1 / the divisor of the window at (oy, ox).
+    @inline(__always)
+    private func scale(_ rows: Range<Int>, _ columns: Range<Int>) -> Float {
+        countPadding ? 1 / Float(size * size) : 1 / Float(rows.count * columns.count)
     }
 
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                  parameters: UnsafePointer<Float>, mode: PassMode) {
-        let (w, oh, ow) = (inputShape.width, outputShape.height, outputShape.width)
-        let scale = 1 / Float(size * size)
+        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
         for p in 0..<(batch * inputShape.channels) {
             let plane = x + p * inputShape.spatial
             for oy in 0..<oh {
+                let rows = windowRange(oy, size: size, stride: stride, padding: padding, extent: h)
                 for ox in 0..<ow {
+                    let columns = windowRange(ox, size: size, stride: stride, padding: padding, extent: w)
                     var sum: Float = 0
-                    for dy in 0..<size {
-                        let row = plane + (oy * stride + dy) * w + ox * stride
-                        for dx in 0..<size { sum += row[dx] }
+                    for iy in rows {
+                        for ix in columns { sum += plane[iy * w + ix] }
                     }
-                    y[(p * oh + oy) * ow + ox] = sum * scale
+                    y[(p * oh + oy) * ow + ox] = sum * scale(rows, columns)
                 }
             }
         }
@@ -155,18 +177,18 @@ final class AvgPool: Layer {
                   _ dx: UnsafeMutablePointer<Float>?, batch: Int,
                   parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
         guard let dx else { return }
-        let (w, oh, ow) = (inputShape.width, outputShape.height, outputShape.width)
-        let scale = 1 / Float(size * size)
+        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
         let planes = batch * inputShape.channels
         dx.update(repeating: 0, count: planes * inputShape.spatial)
         for p in 0..<planes {
             let plane = dx + p * inputShape.spatial
             for oy in 0..<oh {
+                let rows = windowRange(oy, size: size, stride: stride, padding: padding, extent: h)
                 for ox in 0..<ow {
-                    let g = dy[(p * oh + oy) * ow + ox] * scale
-                    for ky in 0..<size {
-                        let row = plane + (oy * stride + ky) * w + ox * stride
-                        for kx in 0..<size { row[kx] += g }
+                    let columns = windowRange(ox, size: size, stride: stride, padding: padding, extent: w)
+                    let g = dy[(p * oh + oy) * ow + ox] * scale(rows, columns)
+                    for iy in rows {
+                        for ix in columns { plane[iy * w + ix] += g }
                     }
                 }
             }
@@ -206,5 +228,45 @@ final class GlobalAvgPool: Layer {
             let g = dy[p] / Float(spatial)
             for i in 0..<spatial { dx[p * spatial + i] = g }
         }
+    }
+}
+
+/// Global max pooling: the largest value of each channel.
+/// x: [N, C, H, W] -> y: [N, C];  dx is dy at the first position of each maximum, 0 elsewhere
+final class GlobalMaxPool: Layer {
+    let inputShape: TensorShape
+    let outputShape: TensorShape
+    var token: String { "gmp" }
+    var parameterSpecs: [ParameterSpec] { [] }
+    private var argmax: [Int32] = []
+
+    init(input: TensorShape) {
+        inputShape = input
+        outputShape = TensorShape(channels: input.channels)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+                 parameters: UnsafePointer<Float>, mode: PassMode) {
+        let spatial = inputShape.spatial, planes = batch * inputShape.channels
+        if argmax.count < planes { argmax = Array(repeating: 0, count: planes) }
+        for p in 0..<planes {
+            let plane = x + p * spatial
+            var best = plane[0], index = 0
+            for i in 1..<max(spatial, 1) where plane[i] > best {
+                best = plane[i]
+                index = i
+            }
+            y[p] = best
+            argmax[p] = Int32(index)
+        }
+    }
+
+    func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                  _ dx: UnsafeMutablePointer<Float>?, batch: Int,
+                  parameters: UnsafePointer<Float>, dParameters: UnsafeMutablePointer<Float>) {
+        guard let dx else { return }
+        let spatial = inputShape.spatial, planes = batch * inputShape.channels
+        dx.update(repeating: 0, count: planes * spatial)
+        for p in 0..<planes { dx[p * spatial + Int(argmax[p])] = dy[p] }
     }
 }

@@ -47,3 +47,56 @@ import Testing
         }
     }
 }
+
+/// Finite-difference checks of the layers graph networks and imported models use, and of
+/// the graph itself: residual additions, values read by several layers, broadcasting
+/// multiplication, concatenation.
+@Suite struct GraphGradientTests {
+    static let cases: [LayerGradientTests.Case] = [
+        .init(architecture: "conv(6,3,pad=1,groups=2) tanh", input: TensorShape(channels: 4, height: 5, width: 6)),
+        .init(architecture: "conv(4,3,stride=2,pad=1,groups=4) tanh", input: TensorShape(channels: 4, height: 7, width: 6)),
+        .init(architecture: "conv(8,3,pad=1,groups=4) tanh flatten dense(3)", input: TensorShape(channels: 4, height: 5, width: 5)),
+        .init(architecture: "conv(6,1,groups=3) tanh", input: TensorShape(channels: 6, height: 3, width: 4)),
+        .init(architecture: "prelu flatten dense(3)", input: TensorShape(channels: 2, height: 3, width: 2)),
+        .init(architecture: "silu dense(3)", input: TensorShape(channels: 7)),
+        .init(architecture: "hardswish dense(3)", input: TensorShape(channels: 7)),
+        .init(architecture: "hardsigmoid dense(3)", input: TensorShape(channels: 7)),
+        .init(architecture: "hardsigmoid(0.2,0.5) dense(3)", input: TensorShape(channels: 7)),
+        .init(architecture: "gelu dense(3)", input: TensorShape(channels: 7)),
+        .init(architecture: "abs dense(3)", input: TensorShape(channels: 7)),
+        .init(architecture: "clip(-1,1) dense(3)", input: TensorShape(channels: 7)),
+        .init(architecture: "pad(1,2,0,1) conv(2,3) tanh", input: TensorShape(channels: 2, height: 4, width: 5)),
+        .init(architecture: "transpose(1,2,0) conv(2,2) tanh", input: TensorShape(channels: 3, height: 4, width: 5)),
+        .init(architecture: "affine tanh", input: TensorShape(channels: 3, height: 2, width: 2)),
+        .init(architecture: "layernorm tanh", input: TensorShape(channels: 3, height: 2, width: 2)),
+        .init(architecture: "dense(6) layernorm tanh", input: TensorShape(channels: 5)),
+        .init(architecture: "gmp tanh", input: TensorShape(channels: 3, height: 3, width: 4)),
+        .init(architecture: "tanh maxpool(3,stride=2,pad=1)", input: TensorShape(channels: 2, height: 7, width: 6)),
+        .init(architecture: "avgpool(3,stride=1,pad=1)", input: TensorShape(channels: 2, height: 4, width: 5)),
+        .init(architecture: "avgpool(3,stride=2,pad=1,countpad=1)", input: TensorShape(channels: 2, height: 5, width: 5)),
+        .init(architecture: "conv(4,3,pad=1) tanh res(conv(4,3,pad=1) tanh conv(4,3,pad=1)) tanh res(conv(6,3,stride=2,pad=1) tanh) gap dense(3)",
+              input: TensorShape(channels: 2, height: 6, width: 5)),
+        .init(architecture: "conv(4,3,pad=1) batchnorm tanh res(conv(4,3,pad=1) batchnorm tanh) gap dense(3)",
+              input: TensorShape(channels: 2, height: 5, width: 5)),
+        .init(architecture: "conv(4,3,pad=1) tanh @x gap dense(2) tanh dense(4) sigmoid mul(@x) flatten dense(3)",
+              input: TensorShape(channels: 2, height: 4, width: 4)),
+        .init(architecture: "conv(3,3,pad=1) tanh @a conv(2,1) tanh @b from(@a) conv(2,3,pad=1) tanh concat(@b,@a) conv(2,1)",
+              input: TensorShape(channels: 2, height: 4, width: 3)),
+        .init(architecture: "tanh @a mul(@a) dense(3)", input: TensorShape(channels: 5)),
+        .init(architecture: "dense(4) @a tanh add(@a) @b from(@input) dense(4) add(@b)", input: TensorShape(channels: 5)),
+    ]
+
+    @Test(arguments: cases)
+    func finiteDifferences(_ testCase: LayerGradientTests.Case) throws {
+        let network = try Network(architecture: Architecture(parsing: testCase.architecture), input: testCase.input, seed: 3)
+        // Deeper graphs sum more float32 rounding into the loss: a step of 3e-3 keeps the
+        // numeric derivative's noise (rounding / step) well under the tolerance.
+        let (input, parameters) = GradientCheck.check(network, batch: 3, epsilon: 3e-3)
+        print("gradient check \(testCase.testDescription): dx \(input); dparams \(parameters)")
+        #expect(input.checked > 0)
+        #expect(input.maxRelativeError < 2e-2, "dx: \(input)")
+        if network.parameterCount > 0 {
+            #expect(parameters.maxRelativeError < 2e-2, "dparameters: \(parameters)")
+        }
+    }
+}

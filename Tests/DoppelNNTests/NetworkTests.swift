@@ -93,3 +93,84 @@ import Testing
         #expect(training == inference)
     }
 }
+
+/// The inference plan (batch norm folded, activations fused, buffers reused) against the
+/// graph run node by node, and freezing for fine-tuning.
+@Suite struct InferencePlanTests {
+    static let graphs = [
+        "conv(8,3,pad=1) batchnorm relu res(conv(8,3,pad=1) batchnorm relu conv(8,3,pad=1) batchnorm) relu "
+            + "res(conv(16,3,stride=2,pad=1) batchnorm relu conv(16,3,pad=1) batchnorm) relu gap flatten dense(16) batchnorm relu dense(6)",
+        "conv(8,3,stride=2,pad=1) batchnorm hardswish conv(8,3,pad=1,groups=8) batchnorm relu @x gap conv(4,1) relu conv(8,1) hardsigmoid mul(@x) "
+            + "conv(12,1) batchnorm @y conv(12,3,pad=1,groups=12) batchnorm silu add(@y) @z conv(6,1) @w from(@z) conv(6,3,pad=1) concat(@w) prelu gmp dense(5) l2norm",
+    ]
+
+    @Test(arguments: graphs, [1, 2])
+    func fusedInferenceGivesTheNodeByNodeOutputs(architecture text: String, workers: Int) throws {
+        let input = TensorShape(channels: 3, height: 11, width: 10)
+        let network = try Network(architecture: Architecture(parsing: text), input: input, seed: 9, workers: workers)
+        var generator = SeededGenerator(seed: 2)
+        let batch = 13
+        // Training passes move the running statistics away from 0 and 1, so folding matters.
+        for shift in [0.5, -0.3, 1.2] as [Float] {
+            _ = network.forward((0..<(batch * input.count)).map { _ in generator.nextGaussian() * 1.5 + shift }, batch: batch, mode: .training)
+        }
+        let x = (0..<(batch * input.count)).map { _ in generator.nextGaussian() }
+        let fused = network.forward(x, batch: batch, mode: .inference)
+        network.fusesInference = false
+        let reference = network.forward(x, batch: batch, mode: .inference)
+        network.fusesInference = true
+        let scale = reference.map { abs($0) }.max()!
+        let difference = zip(fused, reference).map { abs($0 - $1) }.max()! / scale
+        print("fused vs node-by-node inference (\(workers) workers): \(difference) of the largest output \(scale)")
+        #expect(scale > 0)
+        #expect(difference < 1e-5)
+        // The plan fused what it could: fewer steps than nodes.
+        #expect(network.inferencePlan.steps.count < network.graph.nodes.count)
+        // A parameter change reaches the folded weights.
+        network.parameters[0] += 0.5
+        let changed = network.forward(x, batch: batch, mode: .inference)
+        network.fusesInference = false
+        let changedReference = network.forward(x, batch: batch, mode: .inference)
+        #expect(zip(changed, changedReference).map { abs($0 - $1) }.max()! / scale < 1e-5)
+        #expect(changed != fused)
+    }
+
+    /// Freezing all but the last weight layers: their gradients stay zero, their batch norm
+    /// statistics stay put, and the trained layers' gradients are the derivatives of the
+    /// network as it then computes (frozen batch norm on its running statistics).
+    @Test func freezingTrainsOnlyTheLastLayers() throws {
+        let text = "conv(4,3,pad=1) batchnorm relu res(conv(4,3,pad=1) batchnorm relu) gap dense(6) tanh dense(3)"
+        let input = TensorShape(channels: 2, height: 6, width: 6)
+        let frozen = try Network(architecture: Architecture(parsing: text), input: input, seed: 3, workers: 2)
+        #expect(frozen.weightLayerCount == 6)
+        frozen.freeze(allButTheLast: 2)
+        let statistics = frozen.namedTensors().filter { $0.name.contains("running") }.map(\.values)
+        var generator = SeededGenerator(seed: 4)
+        let batch = 8
+        let x = (0..<(batch * input.count)).map { _ in generator.nextGaussian() + 0.3 }
+        let dOutput = (0..<(batch * 3)).map { _ in generator.nextGaussian() }
+        frozen.zeroGradients()
+        _ = frozen.forward(x, batch: batch, mode: .training)
+        x.withUnsafeBufferPointer { xp in dOutput.withUnsafeBufferPointer { _ = frozen.backward(xp.baseAddress!, dOutput: $0.baseAddress!, batch: batch) } }
+        #expect(frozen.namedTensors().filter { $0.name.contains("running") }.map(\.values) == statistics)
+        let offset = frozen.trainableOffset
+        #expect(offset == frozen.parameterCount - (6 * 4 + 6 + 3 * 6 + 3))
+        #expect(frozen.gradients[..<offset].allSatisfy { $0 == 0 })
+        #expect(frozen.trainableParameters.values.count == frozen.parameterCount - offset)
+        let analytic = Array(frozen.gradients)
+        let parameters = frozen.parameters.baseAddress!
+        var report = GradientCheck.Report()
+        for index in stride(from: offset, to: frozen.parameterCount, by: 3) {
+            let numeric = GradientCheck.derivative(parameters, at: index, epsilon: 1e-3) {
+                zip(frozen.forward(x, batch: batch, mode: .training), dOutput).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            }
+            report.compare(numeric: numeric, analytic: Double(analytic[index]), label: "parameter[\(index)]")
+        }
+        #expect(report.maxRelativeError < 1e-2, "\(report)")
+        #expect(analytic[offset...].contains { $0 != 0 })
+        frozen.freeze(allButTheLast: 6)
+        #expect(frozen.frozenNodes == 0 && frozen.trainableOffset == 0)
+        frozen.freeze(allButTheLast: 0)
+        #expect(frozen.trainableOffset == frozen.parameterCount)
+    }
+}
