@@ -23,6 +23,8 @@ let package = Package(
 
         .target(name: "DoppelImaging", dependencies: ["CPNG", "CJPEG", "CZlib"]),
         .target(name: "DoppelNN", dependencies: ["CBLAS"]),
+        // ONNX files -> DoppelNN graphs (a protobuf reader of its own: no generated code).
+        .target(name: "DoppelONNX", dependencies: ["DoppelNN"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
         .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite"]),
         // epoll and eventfd headers (Linux), which Swift's Glibc module leaves out.
@@ -40,7 +42,7 @@ let package = Package(
         .executableTarget(
             name: "doppel",
             dependencies: [
-                "DoppelImaging", "DoppelNN", "DoppelTraining", "DoppelGallery", "DoppelHTTP", "DoppelService",
+                "DoppelImaging", "DoppelNN", "DoppelONNX", "DoppelTraining", "DoppelGallery", "DoppelHTTP", "DoppelService",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -48,6 +50,7 @@ let package = Package(
 
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
         .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
+        .testTarget(name: "DoppelONNXTests", dependencies: ["DoppelONNX", "DoppelNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery"]),
         // Test helpers shared by the test targets (a raw HTTP client).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

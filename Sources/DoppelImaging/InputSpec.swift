@@ -24,6 +24,13 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     /// Per-channel mean and standard deviation applied after scaling samples to 0...1.
     public var mean: [Float]
     public var std: [Float]
+    /// The order a 3-channel model reads colours in: RGB (nil, the default) or BGR (models
+    /// from OpenCV pipelines, InsightFace). Optional so older model files decode unchanged.
+    public var channelOrder: ChannelOrder?
+
+    public enum ChannelOrder: String, Codable, Sendable, CaseIterable {
+        case rgb, bgr
+    }
 
     public init(channels: Int, height: Int, width: Int, resize: ResizeMode = .stretch, invert: Bool = false,
                 mean: [Float]? = nil, std: [Float]? = nil) {
@@ -41,7 +48,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// "1x28x28 stretch": the compact form used in messages and the architecture string.
     public var description: String {
-        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")"
+        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")"
     }
 
     /// Problems with the spec itself, in words, or nil when it is usable.
@@ -93,13 +100,14 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         for c in 0..<channels {
             let scale = 1 / (255 * std[c])
             let shift = mean[c] / std[c]
+            let sourceChannel = channelOrder == .bgr && channels == 3 ? 2 - c : c
             for y in 0..<height {
                 let sy = y - offsetY
                 for x in 0..<width {
                     let sx = x - offsetX
                     var value = background
                     if sy >= 0, sy < scaledHeight, sx >= 0, sx < scaledWidth {
-                        value = scaled[(c * scaledHeight + sy) * scaledWidth + sx]
+                        value = scaled[(sourceChannel * scaledHeight + sy) * scaledWidth + sx]
                     }
                     if invert { value = 255 - value }
                     destination[(c * height + y) * width + x] = value * scale - shift

@@ -3,17 +3,28 @@ import Foundation
 
 /// The learned-distance head of Koch, Zemel, Salakhutdinov (2015): h = |e1 - e2|,
 /// z = w . h + b, p = sigmoid(z) = probability of the same identity, trained with binary
-/// cross-entropy (label 1 = same, `PairLabel`).
+/// cross-entropy (label 1 = same, `PairLabel`). Imported Siamese models may use h = (e1 - e2)^2.
 /// L = 1/N sum_i [ max(z_i, 0) - z_i y_i + log(1 + exp(-|z_i|)) ]   (BCE on logits, stable)
-/// dL/dz_i = (p_i - y_i) / N;  dw += dz h;  db += dz;  de1 = dz w sign(e1 - e2);  de2 = -de1
+/// dL/dz_i = (p_i - y_i) / N;  dw += dz h;  db += dz;  de1 = dz w dh/de1 (sign(e1 - e2), or
+/// 2 (e1 - e2));  de2 = -de1
 public final class KochHead {
+    /// How two embeddings become the head's input.
+    public enum Distance: String, Sendable, Codable, CaseIterable {
+        /// |e1 - e2| (Koch et al.)
+        case l1
+        /// (e1 - e2)^2
+        case squared
+    }
+
     public let dimension: Int
+    public let distance: Distance
     /// `[w (dimension), b]`
     public var parameters: [Float]
     public var gradients: [Float]
 
-    public init(dimension: Int, seed: UInt64) {
+    public init(dimension: Int, seed: UInt64, distance: Distance = .l1) {
         self.dimension = dimension
+        self.distance = distance
         var generator = SeededGenerator(seed: seed ^ 0x4B6F_6368)
         // Small negative weights and a positive bias: from the first step, equal embeddings
         // mean "same" and a growing |e1 - e2| lowers the probability.
@@ -24,7 +35,10 @@ public final class KochHead {
     /// The logit z for one pair.
     public func logit(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float {
         var z = parameters[dimension]
-        for i in 0..<dimension { z += parameters[i] * abs(a[i] - b[i]) }
+        switch distance {
+        case .l1: for i in 0..<dimension { z += parameters[i] * abs(a[i] - b[i]) }
+        case .squared: for i in 0..<dimension { z += parameters[i] * (a[i] - b[i]) * (a[i] - b[i]) }
+        }
         return z
     }
 
@@ -45,8 +59,15 @@ public final class KochHead {
             let dA = gradient + i * dimension, dB = gradient + (pairs + i) * dimension
             for k in 0..<dimension {
                 let difference = a[k] - b[k]
-                gradients[k] += dz * abs(difference)
-                let g = difference > 0 ? dz * parameters[k] : (difference < 0 ? -dz * parameters[k] : 0)
+                let g: Float
+                switch distance {
+                case .l1:
+                    gradients[k] += dz * abs(difference)
+                    g = difference > 0 ? dz * parameters[k] : (difference < 0 ? -dz * parameters[k] : 0)
+                case .squared:
+                    gradients[k] += dz * difference * difference
+                    g = 2 * dz * parameters[k] * difference
+                }
                 dA[k] += g
                 dB[k] -= g
             }

@@ -51,6 +51,8 @@ public struct ModelMetadata: Sendable, Equatable {
     public var calibration: String?
     public var recipe: String?
     public var metrics: String?
+    /// JSON: where an imported model came from (file, producer, opset).
+    public var origin: String?
     /// Set when saving: the first 16 hex digits of SHA-256 over the architecture, input spec
     /// and tensors, i.e. over everything that decides the embeddings.
     public internal(set) var modelID: String = ""
@@ -94,10 +96,13 @@ public struct ModelFile {
         return list
     }
 
-    static func computeID(architecture: Architecture, inputSpec: String, tensors: [(String, SafeTensors.Tensor)]) -> String {
+    static func computeID(architecture: Architecture, inputSpec: String, tensors: [(String, SafeTensors.Tensor)],
+                          headDistance: KochHead.Distance? = nil) -> String {
         var hash = SHA256()
         hash.update(Array(architecture.description.utf8))
         hash.update(Array(inputSpec.utf8))
+        // The L1 head is the original; another distance changes the decisions, so the id.
+        if let headDistance, headDistance != .l1 { hash.update(Array("head_distance=\(headDistance.rawValue)".utf8)) }
         for (name, tensor) in tensors {
             hash.update(Array(name.utf8))
             tensor.values.withUnsafeBytes { hash.update($0) }
@@ -108,7 +113,7 @@ public struct ModelFile {
     /// The file's bytes; sets `metadata.modelID`.
     public mutating func serialized() -> [UInt8] {
         let tensors = self.tensors
-        metadata.modelID = Self.computeID(architecture: network.architecture, inputSpec: metadata.inputSpec, tensors: tensors)
+        metadata.modelID = Self.computeID(architecture: network.architecture, inputSpec: metadata.inputSpec, tensors: tensors, headDistance: head?.distance)
         var entries: [String: String] = [
             "format": "doppel-embedder",
             "format_version": String(ModelMetadata.formatVersion),
@@ -126,6 +131,8 @@ public struct ModelFile {
         entries["calibration"] = metadata.calibration
         entries["recipe"] = metadata.recipe
         entries["metrics"] = metadata.metrics
+        entries["origin"] = metadata.origin
+        if let head, head.distance != .l1 { entries["head_distance"] = head.distance.rawValue }
         return SafeTensors(metadata: entries, tensors: tensors).serialized()
     }
 
@@ -187,7 +194,11 @@ public struct ModelFile {
         network.assign(values)
         var head: KochHead? = nil
         if objective == "koch" {
-            let koch = KochHead(dimension: dimension, seed: 0)
+            let distanceText = meta["head_distance"] ?? KochHead.Distance.l1.rawValue
+            guard let distance = KochHead.Distance(rawValue: distanceText) else {
+                throw .badMetadata(key: "head_distance", detail: "must be \(KochHead.Distance.allCases.map(\.rawValue).joined(separator: " or "))")
+            }
+            let koch = KochHead(dimension: dimension, seed: 0, distance: distance)
             koch.parameters = values["head.weight"]! + values["head.bias"]!
             head = koch
         }
@@ -195,13 +206,14 @@ public struct ModelFile {
         var metadata = ModelMetadata(architecture: architecture, inputShape: inputShape, objective: objective, metric: metric,
                                      inputSpec: try required("input_spec"), thresholdMethod: meta["threshold_method"],
                                      calibration: meta["calibration"], recipe: meta["recipe"], metrics: meta["metrics"])
+        metadata.origin = meta["origin"]
         if let text = meta["threshold"] {
             guard let threshold = Float(text), threshold.isFinite else { throw .badMetadata(key: "threshold", detail: "'\(text)' is not a number") }
             metadata.threshold = threshold
         }
         let recorded = try required("model_id")
         var model = ModelFile(network: network, head: head, metadata: metadata)
-        let computed = computeID(architecture: architecture, inputSpec: metadata.inputSpec, tensors: model.tensors)
+        let computed = computeID(architecture: architecture, inputSpec: metadata.inputSpec, tensors: model.tensors, headDistance: head?.distance)
         guard computed == recorded else { throw .modelIDMismatch(recorded: recorded, computed: computed) }
         model.metadata.modelID = computed
         return model

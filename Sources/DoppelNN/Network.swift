@@ -173,6 +173,9 @@ public final class Network {
                               gradients: UnsafeMutableBufferPointer(rebasing: gradients[offset...]))
     }
 
+    /// Layers in the graph (a residual block's addition and projection included).
+    public var layerCount: Int { graph.nodes.count }
+
     /// Weight layers (nodes with parameters), in order.
     public var weightLayerCount: Int { replicas[0].filter { $0.parameterCount > 0 }.count }
 

@@ -226,3 +226,13 @@ struct NetworkGraph {
         }
     }
 }
+
+extension Architecture.LayerSpec {
+    /// What this layer makes of inputs of these shapes: its output shape and the tensors it
+    /// holds (parameters, then state), named and shaped as a model file stores them. Throws
+    /// the error a network would (token 1), for builders of graphs such as the ONNX importer.
+    public func describe(inputs: [TensorShape]) throws(ArchitectureError) -> (output: TensorShape, tensors: [(name: String, shape: [Int])]) {
+        let operation = try NetworkGraph.makeOperation(self, inputs: inputs, token: 1, previous: "", workspace: Workspace(), seed: 0)
+        return (operation.outputShape, (operation.parameterSpecs + operation.stateSpecs).map { ($0.name, $0.shape) })
+    }
+}

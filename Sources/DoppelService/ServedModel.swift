@@ -39,7 +39,7 @@ public final class ServedModel: @unchecked Sendable {
             throw LoadError(description: "\(path): the input spec in its metadata is unreadable: \(error)")
         }
         guard let threshold = file.metadata.threshold, threshold.isFinite else {
-            throw LoadError(description: "\(path) has no calibrated threshold in its metadata; train it with doppel train, which calibrates one")
+            throw LoadError(description: "\(path) has no calibrated threshold in its metadata: run `doppel calibrate --model \(path) --data DIR` on labelled images of the population it will serve (one folder per identity), or import it again with --threshold")
         }
         self.threshold = threshold
         calibration = file.metadata.calibration.flatMap { try? JSONDecoder().decode(CalibrationRecord.self, from: Data($0.utf8)) }

@@ -9,7 +9,7 @@ struct Doppel: ParsableCommand {
         commandName: "doppel",
         abstract: "Train Siamese embedders, keep a gallery of identities, answer verify and search.",
         version: "0.1.0",
-        subcommands: [TrainCommand.self, EvalCommand.self, CalibrateCommand.self, ServeCommand.self, GalleryCommand.self, DatasetCommand.self, BenchCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, CalibrateCommand.self, ImportCommand.self, EmbedCommand.self, ServeCommand.self, GalleryCommand.self, DatasetCommand.self, BenchCommand.self]
     )
 
     static func main() {

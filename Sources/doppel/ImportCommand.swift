@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+import ArgumentParser
+import DoppelImaging
+import DoppelNN
+import DoppelONNX
+import Foundation
+
+/// `doppel import`: an ONNX embedder (or Siamese model) as an ordinary Doppel model file.
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Turn an ONNX embedder (or a Siamese model) into a Doppel model file.",
+        discussion: """
+            ONNX files do not say how an image becomes their input tensor, so the flags do: the size \
+            (--input CxHxW), the normalisation on the 0-1 scale (--mean, --std) and the colour order. \
+            The graph is mapped to Doppel layers (batch norm is folded into convolutions when serving), \
+            constants are folded, and an operator Doppel does not have stops the import with the node's name \
+            and the list of what is supported; nothing is written then. A model with two image inputs whose \
+            towers share weights and meet in sigmoid(dense(|a - b|)) imports as the tower plus that head.
+
+            The result has no calibrated threshold (a Siamese head's own p >= 0.5 rule aside) until \
+            `doppel calibrate` runs on labelled images of the population it will serve, or --threshold is given.
+
+            Examples:
+              doppel import arcface.onnx --out models/arcface.safetensors --input 3x112x112 --mean 0.5 --std 0.5 --metric cosine
+              doppel import resnet.onnx --out models/resnet.safetensors --input 3x224x224 \\
+                  --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
+              doppel calibrate --model models/arcface.safetensors --data photos/   # one folder per person
+            """
+    )
+
+    @Argument(help: "The ONNX file (opset 11 to 21).") var onnx: String
+    @Option(help: "Where to write the Doppel model (safetensors).") var out: String
+    @Option(help: "The model's input as CxHxW, e.g. 3x112x112 (C is 1 or 3).") var input: String
+    @Option(help: "Mean to subtract per channel, on the 0-1 scale: one value or C, comma-separated.") var mean: String = "0"
+    @Option(help: "Standard deviation to divide by per channel, on the 0-1 scale: one value or C.") var std: String = "1"
+    @Option(help: "Colour order the model reads: rgb, bgr (OpenCV pipelines) or gray (default: gray for C=1, rgb for C=3).") var channels: String?
+    @Option(help: "How an image of another aspect ratio becomes the input: stretch, fit (pad) or crop.") var resize: String = "stretch"
+    @Option(help: "How embeddings are compared: cosine or euclidean.") var metric: String = "cosine"
+    @Option(help: "A verify threshold to store (a distance); otherwise run doppel calibrate.") var threshold: Float?
+
+    func run() throws {
+        let spec = try inputSpec()
+        let shape = TensorShape(channels: spec.channels, height: spec.height, width: spec.width)
+        guard let metric = Metric(rawValue: metric) else { throw ValidationError("--metric must be cosine or euclidean") }
+        if let threshold, !(threshold.isFinite && threshold >= 0) { throw ValidationError("--threshold must be a distance, 0 or more") }
+        let imported = try ONNXImporter.importModel(path: onnx, input: shape)
+        let network = try Network(architecture: imported.architecture, input: shape, seed: 0)
+        try network.load(tensors: imported.tensors)
+        var head: KochHead? = nil
+        if let siamese = imported.head {
+            let koch = KochHead(dimension: network.outputShape.count, seed: 0, distance: siamese.distance)
+            koch.parameters = siamese.weight + [siamese.bias]
+            head = koch
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let origin = [
+            "file": (onnx as NSString).lastPathComponent, "producer": imported.producer, "opset": String(imported.opset),
+            "sha256": SHA256.hex([UInt8](try Data(contentsOf: URL(fileURLWithPath: onnx)))),
+        ]
+        var metadata = ModelMetadata(architecture: imported.architecture, inputShape: shape, objective: head == nil ? "imported" : "koch",
+                                     metric: metric, inputSpec: String(decoding: try encoder.encode(spec), as: UTF8.self))
+        metadata.origin = String(decoding: try encoder.encode(origin), as: UTF8.self)
+        if let threshold {
+            metadata.threshold = threshold
+            metadata.thresholdMethod = "given at import (--threshold)"
+        } else if head != nil {
+            // The Siamese head decides by its own probability: same when p >= 0.5.
+            metadata.threshold = 0.5
+            metadata.thresholdMethod = "the imported Siamese head's own rule, p(same) >= 0.5"
+        }
+        var file = ModelFile(network: network, head: head, metadata: metadata)
+        try file.save(to: out)
+        let operators = imported.operatorCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        Terminal.standardError.line("""
+            imported \(onnx) (\(imported.producer.trimmingCharacters(in: .whitespaces)), opset \(imported.opset)): \(operators)
+            \(network.layerCount) layers, \(network.parameterCount) parameters, \(spec) -> \(network.outputShape.count)-D embeddings\(head.map { ", Siamese head on \($0.distance == .l1 ? "|a - b|" : "(a - b)^2")" } ?? ""), model id \(file.metadata.modelID)
+            """)
+        if metadata.threshold == nil {
+            Terminal.standardError.line("no threshold yet: run doppel calibrate --model \(out) --data <labelled images, one folder per identity> (or import again with --threshold)")
+        }
+        print(out)
+    }
+
+    /// The input spec from --input, --mean, --std, --channels and --resize.
+    func inputSpec() throws -> InputSpec {
+        let dims = input.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input must be CxHxW, e.g. 3x112x112, not '\(input)'") }
+        let order: InputSpec.ChannelOrder?
+        switch channels ?? (dims[0] == 1 ? "gray" : "rgb") {
+        case "gray":
+            guard dims[0] == 1 else { throw ValidationError("--channels gray needs --input 1xHxW") }
+            order = nil
+        case "rgb", "bgr":
+            guard dims[0] == 3 else { throw ValidationError("--channels \(channels ?? "") needs --input 3xHxW") }
+            order = channels == "bgr" ? .bgr : nil
+        case let other: throw ValidationError("--channels must be rgb, bgr or gray, not '\(other)'")
+        }
+        func values(_ text: String, _ flag: String) throws -> [Float] {
+            let list = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard !list.isEmpty, list.allSatisfy({ $0 != nil }) else { throw ValidationError("\(flag) must be numbers, not '\(text)'") }
+            let numbers = list.map { $0! }
+            if numbers.count == 1 { return Array(repeating: numbers[0], count: dims[0]) }
+            guard numbers.count == dims[0] else { throw ValidationError("\(flag) needs 1 or \(dims[0]) values, not \(numbers.count)") }
+            return numbers
+        }
+        guard let resizeMode = InputSpec.ResizeMode(rawValue: resize) else { throw ValidationError("--resize must be stretch, fit or crop") }
+        var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: resizeMode, mean: try values(mean, "--mean"), std: try values(std, "--std"))
+        spec.channelOrder = order
+        if let problem = spec.validationError() { throw ValidationError(problem) }
+        return spec
+    }
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+import DoppelNN
+import Foundation
+import Testing
+import TestSupport
+
+/// `doppel import` and `doppel embed` as users run them, and imported models served: the
+/// fixtures are `Tests/DoppelONNXTests/Fixtures` (made by scripts/compare/onnx_models.py).
+@Suite(.serialized) struct ImportTests {
+    static let fixtures = ServerProcess.repository.appendingPathComponent("Tests/DoppelONNXTests/Fixtures")
+    static func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+
+    @Test func importedModelsEmbedAsOnnxruntimeDid() throws {
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = folder.appendingPathComponent("mixed.safetensors").path
+        let imported = try DoppelBinary.run(["import", Self.fixture("fixture.onnx"), "--out", model, "--input", "3x24x24"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stderr.contains("no threshold yet: run doppel calibrate"), "\(imported.stderr)")
+        let out = folder.appendingPathComponent("embeddings.npy").path
+        let embedded = try DoppelBinary.run(["embed", "--model", model, "--npy", Self.fixture("fixture.input.npy"), "--out", out])
+        #expect(embedded.status == 0, "\(embedded.stderr)")
+        let ours = try NumpyArray(contentsOf: out), theirs = try NumpyArray(contentsOf: Self.fixture("fixture.output.npy"))
+        #expect(ours.shape == theirs.shape)
+        let difference = zip(ours.values, theirs.values).map { abs($0 - $1) }.max()!
+        #expect(difference < 1e-4, "max |doppel - onnxruntime| \(difference)")
+        // Image files too, as JSON, one embedding each.
+        let glyph = ServeTests.fixture.folder.appendingPathComponent("group0/glyph0/0.png").path
+        let json = try DoppelBinary.run(["embed", "--model", model, glyph, glyph, "--json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let rows = object?["embeddings"] as? [[String: Any]]
+        #expect(rows?.count == 2 && (rows?[0]["embedding"] as? [Double])?.count == 16 && object?["dimension"] as? Int == 16)
+    }
+
+    @Test func anUnsupportedOperatorStopsTheImportAndWritesNothing() throws {
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = folder.appendingPathComponent("never.safetensors")
+        let result = try DoppelBinary.run(["import", Self.fixture("unsupported.onnx"), "--out", model.path, "--input", "1x8x8"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("is a CumSum, which doppel does not import; supported operators: Abs, Add,"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: model.path))
+        let wrongShape = try DoppelBinary.run(["import", Self.fixture("fixture.onnx"), "--out", model.path, "--input", "3x32x32"])
+        #expect(wrongShape.status != 0 && wrongShape.stderr.contains("--input 3x32x32"), "\(wrongShape.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: model.path))
+    }
+
+    /// A twin-tower export answers verify with the probability onnxruntime gives the pair.
+    @Test func aSiameseExportVerifiesAsOnnxruntimeDoes() throws {
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = folder.appendingPathComponent("siamese.safetensors").path
+        let imported = try DoppelBinary.run(["import", Self.fixture("fixture_siamese.onnx"), "--out", model, "--input", "1x20x20"])
+        #expect(imported.status == 0 && imported.stderr.contains("Siamese head on |a - b|"), "\(imported.stderr)")
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("fixture_siamese.pair.json"))) as! [String: Double]
+        let server = try ServerProcess(model: model, folder: folder)
+        defer { server.stop() }
+        let api = try ServeTests.Checked(server)
+        let pair = try (0..<2).map { [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent("fixture_siamese.pair\($0).pgm"))) }
+        let verify = try api.form("POST", "/v1/verify", key: nil, [("image1", "a.pgm", pair[0]), ("image2", "b.pgm", pair[1])])
+        #expect(verify.status == 200, "\(verify.text)")
+        let probability = verify.json["similarity"] as? Double ?? -1
+        #expect(abs(probability - expected["probability"]!) < 1e-4, "doppel \(probability), onnxruntime \(expected["probability"]!)")
+        #expect(verify.json["match"] as? Bool == (expected["probability"]! >= 0.5))
+        #expect(verify.json["threshold"] as? Double == 0.5)
+    }
+
+    /// An imported embedder: refused until calibrated, then it serves; a gallery enrolled
+    /// under a trained model is re-embedded when the imported one takes over.
+    @Test func anImportedEmbedderIsCalibratedServedAndReindexesTheGallery() throws {
+        let f = ServeTests.fixture
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = folder.appendingPathComponent("mixed.safetensors").path
+        #expect(try DoppelBinary.run(["import", Self.fixture("fixture.onnx"), "--out", model, "--input", "3x24x24"]).status == 0)
+        let refused = try DoppelBinary.run(["serve", "--model", model, "--db", folder.appendingPathComponent("g.sqlite").path,
+                                            "--migrations", ServerProcess.repository.appendingPathComponent("Migrations").path],
+                                           environment: ["DOPPEL_ADMIN_KEYS": ServeTests.adminKey])
+        #expect(refused.status != 0 && refused.stderr.contains("run `doppel calibrate --model") && refused.stderr.contains("--threshold"), "\(refused.stderr)")
+        let calibrated = try DoppelBinary.run(["calibrate", "--model", model, "--data", f.folder.path, "--pairs", "400"])
+        #expect(calibrated.status == 0, "\(calibrated.stderr)")
+        #expect(try ModelFile.load(path: model).metadata.threshold != nil)
+
+        // Enrolled under the trained model, then served by the imported one.
+        var server = try ServerProcess(model: f.model, folder: folder)
+        for id in 0..<3 {
+            let response = try ServeTests.Checked(server).form("POST", "/v1/identities", [("id", nil, Array("glyph\(id)".utf8)), ("images", "a.png", f.image(id, 0)),
+                                                                                        ("images", "b.png", f.image(id, 1))])
+            #expect(response.status == 201)
+        }
+        #expect(server.stop() == 0)
+        server = try ServerProcess(model: model, folder: folder)
+        let api = try ServeTests.Checked(server)
+        #expect(try api.call("GET", "/readyz", key: nil).json["samples"] as? Int == 6)
+        let search = try api.form("POST", "/v1/search", key: nil, [("image", "q.png", f.image(2, 1))])
+        #expect((search.json["matches"] as? [[String: Any]])?.first?["identity"] as? String == "glyph2", "\(search.text)")
+        let verify = try api.form("POST", "/v1/verify", key: nil, [("image1", "a.png", f.image(1, 0)), ("image2", "b.png", f.image(1, 0))])
+        #expect(verify.json["match"] as? Bool == true, "\(verify.text)")
+        #expect(server.stop() == 0)
+        #expect(server.stderr.contains("reindexed 6 stored images"), "\(server.stderr)")
+    }
+}
