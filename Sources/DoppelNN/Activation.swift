@@ -35,18 +35,36 @@ public enum ActivationFunction: Equatable, Sendable {
         }
     }
 
-    /// y = f(x) over `count` elements (in place when x == y).
+    /// y = f(x) over `count` elements (in place when x == y). The piecewise-linear functions run
+    /// eight at a time (ResNet-18's fused ReLUs: 2% of its forward scalar).
     func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = Vector(repeating: 0)
         switch self {
-        case .relu: for i in 0..<count { y[i] = max(x[i], 0) }
-        case .leakyReLU(let slope): for i in 0..<count { y[i] = x[i] > 0 ? x[i] : slope * x[i] }
+        case .relu:
+            forEachVector(count, { y.store(x.vector($0).replacing(with: zero, where: x.vector($0) .< zero), $0) }, { y[$0] = max(x[$0], 0) })
+        case .clip(let low, let high):
+            let (lower, upper) = (Vector(repeating: low), Vector(repeating: high))
+            forEachVector(count, { y.store(x.vector($0).clamped(lowerBound: lower, upperBound: upper), $0) }, { y[$0] = min(max(x[$0], low), high) })
+        case .hardSwish:
+            let (three, six, sixth) = (Vector(repeating: 3), Vector(repeating: 6), Vector(repeating: 1.0 / 6))
+            forEachVector(count, { i in
+                let v = x.vector(i)
+                y.store(v * (v + three).clamped(lowerBound: zero, upperBound: six) * sixth, i)
+            }, { y[$0] = x[$0] * min(max(x[$0] + 3, 0), 6) * (1.0 / 6) })
+        case .hardSigmoid(let alpha, let beta):
+            let (a, b, one) = (Vector(repeating: alpha), Vector(repeating: beta), Vector(repeating: 1))
+            forEachVector(count, { y.store((a * x.vector($0) + b).clamped(lowerBound: zero, upperBound: one), $0) },
+                          { y[$0] = min(max(alpha * x[$0] + beta, 0), 1) })
+        case .leakyReLU(let slope):
+            let s = Vector(repeating: slope)
+            forEachVector(count, { i in
+                let v = x.vector(i)
+                y.store(v.replacing(with: v * s, where: v .< zero), i)
+            }, { y[$0] = x[$0] > 0 ? x[$0] : slope * x[$0] })
         case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + expf(-x[i])) }
         case .tanh: for i in 0..<count { y[i] = tanhf(x[i]) }
         case .silu: for i in 0..<count { y[i] = x[i] / (1 + expf(-x[i])) }
-        case .hardSwish: for i in 0..<count { y[i] = x[i] * min(max(x[i] + 3, 0), 6) * (1.0 / 6) }
-        case .hardSigmoid(let alpha, let beta): for i in 0..<count { y[i] = min(max(alpha * x[i] + beta, 0), 1) }
         case .gelu: for i in 0..<count { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678)) }
-        case .clip(let low, let high): for i in 0..<count { y[i] = min(max(x[i], low), high) }
         case .abs: for i in 0..<count { y[i] = Swift.abs(x[i]) }
         }
     }

@@ -29,9 +29,11 @@ final class Conv2D: Layer {
     /// An activation applied in the pass that adds the bias (inference plans fuse a
     /// following ReLU, hard-swish, ... this way). Training layers have none.
     var epilogue: ActivationFunction?
-    /// 4 Mi floats (16 MB) of columns: large enough for full-width GEMMs, small enough to stay
-    /// out of the way of the activations.
-    static let maxColumnFloats = 1 << 22
+    /// 256 Ki floats (1 MB, a core's L2) of columns per chunk, so the GEMM reads what im2col
+    /// just wrote from cache. Against 4 Mi floats (2 cores, OpenBLAS Cooperlake kernels):
+    /// 4-layer 64-channel CNN on 42x42, training step on 64 pairs 116.5 -> 103.5 ms; fashion CNN
+    /// 9.7 -> 9.1 ms; ResNet-18 at 3x112x112, batch 32, 343 -> 367 images/s.
+    static let maxColumnFloats = 1 << 18
 
     private let workspace: Workspace
 
@@ -95,6 +97,24 @@ final class Conv2D: Layer {
             return
         }
         let (kg, cg) = (filtersPerGroup, patch)
+        if kernel == 1 && stride == 1 && padding == 0 && writesPerSample {
+            // A pointwise convolution's columns are its input: y_b[K/G, HW] = b + W_g x_{g,b}[C/G, HW].
+            for b in 0..<batch {
+                let out = y + b * outputShape.count, input = x + b * inputShape.count
+                for k in 0..<filters { (out + k * outSpatial).update(repeating: bias[k], count: outSpatial) }
+                for g in 0..<groups {
+                    BLAS.gemm(
+                        .none, .none,
+                        m: kg, n: outSpatial, k: cg,
+                        a: weight + g * kg * cg, lda: cg,
+                        b: input + g * cg * outSpatial, ldb: outSpatial,
+                        beta: 1,
+                        c: out + g * kg * outSpatial, ldc: outSpatial)
+                }
+                epilogue?.apply(out, out, count: outputShape.count)
+            }
+            return
+        }
         let chunk = chunkSize(batch: batch)
         let cols = workspace.columns.reserve(columnRows * chunk * outSpatial)
         let tmp = workspace.product.reserve(filters * chunk * outSpatial)
@@ -243,34 +263,51 @@ final class Conv2D: Layer {
     // MARK: depthwise
 
     /// y[n, k] = b[k] + sum over the window of w[k] x[n, k / m], m = K / C filters per channel.
+    /// Each input plane is copied once into a zero-bordered plane, so every tap is a plain pass
+    /// over an output row (stride 1: contiguous, vectorised); MobileNetV3-Small at 3x112x112,
+    /// batch 32: the per-tap bounded loops took 54% of the forward.
     private func depthwiseForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
                                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
         let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
         let multiplier = filters / inputShape.channels
+        let (paddedHeight, paddedWidth) = (h + 2 * padding, w + 2 * padding)
+        let padded = workspace.columns.reserve(paddedHeight * paddedWidth)
+        padded.update(repeating: 0, count: paddedHeight * paddedWidth)
         for n in 0..<batch {
-            for k in 0..<filters {
-                let plane = x + (n * inputShape.channels + k / multiplier) * h * w
-                let out = y + (n * filters + k) * outSpatial
-                out.update(repeating: bias[k], count: outSpatial)
-                let taps = weight + k * kernel * kernel
-                for ki in 0..<kernel {
-                    for kj in 0..<kernel {
-                        let tap = taps[ki * kernel + kj]
-                        let (first, last) = insideColumns(kj)
-                        guard first <= last else { continue }
-                        for oy in 0..<oh {
-                            let iy = oy * stride - padding + ki
-                            guard iy >= 0, iy < h else { continue }
-                            let source = plane + iy * w - padding + kj, row = out + oy * ow
-                            if stride == 1 {
-                                for ox in first...last { row[ox] += tap * source[ox] }
-                            } else {
-                                for ox in first...last { row[ox] += tap * source[ox * stride] }
+            for c in 0..<inputShape.channels {
+                let plane = x + (n * inputShape.channels + c) * h * w
+                for iy in 0..<h { (padded + (iy + padding) * paddedWidth + padding).update(from: plane + iy * w, count: w) }
+                for k in (c * multiplier)..<((c + 1) * multiplier) {
+                    let out = y + (n * filters + k) * outSpatial
+                    let taps = weight + k * kernel * kernel
+                    for oy in 0..<oh {
+                        let row = out + oy * ow
+                        let top = UnsafePointer(padded + oy * stride * paddedWidth)
+                        // Eight outputs at a time, the window's taps summed in registers.
+                        var ox = 0
+                        if stride == 1 {
+                            while ox + 8 <= ow {
+                                var sum = Vector(repeating: bias[k])
+                                for ki in 0..<kernel {
+                                    let source = top + ki * paddedWidth + ox
+                                    for kj in 0..<kernel { sum += Vector(repeating: taps[ki * kernel + kj]) * source.vector(kj) }
+                                }
+                                row.store(sum, ox)
+                                ox += 8
                             }
                         }
+                        while ox < ow {
+                            var sum = bias[k]
+                            for ki in 0..<kernel {
+                                let source = top + ki * paddedWidth + ox * stride
+                                for kj in 0..<kernel { sum += taps[ki * kernel + kj] * source[kj] }
+                            }
+                            row[ox] = sum
+                            ox += 1
+                        }
                     }
+                    epilogue?.apply(out, out, count: outSpatial)
                 }
-                epilogue?.apply(out, out, count: outSpatial)
             }
         }
     }

@@ -6,6 +6,8 @@
 ///   refolded whenever the parameters or statistics have changed;
 /// - an element-wise activation after a convolution, dense layer or merge (its only reader)
 ///   applied in the pass that writes that layer's output;
+/// - 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`WinogradConv2D`), their weights
+///   transformed once per change;
 /// - activation buffers ("slots") reused once no later step reads them, so a ResNet's memory
 ///   is a few feature maps, not all of them.
 /// Each worker owns `[lo * width, hi * width)` of every slot for its slice `lo..<hi`, so
@@ -21,6 +23,8 @@ final class InferencePlan {
         /// The batch norm node folded into this step, and where its folded weights live.
         let foldedBatchNorm: Int?
         let foldedOffset: Int
+        /// Where the Winograd-transformed weights (and bias) live, for a step that uses them.
+        let transformedOffset: Int?
     }
 
     private unowned let network: Network
@@ -28,11 +32,28 @@ final class InferencePlan {
     /// `operations[w][s]`: the layer running step s for worker w (a fused copy, or the
     /// network's own).
     private let operations: [[Operation]]
+    /// `winogradOperations[w][s]`: step s by Winograd, for the steps that may use it.
+    private let winogradOperations: [[WinogradConv2D?]]
+    /// Below this many tiles in a call, Winograd's weights (16/9 of the direct ones) cost more
+    /// to stream than its multiplications save, and its 16 GEMMs more thread hand-offs: the
+    /// direct convolution runs. ResNet-18 at 3x112x112 (2 cores, OpenBLAS Cooperlake kernels),
+    /// images/s at batch 1 / 32: direct everywhere 147 / 276; Winograd from 16 tiles 87 / 318,
+    /// from 48 tiles 90 / 310, from 128 tiles 137 / 290. A batch split over cores runs
+    /// single-threaded GEMMs, which pay from 16 tiles; one slice on threaded BLAS needs many more.
+    static func minimumWinogradTiles(split: Bool) -> Int { split ? 16 : 1024 }
     private let slotOfValue: [Int]
     private let slotWidths: [Int]
     private let slots: [FloatBuffer]
     private let folded: FloatBuffer
+    private let transformed: FloatBuffer
     private var foldedVersion = -1
+
+    /// Whether a convolution runs by Winograd's F(2x2, 3x3): 3x3, stride 1, ungrouped, with
+    /// enough channels for its 16 GEMMs to be worth their transforms.
+    static func usesWinograd(_ spec: Architecture.LayerSpec, input: TensorShape) -> Bool {
+        guard case .conv(let filters, 3, 1, let padding, 1, _) = spec else { return false }
+        return padding <= 2 && input.channels >= 16 && filters >= 16 && input.height + 2 * padding >= 4 && input.width + 2 * padding >= 4
+    }
 
     init(network: Network) {
         self.network = network
@@ -48,7 +69,7 @@ final class InferencePlan {
         }
         var fused = Set<Int>()
         var steps = [Step](), epilogues = [ActivationFunction?]()
-        var foldedFloats = 0
+        var foldedFloats = 0, transformedFloats = 0
         for index in graph.nodes.indices where !fused.contains(index) {
             let node = graph.nodes[index]
             var output = index + 1, foldedBatchNorm: Int? = nil, epilogue: ActivationFunction? = nil
@@ -68,12 +89,16 @@ final class InferencePlan {
                 fused.insert(reader)
                 output = reader + 1
             }
-            steps.append(Step(node: index, inputs: node.inputs, output: output, foldedBatchNorm: foldedBatchNorm, foldedOffset: foldedFloats))
+            let winograd = Self.usesWinograd(node.spec, input: node.inputShapes[0])
+            steps.append(Step(node: index, inputs: node.inputs, output: output, foldedBatchNorm: foldedBatchNorm, foldedOffset: foldedFloats,
+                              transformedOffset: winograd ? transformedFloats : nil))
             epilogues.append(epilogue)
             if foldedBatchNorm != nil { foldedFloats += network.replicas[0][index].parameterCount }
+            if winograd { transformedFloats += 16 * node.outputShape.channels * node.inputShapes[0].channels + node.outputShape.channels }
         }
         self.steps = steps
         folded = FloatBuffer(capacity: foldedFloats)
+        transformed = FloatBuffer(capacity: transformedFloats)
 
         // Slots: a value's slot is free again after the last step that reads it.
         var lastRead = [Int](repeating: -1, count: graph.shapes.count)
@@ -115,6 +140,15 @@ final class InferencePlan {
                 return copy
             }
         }
+        winogradOperations = network.replicas.indices.map { worker in
+            zip(steps, epilogues).map { step, epilogue in
+                guard step.transformedOffset != nil, case .conv(let filters, _, _, let padding, _, _) = graph.nodes[step.node].spec else { return nil }
+                let winograd = WinogradConv2D(input: graph.nodes[step.node].inputShapes[0], filters: filters, padding: padding,
+                                              workspace: network.workspaces[worker])
+                winograd.epilogue = epilogue
+                return winograd
+            }
+        }
     }
 
     /// Weights and biases of the steps that fold batch norm, from the current parameters and
@@ -124,6 +158,7 @@ final class InferencePlan {
         foldedVersion = network.parameterVersion
         let parameters = network.parameterStorage.pointer
         for step in steps {
+            defer { transform(step) }
             guard let batchNormNode = step.foldedBatchNorm, let batchNorm = network.layer(batchNormNode) as? BatchNorm,
                   let layer = network.layer(step.node) else { continue }
             let (scale, shift) = batchNorm.inferenceScaleAndShift(parameters: parameters + network.parameterOffsets[batchNormNode])
@@ -137,6 +172,23 @@ final class InferencePlan {
                 target[bias] = source[bias] * scale[k] + shift[k]
             }
         }
+    }
+
+    /// The Winograd weights of a step that uses them, from its (folded) weights and bias.
+    private func transform(_ step: Step) {
+        guard let offset = step.transformedOffset, let conv = network.layer(step.node) as? Conv2D else { return }
+        let weights = sourceParameters(step)
+        let (filters, channels) = (conv.filters, conv.inputShape.channels)
+        let target = transformed.pointer + offset
+        WinogradConv2D.transformWeights(weights, filters: filters, channels: channels, into: target)
+        (target + 16 * filters * channels).update(from: weights + filters * channels * 9, count: filters)
+    }
+
+    /// A step's weights as trained, or with batch norm folded in.
+    private func sourceParameters(_ step: Step) -> UnsafePointer<Float> {
+        step.foldedBatchNorm != nil
+            ? UnsafePointer(folded.pointer + step.foldedOffset)
+            : UnsafePointer(network.parameterStorage.pointer + network.parameterOffsets[step.node])
     }
 
     /// Value `value` for worker slice `slice`.
@@ -154,11 +206,15 @@ final class InferencePlan {
         network.forEachSlice(slices) { worker, slice in
             for (position, step) in steps.enumerated() {
                 let y = pointer(step.output, x, slice: slice)
+                if let winograd = winogradOperations[worker][position], let offset = step.transformedOffset,
+                   winograd.tiles(batch: slice.count) >= Self.minimumWinogradTiles(split: slices.count > 1) {
+                    winograd.forward(pointer(step.inputs[0], x, slice: slice), y, batch: slice.count,
+                                     parameters: transformed.pointer + offset, mode: .inference)
+                    continue
+                }
                 switch operations[worker][position] {
                 case .unary(let layer):
-                    let parameters = step.foldedBatchNorm != nil
-                        ? UnsafePointer(folded.pointer + step.foldedOffset)
-                        : UnsafePointer(network.parameterStorage.pointer + network.parameterOffsets[step.node])
+                    let parameters = sourceParameters(step)
                     layer.forward(pointer(step.inputs[0], x, slice: slice), y, batch: slice.count, parameters: parameters, mode: .inference)
                 case .merge(let merge):
                     merge.forward(step.inputs.map { UnsafePointer(pointer($0, x, slice: slice)) }, y, batch: slice.count)

@@ -39,9 +39,9 @@ final class MaxPool: Layer {
                  parameters: UnsafePointer<Float>, mode: PassMode) {
         let planes = batch * inputShape.channels
         let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
-        if mode == .inference && size == 2 && stride == 2 && padding == 0 {
+        if mode == .inference {
             // No backward will follow: no argmax to record.
-            forward2x2Inference(x, y, planes: planes)
+            if size == 2 && stride == 2 && padding == 0 { forward2x2Inference(x, y, planes: planes) } else { forwardSeparable(x, y, planes: planes) }
             return
         }
         if argmax.count < planes * oh * ow { argmax = Array(repeating: 0, count: planes * oh * ow) }
@@ -89,6 +89,37 @@ final class MaxPool: Layer {
                     if plane[bottom + 2 * ox + 1] > best { best = plane[bottom + 2 * ox + 1]; index = bottom + 2 * ox + 1 }
                     out[oy * ow + ox] = best
                     arg[oy * ow + ox] = Int32(index)
+                }
+            }
+        }
+    }
+
+    /// Any window for inference, as the max over the window's rows (a contiguous pass per row)
+    /// then over each output's columns: ResNet's 3x3 stride-2 pad-1 pooling without a range per
+    /// window.
+    private func forwardSeparable(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int) {
+        let (h, w, oh, ow) = (inputShape.height, inputShape.width, outputShape.height, outputShape.width)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: w) { rows in
+            let row = rows.baseAddress!
+            for p in 0..<planes {
+                let plane = x + p * inputShape.spatial, out = y + p * outputShape.spatial
+                for oy in 0..<oh {
+                    let window = windowRange(oy, size: size, stride: stride, padding: padding, extent: h)
+                    row.update(from: plane + window.lowerBound * w, count: w)
+                    for iy in window.dropFirst() {
+                        let source = plane + iy * w
+                        forEachVector(w, { i in
+                            let (a, b) = (row.vector(i), source.vector(i))
+                            row.store(a.replacing(with: b, where: b .> a), i)
+                        }, { row[$0] = max(row[$0], source[$0]) })
+                    }
+                    let o = out + oy * ow
+                    for ox in 0..<ow {
+                        let columns = windowRange(ox, size: size, stride: stride, padding: padding, extent: w)
+                        var best = row[columns.lowerBound]
+                        for ix in columns.dropFirst() { best = max(best, row[ix]) }
+                        o[ox] = best
+                    }
                 }
             }
         }

@@ -15,6 +15,9 @@ struct EmbedBench: ParsableCommand {
     @Option(help: "Input shape CxHxW.")
     var input: String = "1x28x28"
 
+    @Option(help: "Benchmark this model file (an imported one, say) instead of --arch and --input.")
+    var model: String?
+
     @Option(parsing: .upToNextOption, help: "Forward batch sizes.")
     var batch: [Int] = [256, 32, 1]
 
@@ -66,11 +69,15 @@ struct EmbedBench: ParsableCommand {
 
     func run() throws {
         if let threads { BLASThreads.set(threads) }
-        let dims = input.split(separator: "x").compactMap { Int($0) }
-        guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input must be CxHxW, e.g. 1x28x28") }
-        let shape = TensorShape(channels: dims[0], height: dims[1], width: dims[2])
-        let architecture = try Architecture(parsing: arch)
-        let network = try Network(architecture: architecture, input: shape, seed: 1)
+        let network: Network
+        if let model {
+            network = try ModelFile.load(path: model).network
+        } else {
+            let dims = input.split(separator: "x").compactMap { Int($0) }
+            guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input must be CxHxW, e.g. 1x28x28") }
+            network = try Network(architecture: try Architecture(parsing: arch), input: TensorShape(channels: dims[0], height: dims[1], width: dims[2]), seed: 1)
+        }
+        let (architecture, shape) = (network.architecture, network.inputShape)
         let flopsPerImage = network.forwardFLOPsPerSample
         var generator = SeededGenerator(seed: 2)
         let largest = max(batch.max() ?? 1, 2 * trainPairs)
@@ -107,7 +114,7 @@ struct EmbedBench: ParsableCommand {
             trainStep = TrainStep(pairs: trainPairs, millisecondsPerStep: (1e5 / rate).rounded() / 100,
                                   gflops: (rate * flops / 1e8).rounded() / 10)
         }
-        let report = Report(architecture: architecture.description, input: input, parameters: network.parameterCount,
+        let report = Report(architecture: architecture.description, input: "\(shape.channels)x\(shape.height)x\(shape.width)", parameters: network.parameterCount,
                             mflopsPerImage: (flopsPerImage / 1e4).rounded() / 100, sgemmGFLOPs: sgemm.rounded(),
                             blasKernels: BLASKernels.chosen, forward: forward, trainStep: trainStep)
         if json {
@@ -116,7 +123,7 @@ struct EmbedBench: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        print("\(report.architecture) on \(input): \(report.parameters) parameters, \(report.mflopsPerImage) MFLOP/image")
+        print("\(report.architecture.prefix(200)) on \(report.input): \(report.parameters) parameters, \(report.mflopsPerImage) MFLOP/image")
         print(String(format: "sgemm peak (1024^3) %.0f GFLOP/s", report.sgemmGFLOPs))
         for f in forward {
             print(String(format: "forward batch %5d: %10.0f images/s  %6.1f GFLOP/s  %8.2f ms/batch", f.batch, f.imagesPerSecond, f.gflops, f.millisecondsPerBatch))

@@ -81,9 +81,12 @@ import Testing
         #expect(before.forward(x, batch: batch, mode: .inference) != split.forward(x, batch: batch, mode: .inference))
     }
 
-    /// Inference takes shortcuts (max pooling without argmax); the outputs must not change.
-    @Test func inferenceGivesTheTrainingForwardOutputs() throws {
-        let architecture = try Architecture(parsing: "conv(3,3,pad=1) relu maxpool(2) conv(4,3) relu maxpool(2) flatten dense(5)")
+    /// Inference takes shortcuts (max pooling without argmax, pointwise convolutions without
+    /// im2col); the outputs must not change.
+    @Test(arguments: ["conv(3,3,pad=1) relu maxpool(2) conv(4,3) relu maxpool(2) flatten dense(5)",
+                      "conv(3,3,pad=1) relu maxpool(3,stride=2,pad=1) conv(16,1) relu maxpool(2,stride=1) conv(4,1,groups=2) flatten dense(5)"])
+    func inferenceGivesTheTrainingForwardOutputs(_ text: String) throws {
+        let architecture = try Architecture(parsing: text)
         let input = TensorShape(channels: 1, height: 13, width: 11)  // odd sizes: floor-mode pooling drops a row and a column
         let network = try Network(architecture: architecture, input: input, seed: 2, workers: 1)
         var generator = SeededGenerator(seed: 3)
