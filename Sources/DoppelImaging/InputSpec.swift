@@ -32,6 +32,12 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         case rgb, bgr
     }
 
+    /// Test-time augmentation: embed each image and its mirror image (flipped left to right)
+    /// and average the two, in every path that embeds (serve, eval, gallery import and
+    /// reindex, embed). For classes that look alike mirrored (faces); not for characters.
+    /// Optional so older model files decode unchanged.
+    public var mirrorAverage: Bool?
+
     public init(channels: Int, height: Int, width: Int, resize: ResizeMode = .stretch, invert: Bool = false,
                 mean: [Float]? = nil, std: [Float]? = nil) {
         self.channels = channels
@@ -48,7 +54,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// "1x28x28 stretch": the compact form used in messages and the architecture string.
     public var description: String {
-        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")"
+        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")"
     }
 
     /// Problems with the spec itself, in words, or nil when it is usable.
@@ -71,6 +77,15 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         var out = [Float](repeating: 0, count: elementCount)
         out.withUnsafeMutableBufferPointer { write(image, into: $0) }
         return out
+    }
+
+    /// Mirrors `count` preprocessed images (`[count, channels, height, width]`) left to right
+    /// into `destination`.
+    public func writeMirrored(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        for row in 0..<(count * channels * height) {
+            let from = source + row * width, to = destination + row * width
+            for x in 0..<width { to[x] = from[width - 1 - x] }
+        }
     }
 
     /// Writes the preprocessed image into `destination` (exactly `elementCount` floats), so a

@@ -183,9 +183,24 @@ public final class Network {
     /// are, batch norm among them keeps its running statistics, and backward stops where the
     /// trained part begins. `count` at or above `weightLayerCount` trains everything.
     public func freeze(allButTheLast count: Int) {
-        let weightNodes = replicas[0].indices.filter { replicas[0][$0].parameterCount > 0 }
-        frozenNodes = count >= weightNodes.count ? 0 : (count <= 0 ? graph.nodes.count : weightNodes[weightNodes.count - count])
+        frozenNodes = firstTrainedNode(lastWeightLayers: count)
         trainingStages = makeTrainingStages()
+    }
+
+    /// The first node of the last `count` weight layers (everything for `count` at or above
+    /// `weightLayerCount`, nothing at 0).
+    private func firstTrainedNode(lastWeightLayers count: Int) -> Int {
+        let weightNodes = replicas[0].indices.filter { replicas[0][$0].parameterCount > 0 }
+        return count >= weightNodes.count ? 0 : (count <= 0 ? graph.nodes.count : weightNodes[weightNodes.count - count])
+    }
+
+    /// Names of the tensors (as `namedTensors` gives them) of the last `count` weight layers:
+    /// what `freeze(allButTheLast: count)` leaves to train.
+    public func trainableTensorNames(lastWeightLayers count: Int) -> Set<String> {
+        let first = firstTrainedNode(lastWeightLayers: count)
+        return Set(replicas[0].indices.filter { $0 >= first }.flatMap { index in
+            (replicas[0][index].parameterSpecs + replicas[0][index].stateSpecs).map { "\(index).\($0.name)" }
+        })
     }
 
     public func zeroGradients() { gradientStorage.zero(parameterCount) }

@@ -35,7 +35,9 @@ public final class SiameseTrainer {
         self.objective = objective
         let dimension = network.outputShape.count
         head = objective == .koch ? KochHead(dimension: dimension, seed: seed) : nil
-        optimizer = Optimizer(config: config, parameterCount: network.parameterCount + (head.map { $0.parameters.count } ?? 0))
+        // Frozen layers (`Network.freeze`) are outside the optimizer's blocks: it keeps no moments
+        // for them and weight decay never touches them.
+        optimizer = Optimizer(config: config, parameterCount: network.trainableParameters.values.count + (head.map { $0.parameters.count } ?? 0))
     }
 
     /// Trains on `pairs` pairs: `inputs` is `[2 * pairs, inputShape]`, the left samples then
@@ -89,7 +91,7 @@ public final class SiameseTrainer {
     }
 
     private func update() {
-        var blocks = [ParameterBlock(values: network.parameters, gradients: network.gradients)]
+        var blocks = [network.trainableParameters]
         if let head {
             head.parameters.withUnsafeMutableBufferPointer { values in
                 head.gradients.withUnsafeMutableBufferPointer { gradients in

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import DoppelHTTP
 import DoppelNN
+import DoppelTraining
 import Foundation
 
 /// Embeds images for concurrent requests together (micro-batching): each request hands in
@@ -104,8 +105,7 @@ final class BatchingEmbedder: @unchecked Sendable {
                 var start = 0
                 while start < images {
                     let n = min(maxBatch, images - start)
-                    let e = model.file.network.forward(x.baseAddress! + start * elements, batch: n, mode: .inference)
-                    (y.baseAddress! + start * dimension).update(from: e.baseAddress!, count: n * dimension)
+                    model.embedder.embed(x.baseAddress! + start * elements, count: n, into: y.baseAddress! + start * dimension)
                     onBatch?(n)
                     start += n
                 }

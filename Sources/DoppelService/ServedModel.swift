@@ -16,6 +16,9 @@ public final class ServedModel: @unchecked Sendable {
     public let threshold: Float
     public let calibration: CalibrationRecord?
     let head: KochHead?
+    /// The model's one embedding path (test-time augmentation included); the batching
+    /// embedder's thread is its only caller.
+    let embedder: EmbeddingModel
 
     public struct LoadError: Error, CustomStringConvertible {
         public let description: String
@@ -42,6 +45,7 @@ public final class ServedModel: @unchecked Sendable {
             throw LoadError(description: "\(path) has no calibrated threshold in its metadata: run `doppel calibrate --model \(path) --data DIR` on labelled images of the population it will serve (one folder per identity), or import it again with --threshold")
         }
         self.threshold = threshold
+        embedder = EmbeddingModel(network: file.network, head: file.head, metric: metric, spec: spec)
         calibration = file.metadata.calibration.flatMap { try? JSONDecoder().decode(CalibrationRecord.self, from: Data($0.utf8)) }
     }
 

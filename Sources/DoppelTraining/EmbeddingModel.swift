@@ -14,11 +14,46 @@ public final class EmbeddingModel {
     /// Embeddings per forward pass when embedding a whole dataset.
     static let batchSize = 256
 
+    /// The mirrored batch when the spec averages each image with its mirror.
+    private var augmented: [Float] = []
+
     public init(network: Network, head: KochHead?, metric: Metric, spec: InputSpec) {
         self.network = network
         self.head = head
         self.metric = metric
         self.spec = spec
+    }
+
+    /// Embeds `count` preprocessed images `x` into `y` (`[count, dimension]`): the one path
+    /// every embedding takes (training's validation, eval, calibrate, embed, gallery import and
+    /// reindex, serve), so test-time augmentation is the same everywhere. With
+    /// `spec.mirrorAverage` each image and its mirror go through one forward pass of 2 x count
+    /// and their embeddings are averaged (then put back on the unit sphere when the network
+    /// ends in l2norm). Not thread-safe: one caller at a time, like the network.
+    public func embed(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>) {
+        guard count > 0 else { return }
+        guard spec.mirrorAverage == true else {
+            y.update(from: network.forward(x, batch: count, mode: .inference).baseAddress!, count: count * dimension)
+            return
+        }
+        let elements = spec.elementCount
+        if augmented.count < 2 * count * elements { augmented = [Float](repeating: 0, count: 2 * count * elements) }
+        augmented.withUnsafeMutableBufferPointer { buffer in
+            let both = buffer.baseAddress!
+            both.update(from: x, count: count * elements)
+            spec.writeMirrored(x, count: count, into: both + count * elements)
+            let e = network.forward(both, batch: 2 * count, mode: .inference).baseAddress!
+            for i in 0..<(count * dimension) { y[i] = 0.5 * (e[i] + e[count * dimension + i]) }
+        }
+        if network.architecture.endsInL2Normalize {
+            for n in 0..<count {
+                let row = y + n * dimension
+                var sum: Float = 0
+                for i in 0..<dimension { sum += row[i] * row[i] }
+                let scale = 1 / max(sum.squareRoot(), 1e-12)
+                for i in 0..<dimension { row[i] *= scale }
+            }
+        }
     }
 
     /// The model of a model file; its input spec is decoded from the metadata.
@@ -39,8 +74,7 @@ public final class EmbeddingModel {
                 var start = 0
                 while start < count {
                     let n = min(Self.batchSize, count - start)
-                    let e = network.forward(x.baseAddress! + start * spec.elementCount, batch: n, mode: .inference)
-                    (y.baseAddress! + start * dimension).update(from: e.baseAddress!, count: n * dimension)
+                    embed(x.baseAddress! + start * spec.elementCount, count: n, into: y.baseAddress! + start * dimension)
                     start += n
                 }
             }

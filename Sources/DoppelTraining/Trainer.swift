@@ -94,7 +94,9 @@ public final class Trainer {
     var bestHead: [Float] = []
     var bestAUC = -1.0
 
-    public init(recipe: TrainingRecipe, split: DatasetSplit) throws {
+    /// A trainer for `recipe` on `split`, starting from `initial`'s weights (and Koch head,
+    /// for the bce loss) when given: the recipe's architecture must be that model's.
+    public init(recipe: TrainingRecipe, split: DatasetSplit, initial: ModelFile? = nil) throws {
         if let problem = recipe.validationError() { throw DatasetError.cannotSplit(detail: problem) }
         guard split.validation.identities.count >= 2 else {
             throw DatasetError.cannotSplit(detail: "validation needs at least 2 identities (has \(split.validation.identities.count)); raise the validation fraction")
@@ -102,7 +104,17 @@ public final class Trainer {
         self.recipe = recipe
         let input = TensorShape(channels: recipe.input.channels, height: recipe.input.height, width: recipe.input.width)
         network = try Network(architecture: Architecture(parsing: recipe.architecture), input: input, seed: recipe.seed)
+        if let initial {
+            guard initial.network.architecture == network.architecture, initial.network.inputShape == input else {
+                throw DatasetError.cannotSplit(detail: "the initial model is \(initial.network.architecture) on \(initial.network.inputShape); the recipe trains \(network.architecture) on \(input)")
+            }
+            try network.load(tensors: Dictionary(uniqueKeysWithValues: initial.network.namedTensors().map { ($0.name, $0.values) }))
+        }
+        if let trainLast = recipe.trainLast { network.freeze(allButTheLast: trainLast) }
         trainer = SiameseTrainer(network: network, objective: recipe.objective, optimizer: recipe.optimizer, seed: recipe.seed)
+        if let head = trainer.head, let initialHead = initial?.head, initialHead.dimension == head.dimension, initialHead.distance == head.distance {
+            head.parameters = initialHead.parameters
+        }
         var trainSet = split.train
         if recipe.mirroredIdentities == true { trainSet = trainSet.addingMirroredIdentities() }
         if recipe.rotatedIdentities == true { trainSet = trainSet.addingRotatedIdentities() }

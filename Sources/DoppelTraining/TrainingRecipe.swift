@@ -55,6 +55,11 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// calibrate the threshold, and `doppel eval` scores them with the test set); when set,
     /// `validationFraction` is not used. Optional so models from before it still load.
     public var validateOn: [String]?
+    /// The model id of the weights training started from (`doppel train --init`), when not a
+    /// fresh initialisation. Optional so models from before it still load.
+    public var initialModel: String?
+    /// Train only the last N weight layers, the others frozen (fine-tuning). Optional likewise.
+    public var trainLast: Int?
     public var validationEvery: Int
     public var validationPairs: Int
     public var threshold: ThresholdPolicy
@@ -106,6 +111,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard optimizer.weightDecay >= 0, optimizer.weightDecay.isFinite else { return "weight decay must be 0 or more" }
         if let temperature, !(temperature > 0 && temperature.isFinite) { return "temperature must be positive" }
         guard validationEvery > 0, validationPairs >= 10 else { return "validation-every must be positive and validation pairs at least 10" }
+        if let trainLast, trainLast < 0 { return "train-last must be 0 or more (the number of weight layers to train; 0 trains nothing and only calibrates)" }
         return nil
     }
 }

@@ -38,6 +38,7 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "How an image of another aspect ratio becomes the input: stretch, fit (pad) or crop.") var resize: String = "stretch"
     @Option(help: "How embeddings are compared: cosine or euclidean.") var metric: String = "cosine"
     @Option(help: "A verify threshold to store (a distance); otherwise run doppel calibrate.") var threshold: Float?
+    @Flag(help: "Embed each image and its mirror image and average the two (test-time augmentation, for faces).") var mirrorAverage = false
 
     func run() throws {
         let spec = try inputSpec()
@@ -108,6 +109,7 @@ struct ImportCommand: ParsableCommand {
         guard let resizeMode = InputSpec.ResizeMode(rawValue: resize) else { throw ValidationError("--resize must be stretch, fit or crop") }
         var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: resizeMode, mean: try values(mean, "--mean"), std: try values(std, "--std"))
         spec.channelOrder = order
+        if mirrorAverage { spec.mirrorAverage = true }
         if let problem = spec.validationError() { throw ValidationError(problem) }
         return spec
     }

@@ -51,6 +51,8 @@ struct TrainCommand: ParsableCommand {
     var mirroredIdentities: Bool?
     @Flag(inversion: .prefixedNo, help: "Keep the last step's weights instead of the best validated ones (default: the preset's).")
     var keepLastWeights: Bool?
+    @Flag(inversion: .prefixedNo, help: "Embed each image and its mirror image and average the two, in training's validation, eval and serving alike (default: the preset's; on for faces).")
+    var mirrorAverage: Bool?
     @Flag(inversion: .prefixedNo, help: "Triplet batches take identities family by family (e.g. alphabet by alphabet), for harder negatives (default: the preset's).")
     var familyBatches: Bool?
 
@@ -63,6 +65,12 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue from <out>.checkpoint if it exists.")
     var resume = false
 
+    @Option(name: .customLong("init"), help: "Start from this model's weights (an imported one, say): its architecture and input spec are kept, the preset gives the loss and schedule.")
+    var initModel: String?
+
+    @Option(help: "Train only the last N weight layers; the others (and their batch norm statistics) stay frozen. 0 trains nothing: the --init model calibrated and scored on the recipe's split.")
+    var trainLast: Int?
+
     @OptionGroup var datasetOptions: DatasetOptions
 
     func run() throws {
@@ -70,11 +78,24 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("unknown preset '\(self.preset)'; known: \(Preset.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var recipe = preset.recipe
+        var initial: ModelFile? = nil
+        if let initModel {
+            guard arch == nil, input == nil else { throw ValidationError("--init keeps the model's architecture and input: drop --arch and --input") }
+            let file = try ModelFile.load(path: initModel)
+            recipe.architecture = file.network.architecture.description
+            recipe.input = try JSONDecoder().decode(InputSpec.self, from: Data(file.metadata.inputSpec.utf8))
+            recipe.metric = file.metadata.metric
+            recipe.initialModel = file.metadata.modelID
+            initial = file
+        }
+        if let trainLast { recipe.trainLast = trainLast }
         if let arch { recipe.architecture = arch }
         if let input {
             let dims = input.split(separator: "x").compactMap { Int($0) }
             guard dims.count == 3 else { throw ValidationError("--input must be CxHxW, e.g. 1x28x28") }
-            recipe.input = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: recipe.input.resize, invert: recipe.input.invert)
+            var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: recipe.input.resize, invert: recipe.input.invert)
+            spec.mirrorAverage = recipe.input.mirrorAverage
+            recipe.input = spec
         }
         if let loss { recipe.loss = loss }
         if let margin { recipe.margin = margin }
@@ -120,6 +141,7 @@ struct TrainCommand: ParsableCommand {
         if let rotatedIdentities { recipe.rotatedIdentities = rotatedIdentities }
         if let mirroredIdentities { recipe.mirroredIdentities = mirroredIdentities }
         if let familyBatches { recipe.familyBatches = familyBatches }
+        if let mirrorAverage { recipe.input.mirrorAverage = mirrorAverage ? true : nil }
         if let keepLastWeights { recipe.keepLastWeights = keepLastWeights }
         if let problem = recipe.validationError() { throw ValidationError(problem) }
         // Check the architecture against the input before spending time on the data.
@@ -136,7 +158,10 @@ struct TrainCommand: ParsableCommand {
         let dataset = try datasetOptions.loader.load(source)
         let split = try TrainingSplit.make(dataset, recipe: recipe)
         log.line("identities: \(split.train.identities.count) train, \(split.validation.identities.count) validation, \(split.test.identities.count) test; \(split.train.samples.count) training images")
-        let trainer = try Trainer(recipe: recipe, split: split)
+        let trainer = try Trainer(recipe: recipe, split: split, initial: initial)
+        if let initial {
+            log.line("starting from \(initModel ?? "") (model \(initial.metadata.modelID))\(recipe.trainLast.map { ", training its last \($0) of \(trainer.network.weightLayerCount) weight layers" } ?? "")")
+        }
         if trainer.trainingIdentities != split.train.identities.count {
             log.line("training on \(trainer.trainingIdentities) identities: the train identities with their mirrored and turned copies")
         }

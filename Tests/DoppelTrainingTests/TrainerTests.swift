@@ -151,3 +151,32 @@ import Testing
         #expect(!html.replacingOccurrences(of: "xmlns=\"http://www.w3.org/2000/svg\"", with: "").contains("http"))
     }
 }
+
+/// The one embedding path: without mirror averaging it is the network's forward pass; with
+/// it, the normalised mean of the image's and its mirror's embeddings.
+@Suite struct EmbeddingPathTests {
+    @Test func mirrorAveragingIsTheMeanOfBothViewsAndOffMeansTheForwardPass() throws {
+        let network = try Network(architecture: Architecture(parsing: "conv(4,3,pad=1) relu flatten dense(6) l2norm"),
+                                  input: TensorShape(channels: 1, height: 5, width: 7), seed: 3)
+        var spec = InputSpec(channels: 1, height: 5, width: 7)
+        var generator = SeededGenerator(seed: 1)
+        let x = (0..<(3 * 35)).map { _ in generator.nextGaussian() }
+        let plain = EmbeddingModel(network: network, head: nil, metric: .euclidean, spec: spec).embed(values: x, count: 3)
+        #expect(plain == network.forward(x, batch: 3, mode: .inference))
+        spec.mirrorAverage = true
+        let averaged = EmbeddingModel(network: network, head: nil, metric: .euclidean, spec: spec).embed(values: x, count: 3)
+        var mirrored = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { source in mirrored.withUnsafeMutableBufferPointer { spec.writeMirrored(source.baseAddress!, count: 3, into: $0.baseAddress!) } }
+        #expect(mirrored[0] == x[6] && mirrored[6] == x[0] && mirrored[35] == x[41])
+        let a = network.forward(x, batch: 3, mode: .inference), b = network.forward(mirrored, batch: 3, mode: .inference)
+        for n in 0..<3 {
+            let mean = (0..<6).map { (a[n * 6 + $0] + b[n * 6 + $0]) / 2 }
+            let norm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for i in 0..<6 { #expect(abs(averaged[n * 6 + i] - mean[i] / norm) < 1e-6) }
+        }
+        #expect(averaged != plain)
+        // An old spec (JSON without the field) decodes with the option off.
+        let old = try JSONDecoder().decode(InputSpec.self, from: Data(#"{"channels":1,"height":5,"width":7,"resize":"stretch","invert":false,"mean":[0],"std":[1]}"#.utf8))
+        #expect(old.mirrorAverage == nil)
+    }
+}

@@ -101,3 +101,40 @@ import TestSupport
         #expect(server.stderr.contains("reindexed 6 stored images"), "\(server.stderr)")
     }
 }
+
+extension ImportTests {
+    /// Fine-tuning an imported model: its architecture and input spec are kept, the frozen
+    /// layers come out bit for bit as they went in, the trained ones move, and the recipe says
+    /// where training started.
+    @Test func anImportedModelFineTunesWithItsLastLayersOnly() throws {
+        let f = ServeTests.fixture
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let imported = folder.appendingPathComponent("mixed.safetensors").path
+        #expect(try DoppelBinary.run(["import", Self.fixture("fixture.onnx"), "--out", imported, "--input", "3x24x24", "--metric", "euclidean"]).status == 0)
+        let tuned = folder.appendingPathComponent("tuned.safetensors").path
+        let train = try DoppelBinary.run(["train", "--data", f.folder.path, "--preset", "faces", "--init", imported, "--train-last", "2",
+                                          "--iterations", "20", "--batch", "16", "--learning-rate", "0.001", "--out", tuned])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stderr.contains("training its last 2 of"), "\(train.stderr)")
+        let before = try ModelFile.load(path: imported), after = try ModelFile.load(path: tuned)
+        #expect(after.network.architecture == before.network.architecture)
+        #expect(after.metadata.inputSpec == before.metadata.inputSpec)
+        let old = Dictionary(uniqueKeysWithValues: before.network.namedTensors().map { ($0.name, $0.values) })
+        let new = Dictionary(uniqueKeysWithValues: after.network.namedTensors().map { ($0.name, $0.values) })
+        // The last two weight layers are the two dense layers, then the batch norm between them
+        // counts as one too: find them from the network, not by name.
+        let trained = after.network.trainableTensorNames(lastWeightLayers: 2)
+        #expect(!trained.isEmpty)
+        for (name, values) in old where !trained.contains(name) { #expect(new[name] == values, "\(name) changed although frozen") }
+        #expect(trained.contains { old[$0] != new[$0] }, "the trained layers did not move")
+        let recipe = try #require(after.metadata.recipe)
+        #expect(recipe.contains("\"initialModel\":\"\(before.metadata.modelID)\"") && recipe.contains("\"trainLast\":2"))
+        // Without --train-last every layer trains.
+        let all = try DoppelBinary.run(["train", "--data", f.folder.path, "--preset", "faces", "--init", imported, "--iterations", "10", "--batch", "16",
+                                        "--out", folder.appendingPathComponent("all.safetensors").path])
+        #expect(all.status == 0, "\(all.stderr)")
+        let conflicting = try DoppelBinary.run(["train", "--data", f.folder.path, "--init", imported, "--arch", "flatten dense(4)", "--out", tuned])
+        #expect(conflicting.status != 0 && conflicting.stderr.contains("--init keeps the model's architecture"), "\(conflicting.stderr)")
+    }
+}
