@@ -29,8 +29,16 @@ public struct Match: Sendable, Equatable {
     }
 }
 
-/// The in-memory index: one contiguous row-major `[count, dimension]` Float matrix with
-/// precomputed squared norms, and row -> sample -> identity maps. Exact search: one query is
+/// Where exact float32 vectors come from when a compact index re-ranks its candidates (the
+/// store's embeddings, in the service). Called under the index's read lock.
+public protocol ExactVectorSource: Sendable {
+    /// The stored vectors of these samples (missing samples are skipped).
+    func vectors(of samples: [Int64]) -> [Int64: [Float]]
+}
+
+/// The in-memory index: one contiguous row-major `[count, dimension]` matrix (float32, or
+/// float16 / int8 codes: `IndexPrecision`) with precomputed squared norms, and row -> sample
+/// -> identity maps. Exact search: one query is
 /// one fused pass over the matrix on all cores (memory-bound: N d 4 bytes read once), a batch
 /// of queries is sgemm in tiles of rows; both keep a running top-k of identities
 /// (`IdentitySelection`) instead of per-identity arrays. Deletion moves the last row into the
@@ -40,24 +48,42 @@ public struct Match: Sendable, Equatable {
 public final class GalleryIndex: @unchecked Sendable {
     public let dimension: Int
     public let metric: IndexMetric
+    public var precision: IndexPrecision { storage.precision }
+    /// A compact index re-ranks its best `factor x k` identities by their exact vectors (none:
+    /// the codes' distances are the answer).
+    public struct Rerank: Sendable {
+        public let factor: Int
+        public let source: any ExactVectorSource
+        public init(factor: Int, source: any ExactVectorSource) {
+            self.factor = max(1, factor)
+            self.source = source
+        }
+    }
+    private var rerank: Rerank?
 
-    private var vectors: [Float] = []
-    /// |x|^2 per row (euclidean) or |x| per row (cosine).
-    private var norms: [Float] = []
-    private var sampleOfRow: [Int64] = []
-    private var identityOfRow: [Int32] = []
-    private var rowOfSample: [Int64: Int] = [:]
-    private var identityNames: [String] = []
+    var storage: EncodedVectors
+    /// |x|^2 per row (euclidean) or |x| per row (cosine), of the vector as stored (decoded).
+    var norms: [Float] = []
+    var sampleOfRow: [Int64] = []
+    var identityOfRow: [Int32] = []
+    /// Row of each sample (Int32: 10 M rows, 200 MB of dictionary rather than 270).
+    var rowOfSample: [Int64: Int32] = [:]
+    var identityNames: [String] = []
     /// Per identity: the sum of its vectors and their count, kept in step with every change
     /// so centroid search needs no pass over the samples.
-    private var centroidSums: [Float] = []
-    private var samplesPerIdentity: [Int] = []
-    private var identityIndex: [String: Int32] = [:]
+    /// Empty unless `tracksCentroids`: identities x dimension floats, as much as the vectors
+    /// themselves for a gallery of one sample per identity.
+    var centroidSums: [Float] = []
+    /// Whether the per-identity sums are kept (for centroid search); without them a centroid
+    /// search sums each identity's rows as it goes.
+    public let tracksCentroids: Bool
+    var samplesPerIdentity: [Int32] = []
+    var identityIndex: [String: Int32] = [:]
     /// Identity slots whose last sample was removed, for reuse: without them a gallery that
     /// enrolls and deletes all day would grow its per-identity arrays (and every search's
     /// scratch) without bound.
-    private var freeSlots: [Int32] = []
-    private var lock = pthread_rwlock_t()
+    var freeSlots: [Int32] = []
+    var lock = pthread_rwlock_t()
 
     public enum IndexMetric: String, Sendable {
         case euclidean, cosine
@@ -73,11 +99,45 @@ public final class GalleryIndex: @unchecked Sendable {
         }
     }
 
-    public init(dimension: Int, metric: IndexMetric) {
+    public init(dimension: Int, metric: IndexMetric, precision: IndexPrecision = .float32, rerank: Rerank? = nil,
+                tracksCentroids: Bool = true) {
         precondition(dimension > 0)
         self.dimension = dimension
         self.metric = metric
+        self.tracksCentroids = tracksCentroids
+        storage = EncodedVectors(dimension: dimension, precision: precision)
+        self.rerank = precision == .float32 ? nil : rerank
         pthread_rwlock_init(&lock, nil)
+    }
+
+    /// Bytes per vector as stored (once an int8 index has learned its ranges).
+    public var bytesPerVector: Int { storage.bytesPerVector }
+
+    /// Bytes of the rows and their norms now.
+    public var bytes: Int { reading { storage.bytes + norms.count * 4 } }
+
+    /// Learns an int8 index's ranges from every row it holds (the loader calls it once the
+    /// gallery is in; until then the first rows stay float32).
+    public func train() {
+        writing {
+            guard precision == .int8, storage.quantizer == nil, storage.count > 0 else { return }
+            storage.train()
+            recomputeNormsAndCentroids()
+        }
+    }
+
+    /// Norms and centroid sums from the rows as stored, after the codes changed.
+    private func recomputeNormsAndCentroids() {
+        for i in centroidSums.indices { centroidSums[i] = 0 }
+        var row = [Float](repeating: 0, count: dimension)
+        for r in 0..<storage.count {
+            row.withUnsafeMutableBufferPointer { storage.decode(rows: r..<(r + 1), into: $0.baseAddress!) }
+            let squared = row.reduce(0) { $0 + $1 * $1 }
+            norms[r] = metric == .euclidean ? squared : squared.squareRoot()
+            guard tracksCentroids else { continue }
+            let base = Int(identityOfRow[r]) * dimension
+            for k in 0..<dimension { centroidSums[base + k] += row[k] }
+        }
     }
 
     deinit { pthread_rwlock_destroy(&lock) }
@@ -114,7 +174,7 @@ public final class GalleryIndex: @unchecked Sendable {
     /// Caller holds the write lock (or owns the index alone, as the loader does). A bulk load
     /// of distinct samples skips the replace lookup.
     func insert(sample: Int64, identity: String, vector: UnsafeBufferPointer<Float>, replacing: Bool) {
-        if replacing, let row = rowOfSample[sample] { removeRow(row) }
+        if replacing, let row = rowOfSample[sample] { removeRow(Int(row)) }
         append(sample: sample, slot: slot(for: identity), vector: vector)
     }
 
@@ -129,7 +189,7 @@ public final class GalleryIndex: @unchecked Sendable {
         } else {
             id = Int32(identityNames.count)
             identityNames.append(identity)
-            centroidSums.append(contentsOf: repeatElement(0, count: dimension))
+            if tracksCentroids { centroidSums.append(contentsOf: repeatElement(0, count: dimension)) }
             samplesPerIdentity.append(0)
         }
         identityIndex[identity] = id
@@ -141,30 +201,45 @@ public final class GalleryIndex: @unchecked Sendable {
     func append(sample: Int64, slot id: Int32, vector: UnsafeBufferPointer<Float>) {
         precondition(vector.count == dimension, "vector has \(vector.count) values, the index \(dimension)")
         let base = Int(id) * dimension, n = Int32(dimension)
+        let wasTrained = storage.quantizer != nil
+        storage.append(vector)
+        if precision == .int8 && !wasTrained && storage.quantizer != nil {
+            // The int8 store just learned its ranges: this row and every earlier one are codes now.
+            samplesPerIdentity[Int(id)] += 1
+            rowOfSample[sample] = Int32(sampleOfRow.count)
+            sampleOfRow.append(sample)
+            identityOfRow.append(id)
+            norms.append(0)
+            recomputeNormsAndCentroids()
+            return
+        }
+        // The row as stored: a compact index measures distances to its decoded vector.
+        let stored = storage.readsFloats ? Array(vector) : storage.decode(row: storage.count - 1)
         // BLAS for the two per-row passes: a plain `reduce` is one serial chain of adds (Swift
         // keeps float order), a fifth of a 1 M-row load.
-        centroidSums.withUnsafeMutableBufferPointer { cblas_saxpy(n, 1, vector.baseAddress, 1, $0.baseAddress! + base, 1) }
+        stored.withUnsafeBufferPointer { v in
+            if tracksCentroids { centroidSums.withUnsafeMutableBufferPointer { cblas_saxpy(n, 1, v.baseAddress, 1, $0.baseAddress! + base, 1) } }
+            let squared = cblas_sdot(n, v.baseAddress, 1, v.baseAddress, 1)
+            norms.append(metric == .euclidean ? squared : squared.squareRoot())
+        }
         samplesPerIdentity[Int(id)] += 1
-        rowOfSample[sample] = sampleOfRow.count
+        rowOfSample[sample] = Int32(sampleOfRow.count)
         sampleOfRow.append(sample)
         identityOfRow.append(id)
-        vectors.append(contentsOf: vector)
-        let squared = cblas_sdot(n, vector.baseAddress, 1, vector.baseAddress, 1)
-        norms.append(metric == .euclidean ? squared : squared.squareRoot())
     }
 
     /// Makes room for `rows` more rows and `identities` more identities, so a bulk load
     /// allocates (and the kernel zeroes) each array once instead of copying it at every
     /// doubling (1 M x 128: the growth copies and their page faults were a quarter of the load).
     func reserve(rows: Int, identities: Int) {
-        vectors.reserveCapacity(vectors.count + rows * dimension)
+        storage.reserve(rows)
         norms.reserveCapacity(norms.count + rows)
         sampleOfRow.reserveCapacity(sampleOfRow.count + rows)
         identityOfRow.reserveCapacity(identityOfRow.count + rows)
         rowOfSample.reserveCapacity(rowOfSample.count + rows)
         identityNames.reserveCapacity(identityNames.count + identities)
         identityIndex.reserveCapacity(identityIndex.count + identities)
-        centroidSums.reserveCapacity(centroidSums.count + identities * dimension)
+        if tracksCentroids { centroidSums.reserveCapacity(centroidSums.count + identities * dimension) }
         samplesPerIdentity.reserveCapacity(samplesPerIdentity.count + identities)
     }
 
@@ -173,7 +248,7 @@ public final class GalleryIndex: @unchecked Sendable {
     public func remove(sample: Int64) -> Bool {
         writing {
             guard let row = rowOfSample[sample] else { return false }
-            removeRow(row)
+            removeRow(Int(row))
             return true
         }
     }
@@ -193,24 +268,26 @@ public final class GalleryIndex: @unchecked Sendable {
     private func removeRow(_ row: Int) {
         let last = sampleOfRow.count - 1
         let id = Int(identityOfRow[row])
-        for k in 0..<dimension { centroidSums[id * dimension + k] -= vectors[row * dimension + k] }
+        if tracksCentroids {
+            let removed = storage.decode(row: row)
+            for k in 0..<dimension { centroidSums[id * dimension + k] -= removed[k] }
+        }
         samplesPerIdentity[id] -= 1
         if samplesPerIdentity[id] == 0 {
             // The identity is gone: free its slot (sums to exact zero, not rounding residue).
             identityIndex[identityNames[id]] = nil
             identityNames[id] = ""
-            for k in 0..<dimension { centroidSums[id * dimension + k] = 0 }
+            if tracksCentroids { for k in 0..<dimension { centroidSums[id * dimension + k] = 0 } }
             freeSlots.append(Int32(id))
         }
         rowOfSample[sampleOfRow[row]] = nil
+        storage.moveLast(to: row)
         if row != last {
-            for k in 0..<dimension { vectors[row * dimension + k] = vectors[last * dimension + k] }
             norms[row] = norms[last]
             sampleOfRow[row] = sampleOfRow[last]
             identityOfRow[row] = identityOfRow[last]
-            rowOfSample[sampleOfRow[row]] = row
+            rowOfSample[sampleOfRow[row]] = Int32(row)
         }
-        vectors.removeLast(dimension)
         norms.removeLast()
         sampleOfRow.removeLast()
         identityOfRow.removeLast()
@@ -223,42 +300,75 @@ public final class GalleryIndex: @unchecked Sendable {
         precondition(query.count == dimension, "query has \(query.count) values, the index \(dimension)")
         return reading {
             guard !sampleOfRow.isEmpty, k > 0 else { return [] }
+            if let rerank { return reranked(scan(query, k: k * rerank.factor), query: query, k: k, threshold: threshold, source: rerank.source) }
             return matches(scan(query, k: k), queryNorm: query.reduce(0) { $0 + $1 * $1 }, threshold: threshold)
         }
+    }
+
+    /// The candidates' exact distances, from their stored float32 vectors: the `k` nearest,
+    /// within `threshold`. A candidate whose vector the source lacks keeps its code distance.
+    /// Caller holds the lock.
+    private func reranked(_ selection: IdentitySelection, query: [Float], k: Int, threshold: Float?, source: any ExactVectorSource) -> [Match] {
+        let candidates = matches(selection, queryNorm: query.reduce(0) { $0 + $1 * $1 }, threshold: nil)
+        let exact = source.vectors(of: candidates.map(\.sample))
+        let metric = self.metric
+        let rescored = candidates.map { match -> Match in
+            guard let vector = exact[match.sample], vector.count == dimension else { return match }
+            let distance: Float
+            switch metric {
+            case .euclidean: distance = zip(vector, query).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+            case .cosine:
+                let dot = zip(vector, query).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+                let lengths = (vector.reduce(Float(0)) { $0 + $1 * $1 } * query.reduce(Float(0)) { $0 + $1 * $1 }).squareRoot()
+                distance = lengths > 1e-12 ? 1 - dot / lengths : 1
+            }
+            return Match(identity: match.identity, distance: distance, sample: match.sample)
+        }
+        let ordered = rescored.sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }
+        return Array(ordered.filter { threshold == nil || $0.distance <= threshold! }.prefix(k))
     }
 
     /// The k best identities for one query in one fused pass over the matrix: each core scans
     /// half the rows, computing q.x with SIMD as it streams them, so the matrix is read once
     /// and no N-sized score array is written and re-read (100k x 128: 2.9 ms with sgemv and a
-    /// second pass, 2.0-2.3 ms fused, against a 1.9-2.2 ms memory floor). Caller holds the lock.
+    /// second pass, 2.0-2.3 ms fused, against a 1.9-2.2 ms memory floor). A compact index
+    /// reads its codes the same way (`EncodedVectors`). Caller holds the lock.
     private func scan(_ query: [Float], k: Int) -> IdentitySelection {
-        let n = sampleOfRow.count, d = dimension
+        let n = sampleOfRow.count
         let workers = n >= 4096 ? Self.cores : 1
-        let partials = ScanSlots(workers: workers)
-        vectors.withUnsafeBufferPointer { x in
-            norms.withUnsafeBufferPointer { norms in
-                identityOfRow.withUnsafeBufferPointer { owner in
-                    query.withUnsafeBufferPointer { q in
-                        nonisolated(unsafe) let (x, norms, owner, q) = (x, norms, owner, q)
-                        let metric = self.metric, names = self.identityNames
-                        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                            var selection = IdentitySelection(k: k)
-                            for row in (worker * n / workers)..<((worker + 1) * n / workers) {
-                                let dot = Self.dot(q.baseAddress!, x.baseAddress! + row * d, count: d)
-                                let value = metric.score(dot: dot, norm: norms[row])
-                                if value <= selection.bound { selection.offer(value, identity: owner[row], row: row, names: names) }
-                            }
-                            partials.selections[worker] = selection
-                        }
-                    }
-                }
+        let prepared = query.withUnsafeBufferPointer { storage.prepare($0) }
+        let partials = norms.withUnsafeBufferPointer { norms in
+            identityOfRow.withUnsafeBufferPointer { owner in
+                storage.visit(prepared, ScanVisitor(rows: n, workers: workers, k: k, norms: norms, owners: owner, metric: metric, names: identityNames))
             }
         }
         // Workers scanned rows in order, so merging later workers into the first keeps the
         // lower row of equal scores.
-        var selection = partials.selections[0]!
-        for worker in 1..<workers { selection.merge(partials.selections[worker]!, names: identityNames) }
+        var selection = partials[0]
+        for worker in 1..<workers { selection.merge(partials[worker], names: identityNames) }
         return selection
+    }
+
+    /// One query's pass over every row, split across `workers` cores.
+    private struct ScanVisitor: RowVisitor {
+        let rows: Int, workers: Int, k: Int
+        let norms: UnsafeBufferPointer<Float>, owners: UnsafeBufferPointer<Int32>
+        let metric: IndexMetric, names: [String]
+
+        func visit<Reader: RowReader>(_ reader: Reader) -> [IdentitySelection] {
+            let partials = ScanSlots(workers: workers)
+            nonisolated(unsafe) let (norms, owners) = (self.norms, self.owners)
+            let (n, workers, k, metric, names) = (rows, self.workers, self.k, self.metric, self.names)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                var selection = IdentitySelection(k: k)
+                for row in (worker * n / workers)..<((worker + 1) * n / workers) {
+                    let value = metric.score(dot: reader.dot(row), norm: norms[row])
+                    if value <= selection.bound { selection.offer(value, identity: owners[row], row: row, names: names) }
+                }
+                partials.selections[worker] = selection
+            }
+            return partials.selections.map { $0! }
+        }
     }
 
     /// Matches from a selection's scores, nearest first, ties by name, within `threshold`.
@@ -279,23 +389,6 @@ public final class GalleryIndex: @unchecked Sendable {
     private final class ScanSlots: @unchecked Sendable {
         var selections: [IdentitySelection?]
         init(workers: Int) { selections = Array(repeating: nil, count: workers) }
-    }
-
-    /// a.b over `count` floats, sixteen lanes at a time.
-    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        var lanes = SIMD16<Float>()
-        var i = 0
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        while i + 16 <= count {
-            lanes += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            i += 16
-        }
-        var sum = lanes.sum()
-        while i < count {
-            sum += a[i] * b[i]
-            i += 1
-        }
-        return sum
     }
 
     /// The `k` nearest samples (an identity may appear several times).
@@ -344,8 +437,9 @@ public final class GalleryIndex: @unchecked Sendable {
     /// are in cache. The cores never wait on each other until the end, where each query's
     /// selections are merged in row order (so ties resolve as in one pass). An identity in the
     /// overall top k is in the top k of the share holding its best row, so the merge is exact.
-    private func searchBest(queries: [Float], count: Int, k: Int, threshold: Float?) -> [[Match]] {
+    private func searchBest(queries: [Float], count: Int, k requested: Int, threshold: Float?) -> [[Match]] {
         let n = sampleOfRow.count, d = dimension
+        let k = requested * (rerank?.factor ?? 1)
         let workers = count >= 8 ? min(Self.cores, max(1, n / minimumShareRows)) : 1
         let tileRows = max(16, min((n + workers - 1) / workers, tileFloats / count))
         var shares = Array(repeating: [IdentitySelection](), count: workers)
@@ -356,32 +450,44 @@ public final class GalleryIndex: @unchecked Sendable {
         let blasThreads = openblas_get_num_threads()
         if workers > 1 && blasThreads != 1 { openblas_set_num_threads(1) }
         defer { if workers > 1 && blasThreads != 1 { openblas_set_num_threads(blasThreads) } }
-        vectors.withUnsafeBufferPointer { x in
-            queries.withUnsafeBufferPointer { q in
-                norms.withUnsafeBufferPointer { norms in
-                    identityOfRow.withUnsafeBufferPointer { owner in
-                        shares.withUnsafeMutableBufferPointer { shares in
-                            nonisolated(unsafe) let (x, q, norms, owner, shares) = (x, q, norms, owner, shares)
-                            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                                var selections = Array(repeating: IdentitySelection(k: k), count: count)
-                                var block = [Float](repeating: 0, count: count * tileRows)
-                                var start = worker * n / workers
-                                let end = (worker + 1) * n / workers
-                                block.withUnsafeMutableBufferPointer { block in
-                                    while start < end {
-                                        let rows = min(tileRows, end - start)
-                                        // products[count, rows] = queries[count, d] X[start..<start+rows, d]^T
-                                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(rows), Int32(d), 1,
-                                                    q.baseAddress, Int32(d), x.baseAddress! + start * d, Int32(d), 0, block.baseAddress, Int32(rows))
-                                        for query in 0..<count {
-                                            selections[query].take(products: UnsafeBufferPointer(rebasing: block[(query * rows)..<((query + 1) * rows)]),
-                                                                   firstRow: start, norms: norms, owners: owner, metric: metric, names: names)
+        let storage = self.storage
+        queries.withUnsafeBufferPointer { q in
+            norms.withUnsafeBufferPointer { norms in
+                identityOfRow.withUnsafeBufferPointer { owner in
+                    shares.withUnsafeMutableBufferPointer { shares in
+                        nonisolated(unsafe) let (q, norms, owner, shares) = (q, norms, owner, shares)
+                        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                            var selections = Array(repeating: IdentitySelection(k: k), count: count)
+                            var block = [Float](repeating: 0, count: count * tileRows)
+                            // A compact index decodes each tile of rows to float32 for the sgemm.
+                            var decoded = [Float](repeating: 0, count: storage.readsFloats ? 0 : tileRows * d)
+                            var start = worker * n / workers
+                            let end = (worker + 1) * n / workers
+                            block.withUnsafeMutableBufferPointer { block in
+                                decoded.withUnsafeMutableBufferPointer { decoded in
+                                    storage.floats.withUnsafeBufferPointer { floats in
+                                        while start < end {
+                                            let rows = min(tileRows, end - start)
+                                            let tile: UnsafePointer<Float>
+                                            if storage.readsFloats {
+                                                tile = floats.baseAddress! + start * d
+                                            } else {
+                                                storage.decode(rows: start..<(start + rows), into: decoded.baseAddress!)
+                                                tile = UnsafePointer(decoded.baseAddress!)
+                                            }
+                                            // products[count, rows] = queries[count, d] X[start..<start+rows, d]^T
+                                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(rows), Int32(d), 1,
+                                                        q.baseAddress, Int32(d), tile, Int32(d), 0, block.baseAddress, Int32(rows))
+                                            for query in 0..<count {
+                                                selections[query].take(products: UnsafeBufferPointer(rebasing: block[(query * rows)..<((query + 1) * rows)]),
+                                                                       firstRow: start, norms: norms, owners: owner, metric: metric, names: names)
+                                            }
+                                            start += rows
                                         }
-                                        start += rows
                                     }
                                 }
-                                shares[worker] = selections
                             }
+                            shares[worker] = selections
                         }
                     }
                 }
@@ -390,16 +496,24 @@ public final class GalleryIndex: @unchecked Sendable {
         return (0..<count).map { query in
             var selection = shares[0][query]
             for worker in 1..<workers { selection.merge(shares[worker][query], names: names) }
+            if let rerank {
+                return reranked(selection, query: Array(queries[(query * d)..<((query + 1) * d)]), k: requested, threshold: threshold, source: rerank.source)
+            }
             let queryNorm = (0..<d).reduce(Float(0)) { $0 + queries[query * d + $1] * queries[query * d + $1] }
             return matches(selection, queryNorm: queryNorm, threshold: threshold)
         }
     }
 
-    /// q.x for every row: one sgemv, one pass over the matrix. Caller holds the lock.
+    /// q.x for every row: one sgemv (or, compact, one pass of the row kernel), one pass over
+    /// the matrix. Caller holds the lock.
     private func products(_ query: [Float]) -> [Float] {
         let n = sampleOfRow.count
+        guard storage.readsFloats else {
+            let prepared = query.withUnsafeBufferPointer { storage.prepare($0) }
+            return storage.visit(prepared, AllProducts(rows: n))
+        }
         var out = [Float](repeating: 0, count: n)
-        vectors.withUnsafeBufferPointer { x in
+        storage.floats.withUnsafeBufferPointer { x in
             query.withUnsafeBufferPointer { q in
                 out.withUnsafeMutableBufferPointer { d in
                     cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(dimension), 1,
@@ -408,6 +522,11 @@ public final class GalleryIndex: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    private struct AllProducts: RowVisitor {
+        let rows: Int
+        func visit<Reader: RowReader>(_ reader: Reader) -> [Float] { (0..<rows).map { reader.dot($0) } }
     }
 
     /// Distances from one query to every row. Caller holds the lock. (The sample search and
@@ -473,9 +592,18 @@ public final class GalleryIndex: @unchecked Sendable {
         if aggregation == .centroid {
             // Distance to each identity's mean vector; the nearest sample is still reported.
             let q = Array(query)
+            var sums = centroidSums
+            if !tracksCentroids {
+                // Summed now, one pass over the rows (a server aggregating by centroid keeps them).
+                sums = [Float](repeating: 0, count: identities * dimension)
+                for r in 0..<storage.count {
+                    let row = storage.decode(row: r), base = Int(identityOfRow[r]) * dimension
+                    for k in 0..<dimension { sums[base + k] += row[k] }
+                }
+            }
             for id in 0..<identities where samplesPerIdentity[id] > 0 {
                 let scale = 1 / Float(samplesPerIdentity[id])
-                let mean = (0..<dimension).map { centroidSums[id * dimension + $0] * scale }
+                let mean = (0..<dimension).map { sums[id * dimension + $0] * scale }
                 switch metric {
                 case .euclidean: distanceOf[id] = zip(mean, q).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
                 case .cosine:

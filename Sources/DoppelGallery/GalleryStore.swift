@@ -334,9 +334,23 @@ public final class GalleryStore {
     public func insertEmbeddings(_ rows: [(sample: Int64, vector: [Float])], model: String) throws(GalleryError) {
         _ = try write {
             for row in rows {
-                try database.query("INSERT OR REPLACE INTO embeddings (sample_id, model_id, vector) VALUES (?, ?, ?)",
+                // An upsert, not INSERT OR REPLACE: the replace's implicit delete would skip the
+                // stamp's delete trigger (SQLite fires it only with recursive triggers on).
+                try database.query("""
+                    INSERT INTO embeddings (sample_id, model_id, vector) VALUES (?, ?, ?)
+                    ON CONFLICT (sample_id, model_id) DO UPDATE SET vector = excluded.vector
+                    """,
                                    [.integer(row.sample), .text(model), .blob(row.vector.withUnsafeBytes { Array($0) })])
             }
+        }
+    }
+
+    /// The stamp of the embeddings under `model` (migration 0002's triggers keep it), which an
+    /// index snapshot must carry to be used.
+    public func indexStamp(model: String) throws(GalleryError) -> IndexStamp {
+        try read {
+            let row = try database.query("SELECT rows, sample_sum, changes FROM embedding_stamps WHERE model_id = ?", [.text(model)]).first
+            return IndexStamp(rows: row?[0].integer ?? 0, sampleSum: row?[1].integer ?? 0, changes: row?[2].integer ?? 0)
         }
     }
 

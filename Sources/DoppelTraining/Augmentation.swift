@@ -18,6 +18,12 @@ public struct Augmentation: Codable, Sendable, Equatable {
     public var horizontalFlip = false
     /// Probability that a sample is distorted at all.
     public var probability: Float = 0.8
+    /// Photometric jitter after the geometry: a brightness shift of up to this much (in the
+    /// input's units, 1 = full range for mean 0, std 1), and a contrast change about the
+    /// sample's mean of up to this fraction (0.2: 0.8x to 1.2x). Optional so recipes from
+    /// before them still load.
+    public var brightness: Float?
+    public var contrast: Float?
 
     public init(rotation: Float = 10, shift: Float = 0.1, scale: Float = 0.1, shear: Float = 10, horizontalFlip: Bool = false,
                 probability: Float = 0.8) {
@@ -27,6 +33,36 @@ public struct Augmentation: Codable, Sendable, Equatable {
         self.shear = shear
         self.horizontalFlip = horizontalFlip
         self.probability = probability
+    }
+
+    /// Parses `rotation=10,shift=0.1,scale=0.1,shear=10,flip=1,brightness=0.1,contrast=0.2,p=0.8`
+    /// (any subset; the rest keep their defaults; `none` is no distortion at all).
+    public init(parsing text: String) throws {
+        self.init()
+        guard text != "none" else {
+            probability = 0
+            return
+        }
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2, let value = Float(pair[1]), value.isFinite, value >= 0 else {
+                throw DatasetError.cannotSplit(detail: "augmentation '\(part)' is not key=number (keys: rotation, shift, scale, shear, flip, brightness, contrast, p)")
+            }
+            switch pair[0] {
+            case "rotation": rotation = value
+            case "shift": shift = value
+            case "scale": scale = value
+            case "shear": shear = value
+            case "flip": horizontalFlip = value != 0
+            case "brightness": brightness = value
+            case "contrast": contrast = value
+            case "p":
+                guard value <= 1 else { throw DatasetError.cannotSplit(detail: "augmentation p is a probability, at most 1") }
+                probability = value
+            default:
+                throw DatasetError.cannotSplit(detail: "augmentation key '\(pair[0])' is not one of rotation, shift, scale, shear, flip, brightness, contrast, p")
+            }
+        }
     }
 
     /// Distorts `count` tensors of `shape` in place; `blank[c]` fills uncovered pixels.
@@ -69,6 +105,13 @@ public struct Augmentation: Codable, Sendable, Equatable {
                         }
                     }
                 }
+            }
+            if brightness != nil || contrast != nil {
+                let shiftBy = uniform(brightness ?? 0), gain = 1 + uniform(contrast ?? 0)
+                var mean: Float = 0
+                for i in 0..<shape.count { mean += sample[i] }
+                mean /= Float(shape.count)
+                for i in 0..<shape.count { sample[i] = (sample[i] - mean) * gain + mean + shiftBy }
             }
         }
     }

@@ -36,7 +36,8 @@ public enum Evaluation {
     /// have a `group/` prefix).
     public static func run(model: EmbeddingModel, modelID: String, threshold: Float?, calibratedFalseAcceptRate: Double? = nil,
                            dataset: Dataset, identitySet: String,
-                           pairs: Int = 10000, episodes: Int = 400, ways: [Int] = [5, 20], seed: UInt64 = 2024) -> EvaluationReport {
+                           pairs: Int = 10000, episodes: Int = 400, ways: [Int] = [5, 20], seed: UInt64 = 2024,
+                           enrolled: [Int] = [1, 5], aggregations: [EnrollmentAggregation] = [.best]) -> EvaluationReport {
         let data = TensorDataset(dataset, spec: model.spec)
         let embeddings = model.embed(data)
         let (same, different) = model.pairDistances(data, embeddings: embeddings, count: pairs, seed: seed)
@@ -48,7 +49,12 @@ public enum Evaluation {
                                                 calibratedFalseAcceptRate: calibratedFalseAcceptRate,
                                                 falseAcceptRatio: calibratedFalseAcceptRate.flatMap { $0 > 0 ? far / $0 : nil })
         }
-        let identification = [1, 5].map { model.identification(data, embeddings: embeddings, perIdentity: $0, seed: seed) }.filter { $0.queries > 0 }
+        // One image enrolled is the same under every aggregation: measured once.
+        let identification = enrolled.flatMap { count in
+            (count == 1 ? [EnrollmentAggregation.best] : aggregations).map {
+                model.identification(data, embeddings: embeddings, perIdentity: count, seed: seed, aggregation: $0)
+            }
+        }.filter { $0.queries > 0 }
         let grouped = dataset.identities.allSatisfy { $0.contains("/") }
         let group: ((String) -> String)? = grouped ? { String($0.split(separator: "/").dropLast().joined(separator: "/")) } : nil
         var oneShot = [OneShotMetrics]()

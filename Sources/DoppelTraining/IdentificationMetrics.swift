@@ -1,13 +1,43 @@
 // SPDX-License-Identifier: MIT
 import DoppelNN
 
-/// Closed-set identification: queries ranked against enrolled identities (best sample per
-/// identity), and N-way K-shot episodes.
+/// How an identity enrolled with several images is scored against a query, as the server's
+/// `threshold.aggregation` does: its nearest image, the mean of its m nearest, or the
+/// distance to the mean of its embeddings.
+public enum EnrollmentAggregation: Codable, Sendable, Equatable, CustomStringConvertible {
+    case best
+    case meanOfBest(Int)
+    case centroid
+
+    /// `best`, `mean-of-best:M` or `centroid` (the configuration's spelling).
+    public init?(_ text: String) {
+        switch text {
+        case "best": self = .best
+        case "centroid": self = .centroid
+        default:
+            guard text.hasPrefix("mean-of-best:"), let m = Int(text.dropFirst("mean-of-best:".count)), m >= 1 else { return nil }
+            self = .meanOfBest(m)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .best: "best"
+        case .meanOfBest(let m): "mean-of-best:\(m)"
+        case .centroid: "centroid"
+        }
+    }
+}
+
+/// Closed-set identification: queries ranked against enrolled identities, and N-way K-shot
+/// episodes.
 public struct IdentificationMetrics: Codable, Sendable, Equatable {
     public let enrolledPerIdentity: Int
     public let queries: Int
     public let rank1: Double
     public let rank5: Double
+    /// How several enrolled images were scored (absent: best, in reports from before it).
+    public var aggregation: String?
 }
 
 public struct OneShotMetrics: Codable, Sendable, Equatable {
@@ -33,23 +63,49 @@ extension EmbeddingModel {
                                          dimension: dimension, metric: metric)
     }
 
-    /// Rank-1 and rank-5: each query's identities ordered by their nearest enrolled sample.
-    /// `queryIdentity` is indexed by sample (as `queries` holds sample indices);
-    /// `galleryIdentity[j]` names the identity of `gallery[j]`.
+    /// Rank-1 and rank-5: each query's identities ordered by their enrolled samples' distances,
+    /// folded by `aggregation`. `queryIdentity` is indexed by sample (as `queries` holds sample
+    /// indices); `galleryIdentity[j]` names the identity of `gallery[j]`.
     public func identification(_ embeddings: [Float], queries: [Int], queryIdentity: [Int], gallery: [Int], galleryIdentity: [Int],
-                               enrolledPerIdentity: Int) -> IdentificationMetrics {
+                               enrolledPerIdentity: Int, aggregation: EnrollmentAggregation = .best) -> IdentificationMetrics {
         let identityCount = (galleryIdentity.max() ?? -1) + 1
+        if aggregation == .centroid {
+            // One row per identity: the mean of its enrolled embeddings.
+            var centroids = [Float](repeating: 0, count: identityCount * dimension), counts = [Int](repeating: 0, count: identityCount)
+            for (j, row) in gallery.enumerated() {
+                counts[galleryIdentity[j]] += 1
+                for k in 0..<dimension { centroids[galleryIdentity[j] * dimension + k] += embeddings[row * dimension + k] }
+            }
+            for id in 0..<identityCount where counts[id] > 0 { for k in 0..<dimension { centroids[id * dimension + k] /= Float(counts[id]) } }
+            let base = embeddings.count / dimension
+            var result = identification(embeddings + centroids, queries: queries, queryIdentity: queryIdentity,
+                                        gallery: Array(base..<(base + identityCount)), galleryIdentity: Array(0..<identityCount),
+                                        enrolledPerIdentity: enrolledPerIdentity)
+            result.aggregation = aggregation.description
+            return result
+        }
         var hits1 = 0, hits5 = 0
         // Tiles of queries keep the distance matrix small for large galleries.
         let tile = max(1, 4_000_000 / max(1, gallery.count))
         var start = 0
+        var perIdentity = [[Float]](repeating: [], count: identityCount)
         while start < queries.count {
             let end = min(queries.count, start + tile)
             let d = distanceMatrix(embeddings, queries: Array(queries[start..<end]), gallery: gallery)
             for (row, position) in (start..<end).enumerated() {
                 let identity = queryIdentity[queries[position]]
                 var best = [Float](repeating: .infinity, count: identityCount)
-                for j in gallery.indices { best[galleryIdentity[j]] = min(best[galleryIdentity[j]], d[row * gallery.count + j]) }
+                switch aggregation {
+                case .best, .centroid:  // centroid: one row per identity (above)
+                    for j in gallery.indices { best[galleryIdentity[j]] = min(best[galleryIdentity[j]], d[row * gallery.count + j]) }
+                case .meanOfBest(let m):
+                    for id in perIdentity.indices { perIdentity[id].removeAll(keepingCapacity: true) }
+                    for j in gallery.indices { perIdentity[galleryIdentity[j]].append(d[row * gallery.count + j]) }
+                    for (id, distances) in perIdentity.enumerated() where !distances.isEmpty {
+                        let nearest = distances.sorted().prefix(m)
+                        best[id] = nearest.reduce(0, +) / Float(nearest.count)
+                    }
+                }
                 let truth = best[identity]
                 let closer = best.enumerated().filter { $0.offset != identity && $0.element < truth }.count
                 if closer == 0 { hits1 += 1 }
@@ -59,12 +115,13 @@ extension EmbeddingModel {
         }
         let n = Double(max(1, queries.count))
         return IdentificationMetrics(enrolledPerIdentity: enrolledPerIdentity, queries: queries.count,
-                                     rank1: Double(hits1) / n, rank5: Double(hits5) / n)
+                                     rank1: Double(hits1) / n, rank5: Double(hits5) / n, aggregation: aggregation.description)
     }
 
     /// Enrolls the first `perIdentity` samples of each identity (after a seeded shuffle) and
     /// queries with the rest.
-    public func identification(_ data: TensorDataset, embeddings: [Float], perIdentity: Int, seed: UInt64) -> IdentificationMetrics {
+    public func identification(_ data: TensorDataset, embeddings: [Float], perIdentity: Int, seed: UInt64,
+                               aggregation: EnrollmentAggregation = .best) -> IdentificationMetrics {
         var generator = SeededGenerator(seed: seed)
         var gallery = [Int](), galleryIdentity = [Int](), queries = [Int]()
         for (identity, members) in data.samplesByIdentity.enumerated() where members.count > perIdentity {
@@ -75,7 +132,7 @@ extension EmbeddingModel {
             queries += shuffled.dropFirst(perIdentity)
         }
         return identification(embeddings, queries: queries, queryIdentity: data.identities, gallery: gallery,
-                              galleryIdentity: galleryIdentity, enrolledPerIdentity: perIdentity)
+                              galleryIdentity: galleryIdentity, enrolledPerIdentity: perIdentity, aggregation: aggregation)
     }
 
     /// N-way K-shot accuracy over `episodes` seeded episodes. With `group`, all candidates of an

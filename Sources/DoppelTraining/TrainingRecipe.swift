@@ -124,13 +124,14 @@ public enum Preset: String, CaseIterable, Sendable {
     case omniglotKoch = "omniglot-koch"
     case faces
     case fashion
+    case fashionResNet = "fashion-resnet"
     case fashionClosed = "fashion-closed"
 
     /// The dataset the preset trains on when none is given.
     public var defaultData: String? {
         switch self {
         case .digitsMLP, .digitsCNN: "builtin:mnist-5k"
-        case .fashion: "builtin:fashion-mnist"
+        case .fashion, .fashionResNet: "builtin:fashion-mnist"
         case .fashionClosed: "builtin:fashion-mnist:train"
         case .omniglot, .omniglotKoch, .faces: nil
         }
@@ -144,6 +145,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
         case .faces: "CNN for 92x112 grayscale faces downsampled 2x, contrastive margin 1, RMSprop (the ORL reference)"
         case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings, turned classes as new identities, augmentation (the default model)"
+        case .fashionResNet: "a small ResNet (three residual stages of 16, 32 and 64 channels with batch norm, global average pooling) with the fashion preset's training"
         case .fashionClosed: "CNN (8.5 MFLOP per image) on all ten classes of Fashion-MNIST's training set, closed set (validated on held-out images), for a gallery of those classes"
         }
     }
@@ -191,6 +193,14 @@ public enum Preset: String, CaseIterable, Sendable {
                                   input: InputSpec(channels: 1, height: 56, width: 46), loss: .contrastive, margin: 1,
                                   optimizer: .rmsprop(learningRate: 1e-3), iterations: 2000, batch: 64,
                                   validationFraction: 0.15, testFraction: 0.15, validationEvery: 250)
+        case .fashionResNet:
+            // The residual-block example: the fashion recipe on a small ResNet (measured in
+            // docs/accuracy.md against the fashion preset on the same splits).
+            var recipe = Preset.fashion.recipe
+            recipe.architecture = "conv(16,3,pad=1) batchnorm relu res(conv(16,3,pad=1) batchnorm relu conv(16,3,pad=1) batchnorm) relu "
+                + "res(conv(32,3,stride=2,pad=1) batchnorm relu conv(32,3,pad=1) batchnorm) relu "
+                + "res(conv(64,3,stride=2,pad=1) batchnorm relu conv(64,3,pad=1) batchnorm) relu gap dense(64) l2norm"
+            return recipe
         case .fashionClosed:
             // Test set against the training set enrolled, rank-1 (10,000 queries; seeds 1 / 2):
             // this network 0.9065 / 0.9099; the `fashion` network (2.2 MFLOP, a quarter of the

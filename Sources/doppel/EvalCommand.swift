@@ -23,11 +23,18 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Episodes per N-way test.") var episodes: Int = 400
     @Option(parsing: .upToNextOption, help: "N of the N-way one-shot tests.") var ways: [Int] = [5, 20]
     @Option(help: "Seed for pairs and episodes (change it for a fresh sample).") var seed: UInt64 = 2024
+    @Option(parsing: .upToNextOption, help: "Images enrolled per identity in the identification tests.") var enrolled: [Int] = [1, 5]
+    @Option(parsing: .upToNextOption, help: "How several enrolled images score a query: best, mean-of-best:M, centroid (several: one test each).")
+    var aggregation: [String] = ["best"]
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var datasetOptions: DatasetOptions
 
     func validate() throws {
         guard pairs >= 10, episodes >= 1, ways.allSatisfy({ $0 >= 2 }) else { throw ValidationError("pairs >= 10, episodes >= 1, ways >= 2") }
+        guard enrolled.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--enrolled counts must be at least 1") }
+        for text in aggregation where EnrollmentAggregation(text) == nil {
+            throw ValidationError("--aggregation \(text) is not best, mean-of-best:M or centroid")
+        }
     }
 
     func run() throws {
@@ -44,7 +51,8 @@ struct EvalCommand: ParsableCommand {
         let calibration = file.metadata.calibration.flatMap { try? JSONDecoder().decode(CalibrationRecord.self, from: Data($0.utf8)) }
         var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold,
                                     calibratedFalseAcceptRate: calibration?.falseAcceptRate, dataset: dataset,
-                                    identitySet: identitySet, pairs: pairs, episodes: episodes, ways: ways, seed: seed)
+                                    identitySet: identitySet, pairs: pairs, episodes: episodes, ways: ways, seed: seed,
+                                    enrolled: enrolled, aggregations: aggregation.compactMap(EnrollmentAggregation.init))
         if let enroll {
             let queries = try loader.load(source)
             report.enrolled = enroll
@@ -65,7 +73,8 @@ struct EvalCommand: ParsableCommand {
                   + (t.calibratedFalseAcceptRate.map { String(format: " (calibrated for FAR %.4f: %.2fx)", $0, t.falseAcceptRatio ?? .nan) } ?? ""))
         }
         for i in report.identification {
-            print(String(format: "identification, %d enrolled per identity: rank-1 %.4f, rank-5 %.4f (%d queries)", i.enrolledPerIdentity, i.rank1, i.rank5, i.queries))
+            let how = i.enrolledPerIdentity > 1 ? " (\(i.aggregation ?? "best"))" : ""
+            print(String(format: "identification, %d enrolled per identity%@: rank-1 %.4f, rank-5 %.4f (%d queries)", i.enrolledPerIdentity, how, i.rank1, i.rank5, i.queries))
         }
         for o in report.oneShot {
             print(String(format: "%d-way %d-shot%@: %.4f over %d episodes", o.ways, o.shots, o.withinGroup ? " within group" : "", o.accuracy, o.episodes))

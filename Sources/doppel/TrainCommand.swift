@@ -45,6 +45,8 @@ struct TrainCommand: ParsableCommand {
     var closedSet = false
     @Option(help: "Share of the identities (of each identity's images with --closed-set) held out for validation.") var validationFraction: Double?
     @Flag(inversion: .prefixedNo, help: "Random affine augmentation (default: the preset's).") var augment: Bool?
+    @Option(help: "Augmentation in detail: rotation=10,shift=0.1,scale=0.1,shear=10,flip=1,brightness=0.1,contrast=0.2,p=0.8 (any subset; implies --augment).")
+    var augmentation: String?
     @Flag(inversion: .prefixedNo, help: "Also train on each training identity turned 90, 180 and 270 degrees, as new identities (default: the preset's).")
     var rotatedIdentities: Bool?
     @Flag(inversion: .prefixedNo, help: "Also train on each training identity mirrored, as a new identity (default: the preset's).")
@@ -138,6 +140,9 @@ struct TrainCommand: ParsableCommand {
             recipe.validationFraction = validationFraction
         }
         if let augment { recipe.augmentation = augment ? (recipe.augmentation ?? Augmentation()) : nil }
+        if let augmentation {
+            do { recipe.augmentation = try Augmentation(parsing: augmentation) } catch { throw ValidationError("--augmentation: \(error)") }
+        }
         if let rotatedIdentities { recipe.rotatedIdentities = rotatedIdentities }
         if let mirroredIdentities { recipe.mirroredIdentities = mirroredIdentities }
         if let familyBatches { recipe.familyBatches = familyBatches }

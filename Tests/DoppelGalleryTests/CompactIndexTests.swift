@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Testing
+@testable import DoppelGallery
+
+/// float16 and int8 indexes against the float32 one: distances within the stated error,
+/// re-ranking that restores the exact answer, learning int8 ranges, deletion.
+@Suite struct CompactIndexTests {
+    /// The exact vectors of the rows, for re-ranking (as the store's embeddings are).
+    struct Vectors: ExactVectorSource {
+        let bySample: [Int64: [Float]]
+        init(_ rows: [GalleryIndexTests.Row]) { bySample = Dictionary(uniqueKeysWithValues: rows.map { ($0.sample, $0.vector) }) }
+        func vectors(of samples: [Int64]) -> [Int64: [Float]] { bySample.filter { samples.contains($0.key) } }
+    }
+
+    static func index(_ rows: [GalleryIndexTests.Row], dimension: Int, metric: GalleryIndex.IndexMetric, precision: IndexPrecision,
+                      rerank: Int? = nil) -> GalleryIndex {
+        let index = GalleryIndex(dimension: dimension, metric: metric, precision: precision,
+                                 rerank: rerank.map { GalleryIndex.Rerank(factor: $0, source: Vectors(rows)) })
+        for row in rows { index.add(sample: row.sample, identity: row.identity, vector: row.vector) }
+        index.train()
+        return index
+    }
+
+    /// float16 keeps 11 significant bits: a distance moves by about |x| 2^-11. int8 moves a
+    /// vector by at most half a step per dimension: the distance by at most sqrt(sum (step/2)^2).
+    @Test(arguments: [GalleryIndex.IndexMetric.euclidean, .cosine])
+    func compactDistancesStayWithinTheirError(metric: GalleryIndex.IndexMetric) {
+        let d = 32
+        let rows = GalleryIndexTests.randomRows(count: 2000, dimension: d, identities: 2000, seed: 3)
+        let exact = Self.index(rows, dimension: d, metric: metric, precision: .float32)
+        let half = Self.index(rows, dimension: d, metric: metric, precision: .float16)
+        let codes = Self.index(rows, dimension: d, metric: metric, precision: .int8)
+        #expect(half.bytesPerVector == 2 * d && codes.bytesPerVector == d && exact.bytesPerVector == 4 * d)
+        // Values span [-1, 1]: 254 steps of 2/254, so |x - x^| <= sqrt(d) / 254 (euclidean);
+        // for cosine, about that over |x| ~ sqrt(d / 3).
+        let int8Bound: Float = metric == .euclidean ? Float(d).squareRoot() / 254 * 1.01 : 0.02
+        let halfBound: Float = metric == .euclidean ? 4e-3 : 1e-3
+        var worstHalf: Float = 0, worstCodes: Float = 0
+        for (q, query) in GalleryIndexTests.randomRows(count: 20, dimension: d, identities: 20, seed: 9).enumerated() {
+            let reference = Dictionary(uniqueKeysWithValues: exact.search(query.vector, k: 2000).map { ($0.identity, $0.distance) })
+            for match in half.search(query.vector, k: 50) { worstHalf = max(worstHalf, abs(match.distance - reference[match.identity]!)) }
+            for match in codes.search(query.vector, k: 50) { worstCodes = max(worstCodes, abs(match.distance - reference[match.identity]!)) }
+            _ = q
+        }
+        print("\(metric): max |float16 - float32| \(worstHalf) (bound \(halfBound)), max |int8 - float32| \(worstCodes) (bound \(int8Bound))")
+        #expect(worstHalf <= halfBound)
+        #expect(worstCodes <= int8Bound)
+        #expect(worstCodes > 0 && worstHalf > 0, "compact indexes that match exactly are not compact")
+    }
+
+    /// With one sample per identity and distinct distances, int8 re-ranked 4 x k returns the
+    /// exact answer: the same identities, in order, with float32 distances.
+    @Test(arguments: [IndexPrecision.int8, .float16])
+    func rerankingGivesTheExactAnswer(precision: IndexPrecision) {
+        let d = 24
+        let rows = GalleryIndexTests.randomRows(count: 3000, dimension: d, identities: 3000, seed: 5)
+        let exact = Self.index(rows, dimension: d, metric: .euclidean, precision: .float32)
+        let reranked = Self.index(rows, dimension: d, metric: .euclidean, precision: precision, rerank: 4)
+        let queries = GalleryIndexTests.randomRows(count: 30, dimension: d, identities: 30, seed: 11)
+        for query in queries {
+            let want = exact.search(query.vector, k: 10), got = reranked.search(query.vector, k: 10)
+            #expect(got.map(\.identity) == want.map(\.identity))
+            #expect(zip(got, want).allSatisfy { abs($0.distance - $1.distance) < 1e-5 })
+        }
+        // The batched path re-ranks the same way.
+        let batch = reranked.search(queries: queries.flatMap(\.vector), count: queries.count, k: 10)
+        for (query, got) in zip(queries, batch) { #expect(got.map(\.identity) == exact.search(query.vector, k: 10).map(\.identity)) }
+        // A threshold applies to the exact distances.
+        let cut = exact.search(queries[0].vector, k: 10)[4].distance
+        #expect(reranked.search(queries[0].vector, k: 10, threshold: cut).count == 5)
+    }
+
+    /// int8 keeps float32 rows until it has seen `trainingRows` or is told to learn, and its
+    /// single and batched searches agree with each other after deletions.
+    @Test func int8LearnsItsRangesAndSurvivesDeletion() {
+        let d = 16
+        let rows = GalleryIndexTests.randomRows(count: 600, dimension: d, identities: 150, seed: 7)
+        let index = GalleryIndex(dimension: d, metric: .euclidean, precision: .int8)
+        for row in rows { index.add(sample: row.sample, identity: row.identity, vector: row.vector) }
+        let exact = Self.index(rows, dimension: d, metric: .euclidean, precision: .float32)
+        let query = rows[17].vector
+        #expect(index.search(query, k: 5) == exact.search(query, k: 5), "before training the rows are float32: exact")
+        #expect(index.bytes >= 600 * d * 4)
+        index.train()
+        #expect(index.bytes < 600 * d * 2)
+        #expect(index.search(query, k: 1).first?.identity == rows[17].identity)
+        for row in rows.prefix(200) { index.remove(sample: row.sample) }
+        #expect(index.count == 400)
+        let queries = rows.suffix(10).flatMap(\.vector)
+        let batched = index.search(queries: queries, count: 10, k: 5)
+        for (i, row) in rows.suffix(10).enumerated() {
+            #expect(batched[i].map(\.identity) == index.search(row.vector, k: 5).map(\.identity))
+            #expect(batched[i].first?.identity == row.identity)
+        }
+    }
+
+    @Test func halfPrecisionConversionRoundTrips() {
+        for value: Float in [0, 1, -1, 0.5, 0.333333, -0.1234, 65504, 1e-3, 6.2e-5] {
+            let back = EncodedVectors.float(EncodedVectors.half(value))
+            #expect(abs(back - value) <= abs(value) * 0x1p-11 + 1e-7, "\(value) -> \(back)")
+        }
+        #expect(EncodedVectors.float(EncodedVectors.half(1e6)) == 65504, "saturates")
+        let lanes = SIMD16<UInt32>((0..<16).map { UInt32(EncodedVectors.half(Float($0) / 7 - 1)) })
+        let widened = EncodedVectors.widen(lanes)
+        for lane in 0..<16 { #expect(widened[lane] == EncodedVectors.float(UInt16(lanes[lane]))) }
+    }
+}
+
+/// Index snapshots: read back equal, refused when stale, damaged, truncated or made for
+/// another model or shape.
+@Suite struct SnapshotTests {
+    static func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-snapshot-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test(arguments: [IndexPrecision.float32, .float16, .int8])
+    func snapshotsReadBackEqualAndStaleOrDamagedOnesAreRefused(precision: IndexPrecision) throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let d = 16
+        let rows = GalleryIndexTests.randomRows(count: 900, dimension: d, identities: 120, seed: 2)
+        var indexes = ["default": CompactIndexTests.index(Array(rows.prefix(600)), dimension: d, metric: .cosine, precision: precision),
+                       "other": CompactIndexTests.index(Array(rows.suffix(300)), dimension: d, metric: .cosine, precision: precision)]
+        indexes["default"]!.remove(sample: rows[3].sample)  // a freed row and the last one moved into it
+        let stamp = IndexStamp(rows: 899, sampleSum: 12345, changes: 901)
+        let path = folder.appendingPathComponent("g.index").path
+        try GalleryIndex.writeSnapshot(indexes, model: "m1", stamp: stamp, to: path)
+        let read = try GalleryIndex.readSnapshot(path: path, model: "m1", stamp: stamp, dimension: d, metric: .cosine, precision: precision).get()
+        #expect(Set(read.keys) == ["default", "other"])
+        for (name, index) in indexes {
+            let copy = try #require(read[name])
+            #expect(copy.count == index.count && copy.identityCount == index.identityCount && copy.bytes == index.bytes)
+            for row in rows.prefix(20) {
+                #expect(copy.search(row.vector, k: 7) == index.search(row.vector, k: 7))
+                // Centroid sums are recomputed on load rather than carried add by add and
+                // remove by remove: equal to rounding.
+                let (a, b) = (copy.search(row.vector, k: 3, aggregation: .centroid), index.search(row.vector, k: 3, aggregation: .centroid))
+                #expect(a.map(\.identity) == b.map(\.identity) && zip(a, b).allSatisfy { abs($0.distance - $1.distance) < 1e-5 })
+            }
+        }
+        // Refused, with the reason: stale, another model or precision, a changed byte, cut short, absent.
+        func rejection(_ path: String, stamp: IndexStamp = stamp, model: String = "m1", precision: IndexPrecision = precision) -> SnapshotRejection? {
+            if case .failure(let reason) = GalleryIndex.readSnapshot(path: path, model: model, stamp: stamp, dimension: d, metric: .cosine, precision: precision) { return reason }
+            return nil
+        }
+        #expect(rejection(path, stamp: IndexStamp(rows: 900, sampleSum: 12345, changes: 902)) == .stale(found: stamp, expected: IndexStamp(rows: 900, sampleSum: 12345, changes: 902)))
+        if case .mismatch = rejection(path, model: "m2") {} else { Issue.record("another model's snapshot was not refused") }
+        let other: IndexPrecision = precision == .int8 ? .float32 : .int8
+        if case .mismatch = rejection(path, precision: other) {} else { Issue.record("another precision's snapshot was not refused") }
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count - 40] ^= 0x10
+        let flipped = folder.appendingPathComponent("flipped.index").path
+        try Data(bytes).write(to: URL(fileURLWithPath: flipped))
+        if case .damaged = rejection(flipped) {} else { Issue.record("a changed byte was not noticed") }
+        let truncated = folder.appendingPathComponent("truncated.index").path
+        try Data(bytes.prefix(bytes.count / 2)).write(to: URL(fileURLWithPath: truncated))
+        if case .damaged = rejection(truncated) {} else { Issue.record("a truncated snapshot was not refused") }
+        #expect(rejection(folder.appendingPathComponent("absent").path) == .missing)
+    }
+
+    @Test func centroidSearchWithoutTrackedSumsMatchesTracked() {
+        let d = 8
+        let rows = GalleryIndexTests.randomRows(count: 300, dimension: d, identities: 40, seed: 4)
+        let tracked = GalleryIndex(dimension: d, metric: .euclidean), untracked = GalleryIndex(dimension: d, metric: .euclidean, tracksCentroids: false)
+        for row in rows {
+            tracked.add(sample: row.sample, identity: row.identity, vector: row.vector)
+            untracked.add(sample: row.sample, identity: row.identity, vector: row.vector)
+        }
+        for row in rows.prefix(10) {
+            let a = tracked.search(row.vector, k: 5, aggregation: .centroid), b = untracked.search(row.vector, k: 5, aggregation: .centroid)
+            #expect(a.map(\.identity) == b.map(\.identity) && zip(a, b).allSatisfy { abs($0.distance - $1.distance) < 1e-4 })
+        }
+    }
+}
