@@ -8,7 +8,9 @@ extension GalleryIndex {
     /// 2.1-2.6 s one after the other). The indexes are not shared until returned, so no lock
     /// is taken per row.
     public static func load(from store: GalleryStore, model: String, dimension: Int, metric: IndexMetric,
+                            precision: IndexPrecision = .float32, tracksCentroids: Bool = true, rerank: Rerank? = nil,
                             chunkRows: Int = 8192) throws(GalleryError) -> [String: GalleryIndex] {
+        let make = { GalleryIndex(dimension: dimension, metric: metric, precision: precision, rerank: rerank, tracksCentroids: tracksCentroids) }
         store.prefetch()
         let names = try store.identityNames()
         // Every gallery's index sized once from the sample counts.
@@ -19,7 +21,7 @@ extension GalleryIndex {
             sizes[identity.gallery, default: (0, 0)].identities += 1
         }
         for (gallery, size) in sizes {
-            let index = GalleryIndex(dimension: dimension, metric: metric)
+            let index = make()
             index.reserve(rows: size.rows, identities: size.identities)
             indexes[gallery] = index
         }
@@ -52,7 +54,7 @@ extension GalleryIndex {
                     } else {
                         // A sample whose identity row is gone cannot be: the schema cascades deletes.
                         let stored = names[identity] ?? StoredIdentity(gallery: "", id: "", samples: 0)
-                        let index = indexes[stored.gallery] ?? GalleryIndex(dimension: dimension, metric: metric)
+                        let index = indexes[stored.gallery] ?? make()
                         indexes[stored.gallery] = index
                         target = (index, index.slot(for: stored.id))
                         resolved[identity] = target
@@ -66,6 +68,8 @@ extension GalleryIndex {
             pipe.recycle(chunk)
         }
         if let error = pipe.failure { throw error }
+        // An int8 index learns its ranges from the whole gallery now that it is in.
+        for index in indexes.values { index.train() }
         // A gallery whose identities have no embedding under this model holds no index.
         return indexes.filter { $0.value.count > 0 }
     }

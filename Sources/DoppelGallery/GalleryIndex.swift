@@ -228,6 +228,9 @@ public final class GalleryIndex: @unchecked Sendable {
         identityOfRow.append(id)
     }
 
+    /// Makes room before a bulk load (see `reserve(rows:identities:)`).
+    public func reserveCapacity(rows: Int, identities: Int) { writing { reserve(rows: rows, identities: identities) } }
+
     /// Makes room for `rows` more rows and `identities` more identities, so a bulk load
     /// allocates (and the kernel zeroes) each array once instead of copying it at every
     /// doubling (1 M x 128: the growth copies and their page faults were a quarter of the load).
@@ -301,7 +304,7 @@ public final class GalleryIndex: @unchecked Sendable {
         return reading {
             guard !sampleOfRow.isEmpty, k > 0 else { return [] }
             if let rerank { return reranked(scan(query, k: k * rerank.factor), query: query, k: k, threshold: threshold, source: rerank.source) }
-            return matches(scan(query, k: k), queryNorm: query.reduce(0) { $0 + $1 * $1 }, threshold: threshold)
+            return query.withUnsafeBufferPointer { matches(scan(query, k: k), query: $0, threshold: threshold) }
         }
     }
 
@@ -309,20 +312,14 @@ public final class GalleryIndex: @unchecked Sendable {
     /// within `threshold`. A candidate whose vector the source lacks keeps its code distance.
     /// Caller holds the lock.
     private func reranked(_ selection: IdentitySelection, query: [Float], k: Int, threshold: Float?, source: any ExactVectorSource) -> [Match] {
-        let candidates = matches(selection, queryNorm: query.reduce(0) { $0 + $1 * $1 }, threshold: nil)
+        let candidates = query.withUnsafeBufferPointer { matches(selection, query: $0, threshold: nil) }
         let exact = source.vectors(of: candidates.map(\.sample))
         let metric = self.metric
-        let rescored = candidates.map { match -> Match in
-            guard let vector = exact[match.sample], vector.count == dimension else { return match }
-            let distance: Float
-            switch metric {
-            case .euclidean: distance = zip(vector, query).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
-            case .cosine:
-                let dot = zip(vector, query).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-                let lengths = (vector.reduce(Float(0)) { $0 + $1 * $1 } * query.reduce(Float(0)) { $0 + $1 * $1 }).squareRoot()
-                distance = lengths > 1e-12 ? 1 - dot / lengths : 1
+        let rescored = query.withUnsafeBufferPointer { q in
+            candidates.map { match -> Match in
+                guard let vector = exact[match.sample], vector.count == dimension else { return match }
+                return Match(identity: match.identity, distance: Self.distance(q, vector, metric: metric), sample: match.sample)
             }
-            return Match(identity: match.identity, distance: distance, sample: match.sample)
         }
         let ordered = rescored.sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }
         return Array(ordered.filter { threshold == nil || $0.distance <= threshold! }.prefix(k))
@@ -373,15 +370,40 @@ public final class GalleryIndex: @unchecked Sendable {
 
     /// Matches from a selection's scores, nearest first, ties by name, within `threshold`.
     /// Caller holds the lock.
-    private func matches(_ selection: IdentitySelection, queryNorm: Float, threshold: Float?) -> [Match] {
+    ///
+    /// The scores ranked the rows; each kept match's distance is then computed directly from
+    /// its row, sum (q - x)^2 or 1 - q.x / |q||x| (k x d work), not from the score's
+    /// |q|^2 + |x|^2 - 2 q.x, whose rounding near zero reaches 1e-3 and differs between the
+    /// single scan and the batched sgemm. So every path reports the same distance for a match.
+    private func matches(_ selection: IdentitySelection, query: UnsafeBufferPointer<Float>, threshold: Float?) -> [Match] {
         var found = [Match]()
         for entry in selection.entries {
-            let distance = distance(score: entry.score, queryNorm: queryNorm)
+            let row = storage.decode(row: entry.row)
+            let distance = Self.distance(query, row, metric: metric)
             if let threshold, distance > threshold { continue }
             found.append(Match(identity: identityNames[Int(entry.identity)], distance: distance, sample: sampleOfRow[entry.row]))
         }
         // Distinct scores can round to one distance: order as the distances read.
         return found.sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }
+    }
+
+    /// The metric's distance between a query and a vector, computed directly (in Double).
+    static func distance(_ query: UnsafeBufferPointer<Float>, _ vector: [Float], metric: IndexMetric) -> Float {
+        switch metric {
+        case .euclidean:
+            var sum = 0.0
+            for i in 0..<vector.count { sum += Double(query[i] - vector[i]) * Double(query[i] - vector[i]) }
+            return Float(sum.squareRoot())
+        case .cosine:
+            var dot = 0.0, a = 0.0, b = 0.0
+            for i in 0..<vector.count {
+                dot += Double(query[i]) * Double(vector[i])
+                a += Double(query[i]) * Double(query[i])
+                b += Double(vector[i]) * Double(vector[i])
+            }
+            let lengths = (a * b).squareRoot()
+            return lengths > 1e-24 ? Float(1 - dot / lengths) : 1
+        }
     }
 
     private static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
@@ -499,8 +521,7 @@ public final class GalleryIndex: @unchecked Sendable {
             if let rerank {
                 return reranked(selection, query: Array(queries[(query * d)..<((query + 1) * d)]), k: requested, threshold: threshold, source: rerank.source)
             }
-            let queryNorm = (0..<d).reduce(Float(0)) { $0 + queries[query * d + $1] * queries[query * d + $1] }
-            return matches(selection, queryNorm: queryNorm, threshold: threshold)
+            return queries.withUnsafeBufferPointer { matches(selection, query: UnsafeBufferPointer(rebasing: $0[(query * d)..<((query + 1) * d)]), threshold: threshold) }
         }
     }
 

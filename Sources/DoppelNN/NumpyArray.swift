@@ -22,6 +22,11 @@ public struct NumpyArray: Equatable, Sendable {
     }
 
     public init(bytes: [UInt8]) throws(NumpyError) {
+        try self.init(bytes: bytes, expectingValues: true)
+    }
+
+    /// With `expectingValues` false, `bytes` is the header alone and the values stay empty.
+    private init(bytes: [UInt8], expectingValues: Bool) throws(NumpyError) {
         let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else { throw NumpyError(detail: "no \\x93NUMPY magic") }
         let major = bytes[6]
@@ -51,6 +56,11 @@ public struct NumpyArray: Equatable, Sendable {
         }
         let count = shape.reduce(1, *)
         let start = headerStart + headerLength
+        guard expectingValues else {
+            self.shape = shape
+            values = []
+            return
+        }
         guard bytes.count - start == 4 * count else { throw NumpyError(detail: "holds \((bytes.count - start) / 4) values; shape \(shape) needs \(count)") }
         values = bytes[start...].withUnsafeBytes { raw in
             (0..<count).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self).littleEndian) }
@@ -58,9 +68,35 @@ public struct NumpyArray: Equatable, Sendable {
         self.shape = shape
     }
 
+    /// Reads the header, then the values straight into the array (a 10 M x 128 file is 5 GB:
+    /// no second copy of it in memory).
     public init(contentsOf path: String) throws(NumpyError) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw NumpyError(detail: "cannot read \(path)") }
-        try self.init(bytes: [UInt8](data))
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw NumpyError(detail: "cannot read \(path)") }
+        defer { try? handle.close() }
+        let head = [UInt8](handle.readData(ofLength: 12))
+        guard head.count >= 10 else { throw NumpyError(detail: "truncated header") }
+        let headerEnd = head[6] == 1 ? 10 + (Int(head[8]) | Int(head[9]) << 8) : 12 + (0..<4).reduce(0) { $0 | Int(head[8 + $1]) << (8 * $1) }
+        guard headerEnd < 1 << 20 else { throw NumpyError(detail: "header of \(headerEnd) bytes") }
+        let header = head + [UInt8](handle.readData(ofLength: headerEnd - head.count))
+        // Parse the header alone (no values), then read exactly the values it announces.
+        let empty = try NumpyArray(bytes: header, expectingValues: false)
+        let count = empty.shape.reduce(1, *)
+        var values = [Float](repeating: 0, count: count)
+        // withUnsafeMutableBytes rethrows untyped errors: the short read comes out as a count.
+        let read = values.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> Int in
+            var offset = 0
+            while offset < raw.count {
+                let chunk = handle.readData(ofLength: min(raw.count - offset, 1 << 28))
+                guard !chunk.isEmpty else { break }
+                chunk.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + chunk.count)]))
+                offset += chunk.count
+            }
+            return offset
+        }
+        guard read == 4 * count else { throw NumpyError(detail: "holds \(read / 4) values; shape \(empty.shape) needs \(count)") }
+        guard handle.readData(ofLength: 1).isEmpty else { throw NumpyError(detail: "more values than shape \(empty.shape) holds") }
+        shape = empty.shape
+        self.values = values
     }
 
     /// Version 1.0 bytes (the header padded so the data starts 64-byte aligned, as NumPy does).

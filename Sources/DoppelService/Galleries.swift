@@ -9,27 +9,54 @@ import Foundation
 final class Galleries: @unchecked Sendable {
     let store: GalleryStore
     let model: ServedModel
+    /// How every gallery's index stores and re-ranks vectors (configuration `index`).
+    struct IndexOptions {
+        var precision: IndexPrecision = .float32
+        var rerank: GalleryIndex.Rerank?
+        var tracksCentroids = true
+        /// Where the snapshot lives (nil: none kept), and how long changes must have been
+        /// quiet before it is rewritten.
+        var snapshotPath: String?
+        var snapshotDelay: TimeInterval = 30
+    }
+    let options: IndexOptions
     /// Serialises every use of the SQLite connection and orders index updates like commits.
     private let writer = NSLock()
     private let indexLock = NSLock()
     private var indexes: [String: GalleryIndex] = [:]
+    /// When the indexes last changed without a snapshot since (nil: the snapshot is current).
+    private var dirtySince: Date?
+    private var snapshotThread: Thread?
+    private let snapshotCondition = NSCondition()
+    private var stopping = false
 
-    init(store: GalleryStore, model: ServedModel) {
+    init(store: GalleryStore, model: ServedModel, options: IndexOptions = IndexOptions()) {
         self.store = store
         self.model = model
+        self.options = options
     }
 
     var indexMetric: GalleryIndex.IndexMetric { model.metric == .cosine ? .cosine : .euclidean }
+
+    private func makeIndex() -> GalleryIndex {
+        GalleryIndex(dimension: model.dimension, metric: indexMetric, precision: options.precision, rerank: options.rerank,
+                     tracksCentroids: options.tracksCentroids)
+    }
 
     /// The gallery's index. Reads of a gallery with nothing enrolled get an empty index that is
     /// not kept (so asking for random names cannot grow memory); writers create the entry.
     func index(_ gallery: String, creating: Bool = false) -> GalleryIndex {
         indexLock.withLock {
             if let index = indexes[gallery] { return index }
-            let index = GalleryIndex(dimension: model.dimension, metric: indexMetric)
+            let index = makeIndex()
             if creating { indexes[gallery] = index }
             return index
         }
+    }
+
+    /// Bytes per vector and bytes of every index together (metrics and readiness).
+    func indexFootprint() -> (bytesPerVector: Int, bytes: Int) {
+        indexLock.withLock { (indexes.values.first?.bytesPerVector ?? options.precision.bytesPerValue * model.dimension, indexes.values.reduce(0) { $0 + $1.bytes }) }
     }
 
     var isReadOnly: Bool { writer.withLock { store.isReadOnly } }
@@ -94,9 +121,100 @@ final class Galleries: @unchecked Sendable {
                 done += rows.count
                 progress("reindexed \(done) stored images with model \(model.id)")
             }
-            let loaded = try GalleryIndex.load(from: store, model: model.id, dimension: model.dimension, metric: indexMetric)
+            let loaded = try loadIndexes(progress: progress)
             indexLock.withLock { indexes = loaded }
         }
+        startSnapshotWriter()
+    }
+
+    /// The snapshot when it matches the database's stamp, else every embedding from the store
+    /// (and then a fresh snapshot soon). Caller holds the writer lock.
+    private func loadIndexes(progress: (String) -> Void) throws -> [String: GalleryIndex] {
+        let started = Date()
+        if let path = options.snapshotPath {
+            let stamp = try store.indexStamp(model: model.id)
+            switch GalleryIndex.readSnapshot(path: path, model: model.id, stamp: stamp, dimension: model.dimension, metric: indexMetric,
+                                             precision: options.precision, tracksCentroids: options.tracksCentroids, rerank: options.rerank) {
+            case .success(let loaded):
+                progress(String(format: "index snapshot %@ loaded in %.2f s (%@)", path, Date().timeIntervalSince(started), stamp.description))
+                return loaded
+            case .failure(let reason):
+                if reason != .missing { progress("index snapshot \(path) not used: \(reason); loading from the database") }
+            }
+        }
+        let loaded = try GalleryIndex.load(from: store, model: model.id, dimension: model.dimension, metric: indexMetric,
+                                           precision: options.precision, tracksCentroids: options.tracksCentroids, rerank: options.rerank)
+        progress(String(format: "index loaded from the database in %.2f s", Date().timeIntervalSince(started)))
+        if options.snapshotPath != nil { markChanged(now: Date.distantPast) }
+        return loaded
+    }
+
+    // MARK: snapshots
+
+    /// Records a change to the indexes (the snapshot is rewritten once changes have been quiet
+    /// for `snapshotDelay`).
+    private func markChanged(now: Date = Date()) {
+        guard options.snapshotPath != nil else { return }
+        snapshotCondition.withLock {
+            dirtySince = now
+            snapshotCondition.signal()
+        }
+    }
+
+    /// A thread that rewrites the snapshot once changes have been quiet for `snapshotDelay`.
+    private func startSnapshotWriter() {
+        guard options.snapshotPath != nil, snapshotThread == nil else { return }
+        let thread = Thread { [weak self] in
+            while let self {
+                var due = false
+                self.snapshotCondition.withLock {
+                    if !self.stopping { _ = self.snapshotCondition.wait(until: Date().addingTimeInterval(1)) }
+                    if let since = self.dirtySince, Date().timeIntervalSince(since) >= self.options.snapshotDelay { due = true }
+                }
+                if self.stopping { return }
+                if due { self.writeSnapshot() }
+            }
+        }
+        thread.name = "index-snapshot"
+        snapshotThread = thread
+        thread.start()
+    }
+
+    /// Writes the snapshot now if the indexes changed since the last one. The writer lock is
+    /// held throughout, so the stamp and the indexes are one committed state.
+    @discardableResult
+    func writeSnapshot() -> String? {
+        guard let path = options.snapshotPath else { return nil }
+        return writer.withLock { () -> String? in
+            let wasDirty = snapshotCondition.withLock { () -> Bool in
+                defer { dirtySince = nil }
+                return dirtySince != nil
+            }
+            guard wasDirty else { return nil }
+            let current = indexLock.withLock { indexes.filter { $0.value.count > 0 } }
+            do {
+                let stamp = try store.indexStamp(model: model.id)
+                if current.isEmpty {
+                    try? FileManager.default.removeItem(atPath: path)
+                    return "no index to snapshot"
+                }
+                let started = Date()
+                try GalleryIndex.writeSnapshot(current, model: model.id, stamp: stamp, to: path)
+                return String(format: "index snapshot written in %.2f s (%@)", Date().timeIntervalSince(started), stamp.description)
+            } catch {
+                snapshotCondition.withLock { dirtySince = dirtySince ?? Date() }
+                return "index snapshot not written: \(error)"
+            }
+        }
+    }
+
+    /// Stops the snapshot thread and writes a last snapshot if anything changed.
+    func close() -> String? {
+        snapshotCondition.withLock {
+            stopping = true
+            snapshotCondition.signal()
+        }
+        return writeSnapshot()
     }
 
     // MARK: changes (committed, then indexed, before returning)
@@ -107,6 +225,7 @@ final class Galleries: @unchecked Sendable {
                                                   samples: samples, model: model.id, actor: actor)
             let index = index(gallery, creating: true)
             for (sample, new) in zip(record.sampleIDs, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            markChanged()
             return record
         }
     }
@@ -116,6 +235,7 @@ final class Galleries: @unchecked Sendable {
             let ids = try store.addSamples(gallery: gallery, externalID: id, samples: samples, model: model.id, actor: actor)
             let index = index(gallery, creating: true)
             for (sample, new) in zip(ids, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            markChanged()
             return ids
         }
     }
@@ -124,6 +244,7 @@ final class Galleries: @unchecked Sendable {
         try storeCall { store throws(GalleryError) in
             let removed = try store.deleteIdentity(gallery: gallery, externalID: id, actor: actor)
             index(gallery).remove(identity: id)
+            markChanged()
             return removed.count
         }
     }
@@ -132,6 +253,7 @@ final class Galleries: @unchecked Sendable {
         try storeCall { store throws(GalleryError) in
             try store.deleteSample(gallery: gallery, externalID: id, sample: sample, actor: actor)
             _ = index(gallery).remove(sample: sample)
+            markChanged()
         }
     }
 

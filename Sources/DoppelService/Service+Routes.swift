@@ -12,11 +12,14 @@ extension Service {
         add("GET", "/readyz", access: .open, needsReady: false) { service, _, _, _ in
             guard service.ready else { throw ServiceError(503, "not_ready", "the gallery is being indexed for model \(service.model.id)") }
             let samples = service.galleries.sizes().reduce(0) { $0 + $1.samples }
-            return .json(200, .ordered([("status", .string("ready")), ("model", .string(service.model.id)), ("samples", .int(samples))]))
+            let footprint = service.galleries.indexFootprint()
+            return .json(200, .ordered([("status", .string("ready")), ("model", .string(service.model.id)), ("samples", .int(samples)),
+                                        ("index", .ordered([("precision", .string(service.configuration.indexPrecision)),
+                                                            ("bytes_per_vector", .int(footprint.bytesPerVector)), ("bytes", .int(footprint.bytes))]))]))
         }
         add("GET", "/metrics", access: .open, needsReady: false) { service, _, _, _ in
             HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
-                         body: service.metrics.text(galleries: service.galleries.sizes(), isReady: service.ready))
+                         body: service.metrics.text(galleries: service.galleries.sizes(), index: service.galleries.indexFootprint(), isReady: service.ready))
         }
         add("GET", "/openapi.json", access: .open, needsReady: false) { service, _, _, _ in
             HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "application/json")]), body: service.openAPI)
@@ -151,8 +154,8 @@ extension Service {
     /// candidates by embedding distance and the head re-ranks them (its distance is what the
     /// threshold was calibrated on).
     func rank(_ query: [Float], gallery: String, k: Int) throws(ServiceError) -> [Match] {
+        guard model.head != nil else { return searches.search(query, gallery: gallery, k: k) }
         let index = galleries.index(gallery)
-        guard model.head != nil else { return index.search(query, k: k, aggregation: aggregation) }
         let candidates = index.searchSamples(query, k: max(k * 8, 32))
         let vectors = try galleries.storeCall { store throws(GalleryError) in try store.vectors(samples: candidates.map(\.sample), model: model.id) }
         var best = [String: Match]()

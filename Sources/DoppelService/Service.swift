@@ -16,6 +16,7 @@ public final class Service: HTTPResponder, @unchecked Sendable {
     public let configuration: ServiceConfiguration
     let model: ServedModel
     let embedder: BatchingEmbedder
+    let searches: SearchBatcher
     let galleries: Galleries
     let keys: KeyRing
     let metrics = ServiceMetrics()
@@ -55,11 +56,23 @@ public final class Service: HTTPResponder, @unchecked Sendable {
             let pageSize = try store.database.query("PRAGMA page_size").first?.first?.integer ?? 4096
             try store.database.query("PRAGMA max_page_count = \(Int64(configuration.maxDatabaseMegabytes) * 1_048_576 / pageSize)")
         }
-        galleries = Galleries(store: store, model: model)
+        var options = Galleries.IndexOptions()
+        options.precision = IndexPrecision(rawValue: configuration.indexPrecision) ?? .float32
+        if options.precision != .float32 && configuration.indexRerank > 0 {
+            options.rerank = GalleryIndex.Rerank(factor: configuration.indexRerank,
+                                                 source: try EmbeddingReader(path: configuration.database, model: model.id))
+        }
+        options.tracksCentroids = aggregation == .centroid
+        if configuration.indexSnapshot { options.snapshotPath = "\(configuration.database).\(model.id).index" }
+        options.snapshotDelay = TimeInterval(configuration.snapshotDelaySeconds)
+        galleries = Galleries(store: store, model: model, options: options)
         embedder = BatchingEmbedder(model: model, maxBatch: configuration.maxBatch, maxWaitMicroseconds: configuration.maxWaitMicroseconds)
+        searches = SearchBatcher(maxBatch: configuration.searchMaxBatch, maxWaitMicroseconds: configuration.searchMaxWaitMicroseconds,
+                                 aggregation: aggregation, index: { [galleries] in galleries.index($0) })
         openAPI = Array(OpenAPIDocument.json(maxK: configuration.maxK, maxThreshold: configuration.maxThreshold ?? model.naturalMaxThreshold,
                                                 maxImages: configuration.maxImagesPerRequest).utf8)
         embedder.onBatch = { [metrics] size in metrics.recordBatch(size) }
+        searches.onBatch = { [metrics] size in metrics.recordSearchBatch(size) }
         addRoutes()
     }
 
@@ -84,7 +97,12 @@ public final class Service: HTTPResponder, @unchecked Sendable {
 
     public var ready: Bool { isReady.load(ordering: .acquiring) }
 
-    public func stop() { embedder.stop() }
+    /// Stops the batchers and writes the index snapshot if anything changed since the last.
+    public func stop() {
+        embedder.stop()
+        searches.stop()
+        if let outcome = galleries.close() { logger.info("\(outcome)") }
+    }
 
     // MARK: HTTPResponder
 

@@ -39,6 +39,22 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// How long the first request of a batch waits for company, in microseconds.
     public var maxWaitMicroseconds = 500
 
+    /// Searches answered in one pass over the gallery at most; 1 turns search batching off.
+    public var searchMaxBatch = 64
+    /// How long the first search of a batch waits for company, in microseconds.
+    public var searchMaxWaitMicroseconds = 200
+
+    // index
+    /// How the in-memory index stores vectors: `float32` (exact), `float16` or `int8`.
+    public var indexPrecision = "float32"
+    /// A compact index re-ranks its best `rerank x k` identities by their stored float32
+    /// embeddings (0: no re-ranking).
+    public var indexRerank = 0
+    /// Keep a snapshot of the index beside the database, so a restart reads it at disk speed.
+    public var indexSnapshot = true
+    /// Seconds without changes before the snapshot is rewritten.
+    public var snapshotDelaySeconds = 30
+
     // server
     public var workers = 64
     public var eventLoops = 1
@@ -71,7 +87,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         var reader = FieldReader(source: source)
         try reader.object(root, known: ["host", "port", "model", "database", "data_dir", "migrations", "store_images", "log_level",
-                                        "access_log", "limits", "batching", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                                        "access_log", "limits", "batching", "search_batching", "index", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
             try r.read(o, "host", into: &host)
             try r.read(o, "port", into: &port)
             try r.read(o, "model", into: &model)
@@ -101,6 +117,16 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "max_batch", into: &maxBatch)
                 try r.read(o, "max_wait_us", into: &maxWaitMicroseconds)
             }
+            try r.nested(o, "search_batching", known: ["max_batch", "max_wait_us"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                try r.read(o, "max_batch", into: &searchMaxBatch)
+                try r.read(o, "max_wait_us", into: &searchMaxWaitMicroseconds)
+            }
+            try r.nested(o, "index", known: ["precision", "rerank", "snapshot", "snapshot_delay_s"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                try r.read(o, "precision", into: &indexPrecision)
+                try r.read(o, "rerank", into: &indexRerank)
+                try r.read(o, "snapshot", into: &indexSnapshot)
+                try r.read(o, "snapshot_delay_s", into: &snapshotDelaySeconds)
+            }
             try r.nested(o, "server", known: ["workers", "event_loops", "shutdown_deadline_ms"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "workers", into: &workers)
                 try r.read(o, "event_loops", into: &eventLoops)
@@ -124,7 +150,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     /// `DOPPEL_HOST`, `DOPPEL_PORT`, `DOPPEL_MODEL`, `DOPPEL_DATABASE`, `DOPPEL_DATA_DIR`,
     /// `DOPPEL_LOG_LEVEL`, `DOPPEL_ADMIN_KEYS` and `DOPPEL_CLIENT_KEYS` (comma-separated),
-    /// `DOPPEL_MAX_BATCH`, `DOPPEL_MAX_WAIT_US`, `DOPPEL_WORKERS`.
+    /// `DOPPEL_MAX_BATCH`, `DOPPEL_MAX_WAIT_US`, `DOPPEL_WORKERS`, `DOPPEL_SEARCH_MAX_BATCH`,
+    /// `DOPPEL_INDEX_PRECISION`, `DOPPEL_INDEX_RERANK`.
     public mutating func apply(environment: [String: String]) throws(Invalid) {
         func int(_ name: String, _ target: inout Int) throws(Invalid) {
             guard let text = environment[name] else { return }
@@ -142,6 +169,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try int("DOPPEL_MAX_BATCH", &maxBatch)
         try int("DOPPEL_MAX_WAIT_US", &maxWaitMicroseconds)
         try int("DOPPEL_WORKERS", &workers)
+        try int("DOPPEL_SEARCH_MAX_BATCH", &searchMaxBatch)
+        if let v = environment["DOPPEL_INDEX_PRECISION"] { indexPrecision = v }
+        try int("DOPPEL_INDEX_RERANK", &indexRerank)
     }
 
     /// Every setting in range, or the first one that is not, in words.
@@ -166,6 +196,11 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(maxBufferedMegabytes >= 1, "limits.max_buffered_mb must be at least 1")
         try check(maxBatch >= 1 && maxBatch <= 4096, "batching.max_batch must be in 1...4096")
         try check(maxWaitMicroseconds >= 0 && maxWaitMicroseconds <= 1_000_000, "batching.max_wait_us must be in 0...1000000")
+        try check(searchMaxBatch >= 1 && searchMaxBatch <= 4096, "search_batching.max_batch must be in 1...4096")
+        try check(searchMaxWaitMicroseconds >= 0 && searchMaxWaitMicroseconds <= 1_000_000, "search_batching.max_wait_us must be in 0...1000000")
+        try check(["float32", "float16", "int8"].contains(indexPrecision), "index.precision \(indexPrecision) is not float32, float16 or int8")
+        try check(indexRerank >= 0 && indexRerank <= 100, "index.rerank must be in 0...100")
+        try check(snapshotDelaySeconds >= 1, "index.snapshot_delay_s must be at least 1")
         try check(workers >= 1 && workers <= 4096, "server.workers must be in 1...4096")
         try check(eventLoops >= 1 && eventLoops <= 64, "server.event_loops must be in 1...64")
         try check(shutdownDeadlineMilliseconds >= 0, "server.shutdown_deadline_ms must not be negative")

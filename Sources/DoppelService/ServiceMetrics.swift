@@ -16,6 +16,12 @@ final class ServiceMetrics: Sendable {
                                                       helpText: "Images per forward pass (micro-batching).")
     nonisolated(unsafe) private static let gallerySamples = MetricNameDescriptor(namespace: "doppel", metricName: "gallery_samples", unitName: "count",
                                                              helpText: "Samples in each gallery's in-memory index.")
+    nonisolated(unsafe) private static let searchBatches = MetricNameDescriptor(namespace: "doppel", metricName: "search_batch_size", unitName: "queries",
+                                                            helpText: "Searches answered per pass over a gallery (search batching).")
+    nonisolated(unsafe) private static let indexBytes = MetricNameDescriptor(namespace: "doppel", metricName: "index", unitName: "bytes",
+                                                         helpText: "Bytes of every gallery's in-memory index (rows and norms).")
+    nonisolated(unsafe) private static let indexBytesPerVector = MetricNameDescriptor(namespace: "doppel", metricName: "index_vector", unitName: "bytes",
+                                                                  helpText: "Bytes per stored vector at the index's precision.")
     nonisolated(unsafe) private static let ready = MetricNameDescriptor(namespace: "doppel", metricName: "ready", unitName: "bool",
                                                     helpText: "1 when the model is loaded and the gallery indexed.")
 
@@ -23,9 +29,11 @@ final class ServiceMetrics: Sendable {
                                              .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
                                              .milliseconds(500), .seconds(1), .seconds(5)]
     private let batchSizes: ValueHistogram
+    private let searchBatchSizes: ValueHistogram
 
     init() {
         batchSizes = registry.makeValueHistogram(descriptor: Self.batches, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+        searchBatchSizes = registry.makeValueHistogram(descriptor: Self.searchBatches, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
     }
 
     /// Handles by route, method and status, so a request costs one dictionary lookup instead of
@@ -47,7 +55,11 @@ final class ServiceMetrics: Sendable {
 
     func recordBatch(_ size: Int) { batchSizes.record(Double(size)) }
 
-    func text(galleries: [(gallery: String, samples: Int)], isReady: Bool) -> [UInt8] {
+    func recordSearchBatch(_ size: Int) { searchBatchSizes.record(Double(size)) }
+
+    func text(galleries: [(gallery: String, samples: Int)], index: (bytesPerVector: Int, bytes: Int), isReady: Bool) -> [UInt8] {
+        registry.makeGauge(descriptor: Self.indexBytes, labels: []).set(to: Double(index.bytes))
+        registry.makeGauge(descriptor: Self.indexBytesPerVector, labels: []).set(to: Double(index.bytesPerVector))
         for (gallery, samples) in galleries {
             registry.makeGauge(descriptor: Self.gallerySamples, labels: [("gallery", gallery)]).set(to: Double(samples))
         }

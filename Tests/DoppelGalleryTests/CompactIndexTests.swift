@@ -122,7 +122,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let d = 16
         let rows = GalleryIndexTests.randomRows(count: 900, dimension: d, identities: 120, seed: 2)
-        var indexes = ["default": CompactIndexTests.index(Array(rows.prefix(600)), dimension: d, metric: .cosine, precision: precision),
+        let indexes = ["default": CompactIndexTests.index(Array(rows.prefix(600)), dimension: d, metric: .cosine, precision: precision),
                        "other": CompactIndexTests.index(Array(rows.suffix(300)), dimension: d, metric: .cosine, precision: precision)]
         indexes["default"]!.remove(sample: rows[3].sample)  // a freed row and the last one moved into it
         let stamp = IndexStamp(rows: 899, sampleSum: 12345, changes: 901)
