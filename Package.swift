@@ -20,13 +20,14 @@ let package = Package(
         .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", providers: [.apt(["libturbojpeg0-dev", "libjpeg-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
 
         .target(name: "DoppelImaging", dependencies: ["CPNG", "CJPEG", "CZlib"]),
         .target(name: "DoppelNN", dependencies: ["CBLAS"]),
         // ONNX files -> DoppelNN graphs (a protobuf reader of its own: no generated code).
         .target(name: "DoppelONNX", dependencies: ["DoppelNN"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
-        .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite"]),
+        .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite", "CPostgres"]),
         // epoll and eventfd headers (Linux), which Swift's Glibc module leaves out.
         .target(name: "CLinuxEvents"),
 
@@ -51,7 +52,7 @@ let package = Package(
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
         .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelONNXTests", dependencies: ["DoppelONNX", "DoppelNN"], exclude: ["Fixtures"]),
-        .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery"]),
+        .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery", "TestSupport"]),
         // Test helpers shared by the test targets (a raw HTTP client).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),

@@ -156,6 +156,11 @@ public final class GalleryIndex: @unchecked Sendable {
 
     public var count: Int { reading { sampleOfRow.count } }
 
+    /// Every indexed sample with its identity (for digests that compare an index with the store).
+    public func entries() -> [(identity: String, sample: Int64)] {
+        reading { zip(identityOfRow, sampleOfRow).map { (identityNames[Int($0.0)], $0.1) } }
+    }
+
     /// Identities with at least one sample.
     public var identityCount: Int { reading { identityIndex.count } }
 

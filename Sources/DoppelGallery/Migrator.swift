@@ -9,6 +9,9 @@ public enum GalleryError: Error, Equatable, Sendable, CustomStringConvertible {
     case notFound(String)
     case invalid(String)
     case database(SQLiteError)
+    /// The database cannot be reached now (PostgreSQL down or unreachable): retry later.
+    case unavailable(String)
+    case postgres(PostgresError)
 
     public var description: String {
         switch self {
@@ -19,6 +22,8 @@ public enum GalleryError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notFound(let detail): "not found: \(detail)"
         case .invalid(let detail): "invalid: \(detail)"
         case .database(let error): "database error: \(error)"
+        case .unavailable(let detail): "the database is unavailable: \(detail)"
+        case .postgres(let error): "database error: \(error)"
         }
     }
 }

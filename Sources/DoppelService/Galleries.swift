@@ -30,6 +30,23 @@ final class Galleries: @unchecked Sendable {
     private let snapshotCondition = NSCondition()
     private var stopping = false
 
+    // Replication (a store shared by replicas: PostgreSQL).
+    /// The shared store's change log, when it has one.
+    private var feed: (any ChangeFeed)? { store as? any ChangeFeed }
+    /// How often the follower looks for changes when no notification wakes it.
+    var pollInterval: TimeInterval = 1
+    /// Serialises applying changes (the follower's and a write's catch-up) and `applied`.
+    private let applyLock = NSLock()
+    /// The last change applied to the indexes (changes are applied in sequence order).
+    private var applied: Int64 = 0
+    /// Since when a change is known that is not applied yet (nil: caught up).
+    private var pendingSince: Date?
+    /// Whether the follower lost its connection and has not caught up since.
+    private var feedFailing = false
+    private var followerThread: Thread?
+    /// Where the follower reports (logs).
+    var log: (@Sendable (String) -> Void)?
+
     init(store: GalleryStore, model: ServedModel, options: IndexOptions = IndexOptions()) {
         self.store = store
         self.model = model
@@ -80,6 +97,13 @@ final class Galleries: @unchecked Sendable {
                 return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (\(sqlite.message)); retry later")
             }
             return ServiceError(500, "internal", "database error")
+        case .unavailable(let detail):
+            return ServiceError(503, "storage_unavailable", "the gallery database cannot be reached now (\(detail.prefix(200))); retry later")
+        case .postgres(let postgres):
+            if postgres.sqlState == "53100" {  // disk_full
+                return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (disk full); retry later")
+            }
+            return ServiceError(500, "internal", "database error")
         case .newerSchema, .badMigrations:
             return ServiceError(500, "internal", "\(error)")
         }
@@ -101,6 +125,26 @@ final class Galleries: @unchecked Sendable {
                     serve the model they were enrolled with, or re-enroll them (store_images was off)
                     """)
             }
+            try exclusivelyAcrossReplicas(progress: progress) {
+                try reembed(embedder: embedder, progress: progress)
+            }
+            let loaded = try loadConsistently(progress: progress)
+            indexLock.withLock { indexes = loaded }
+        }
+        startSnapshotWriter()
+        startFollower()
+    }
+
+    /// Runs `body` holding the shared store's lock for re-embedding under this model, so one
+    /// replica embeds the stored images and the others, waiting here, then find it done.
+    private func exclusivelyAcrossReplicas(progress: (String) -> Void, _ body: () throws -> Void) throws {
+        guard let shared = store as? PostgresStore else { return try body() }
+        let key = Int64(bitPattern: model.id.utf8.reduce(UInt64(0x444F_5050_454C)) { ($0 &* 31) &+ UInt64($1) })
+        try shared.exclusively(key: key) { try body() }
+    }
+
+    /// Embeds stored images that have no embedding under the model (the model changed).
+    private func reembed(embedder: BatchingEmbedder, progress: (String) -> Void) throws {
             var cursor: Int64 = 0, done = 0
             while true {
                 let pending = try store.samplesMissingEmbedding(model: model.id, after: cursor, limit: 256)
@@ -121,10 +165,18 @@ final class Galleries: @unchecked Sendable {
                 done += rows.count
                 progress("reindexed \(done) stored images with model \(model.id)")
             }
+    }
+
+    /// The indexes as of one moment of the database, and (for a shared store) the change they
+    /// include, from which the follower goes on.
+    private func loadConsistently(progress: (String) -> Void) throws -> [String: GalleryIndex] {
+        guard let shared = store as? PostgresStore else { return try loadIndexes(progress: progress) }
+        return try shared.consistentRead { horizon in
             let loaded = try loadIndexes(progress: progress)
-            indexLock.withLock { indexes = loaded }
+            applyLock.withLock { applied = horizon }
+            progress("following the change log from change \(horizon)")
+            return loaded
         }
-        startSnapshotWriter()
     }
 
     /// The snapshot when it matches the database's stamp, else every embedding from the store
@@ -223,8 +275,10 @@ final class Galleries: @unchecked Sendable {
         try storeCall { store throws(GalleryError) in
             let record = try store.createIdentity(gallery: gallery, externalID: id, displayName: name, metadata: metadata,
                                                   samples: samples, model: model.id, actor: actor)
-            let index = index(gallery, creating: true)
-            for (sample, new) in zip(record.sampleIDs, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            if !catchUpAfterWrite() {
+                let index = index(gallery, creating: true)
+                for (sample, new) in zip(record.sampleIDs, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            }
             markChanged()
             return record
         }
@@ -233,8 +287,10 @@ final class Galleries: @unchecked Sendable {
     func addSamples(gallery: String, id: String, samples: [NewSample], actor: String) throws(ServiceError) -> [Int64] {
         try storeCall { store throws(GalleryError) in
             let ids = try store.addSamples(gallery: gallery, externalID: id, samples: samples, model: model.id, actor: actor)
-            let index = index(gallery, creating: true)
-            for (sample, new) in zip(ids, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            if !catchUpAfterWrite() {
+                let index = index(gallery, creating: true)
+                for (sample, new) in zip(ids, samples) { index.add(sample: sample, identity: id, vector: new.embedding!) }
+            }
             markChanged()
             return ids
         }
@@ -243,7 +299,7 @@ final class Galleries: @unchecked Sendable {
     func delete(gallery: String, id: String, actor: String) throws(ServiceError) -> Int {
         try storeCall { store throws(GalleryError) in
             let removed = try store.deleteIdentity(gallery: gallery, externalID: id, actor: actor)
-            index(gallery).remove(identity: id)
+            if !catchUpAfterWrite() { index(gallery).remove(identity: id) }
             markChanged()
             return removed.count
         }
@@ -252,9 +308,116 @@ final class Galleries: @unchecked Sendable {
     func deleteSample(gallery: String, id: String, sample: Int64, actor: String) throws(ServiceError) {
         try storeCall { store throws(GalleryError) in
             try store.deleteSample(gallery: gallery, externalID: id, sample: sample, actor: actor)
-            _ = index(gallery).remove(sample: sample)
+            if !catchUpAfterWrite() { _ = index(gallery).remove(sample: sample) }
             markChanged()
         }
+    }
+
+    // MARK: replication
+
+    /// With a change log: applies every change through this store's last write, in order,
+    /// before the write is acknowledged (the writer sees its write at once, and never ahead of
+    /// a change committed before it). Returns false without a change log (the caller updates
+    /// the index itself). The write is committed either way: if the catch-up fails, the
+    /// follower completes it. Caller holds the writer lock.
+    private func catchUpAfterWrite() -> Bool {
+        guard let feed else { return false }
+        do { try applyChanges(from: feed, through: store.lastChange) } catch { log?("catching up after a write: \(error)") }
+        return true
+    }
+
+    /// Applies the changes after `applied` (through `limit` when given) from `source`, oldest
+    /// first, in batches.
+    private func applyChanges(from source: any ChangeFeed, through limit: Int64? = nil) throws {
+        try applyLock.withLock { () throws in
+            while true {
+                if let limit, applied >= limit { break }
+                let batch = try source.changes(after: applied, limit: 500)
+                if !batch.isEmpty && pendingSince == nil { pendingSince = Date() }
+                for change in batch {
+                    if let limit, change.sequence > limit { break }
+                    try apply(change, from: source)
+                    applied = change.sequence
+                }
+                if batch.count < 500 || (limit.map { applied >= $0 } ?? false) { break }
+            }
+            if limit == nil || applied >= (limit ?? 0) { pendingSince = nil }
+        }
+    }
+
+    /// One change to the in-memory indexes. Idempotent: an add of samples already indexed
+    /// replaces them; a remove of samples not indexed does nothing; an add of samples deleted
+    /// since finds no embedding and adds nothing (their removal comes later in the log).
+    private func apply(_ change: GalleryChange, from source: any ChangeFeed) throws {
+        switch change.kind {
+        case .add:
+            for row in try source.embeddingRows(samples: change.samples, model: model.id) {
+                index(row.gallery, creating: true).add(sample: row.sample, identity: row.identity, vector: row.vector)
+            }
+        case .remove:
+            let index = index(change.gallery)
+            for sample in change.samples { index.remove(sample: sample) }
+        }
+        markChanged()
+    }
+
+    /// The follower: its own connection LISTENs for change announcements, wakes at least every
+    /// `pollInterval` (a missed notification costs one interval, not a change), applies what
+    /// is new, and after a lost connection reconnects with backoff and catches up from the
+    /// last change it applied.
+    private func startFollower() {
+        guard let shared = store as? PostgresStore, followerThread == nil else { return }
+        let makeFollower = shared.followerFactory()
+        let thread = Thread { [weak self] in
+            var follower: PostgresStore?
+            var backoff = 0.1
+            while let self, !self.snapshotCondition.withLock({ self.stopping }) {
+                do {
+                    if follower == nil { follower = try makeFollower() }
+                    _ = try follower!.waitForChanges(timeout: self.pollInterval)
+                    try self.applyChanges(from: follower!)
+                    if self.feedFailing {
+                        self.feedFailing = false
+                        self.log?("change log reachable again; caught up to change \(self.appliedChange)")
+                    }
+                    backoff = 0.1
+                } catch {
+                    if !self.feedFailing {
+                        self.feedFailing = true
+                        self.log?("change log unavailable (\(error)); serving from memory, retrying")
+                    }
+                    follower = nil
+                    Thread.sleep(forTimeInterval: backoff)
+                    backoff = min(backoff * 2, 2)
+                }
+            }
+        }
+        thread.name = "change-follower"
+        followerThread = thread
+        thread.start()
+    }
+
+    /// The last change applied, and how long a known change has waited to be applied (nil when
+    /// caught up or without a change log), for readiness and metrics.
+    var appliedChange: Int64 { applyLock.withLock { applied } }
+    var replication: (applied: Int64, pendingFor: TimeInterval?, feedReachable: Bool)? {
+        guard feed != nil else { return nil }
+        return applyLock.withLock { (applied, pendingSince.map { Date().timeIntervalSince($0) }, !feedFailing) }
+    }
+
+    /// What the in-memory indexes hold, as the number of samples and a SHA-256 over their
+    /// sorted "gallery TAB identity TAB sample" lines: equal to the same digest of the store's
+    /// embeddings under the model when the index is in step with it.
+    func indexDigest() -> (samples: Int, digest: String) {
+        let current = indexLock.withLock { indexes }
+        var lines = [String]()
+        for (gallery, index) in current {
+            for entry in index.entries() { lines.append("\(gallery)\t\(entry.identity)\t\(entry.sample)\n") }
+        }
+        lines.sort()
+        var hash = SHA256()
+        for line in lines { hash.update(Array(line.utf8)) }
+        return (lines.count, SHA256.hex(hash.finalize()))
     }
 
     /// Samples and identities per gallery in memory (for metrics and readiness).

@@ -13,9 +13,19 @@ extension Service {
             guard service.ready else { throw ServiceError(503, "not_ready", "the gallery is being indexed for model \(service.model.id)") }
             let samples = service.galleries.sizes().reduce(0) { $0 + $1.samples }
             let footprint = service.galleries.indexFootprint()
-            return .json(200, .ordered([("status", .string("ready")), ("model", .string(service.model.id)), ("samples", .int(samples)),
-                                        ("index", .ordered([("precision", .string(service.configuration.indexPrecision)),
-                                                            ("bytes_per_vector", .int(footprint.bytesPerVector)), ("bytes", .int(footprint.bytes))]))]))
+            var fields: [(String, JSONValue)] = [("status", .string("ready")), ("model", .string(service.model.id)), ("samples", .int(samples)),
+                                                 ("index", .ordered([("precision", .string(service.configuration.indexPrecision)),
+                                                                     ("bytes_per_vector", .int(footprint.bytesPerVector)), ("bytes", .int(footprint.bytes))]))]
+            if let replication = service.galleries.replication {
+                let lag = replication.pendingFor ?? 0
+                // Behind the change log for longer than allowed: out of rotation until caught up.
+                if lag * 1000 > Double(service.configuration.replicationMaxLagMilliseconds) {
+                    throw ServiceError(503, "behind", String(format: "this replica is %.1f s behind the change log (applied change %lld)", lag, replication.applied))
+                }
+                fields.append(("replication", .ordered([("applied", .int(Int(replication.applied))), ("lag_ms", .int(Int(lag * 1000))),
+                                                        ("change_log", .string(replication.feedReachable ? "reachable" : "unreachable"))])))
+            }
+            return .json(200, .ordered(fields))
         }
         add("GET", "/metrics", access: .open, needsReady: false) { service, _, _, _ in
             HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
@@ -32,6 +42,10 @@ extension Service {
             try service.verifyIdentity(request, id: parameters["id"]!)
         }
         add("POST", "/v1/identities", access: .admin) { service, request, _, actor in try service.createIdentity(request, actor: actor) }
+        add("GET", "/v1/index/digest", access: .admin) { service, _, _, _ in
+            let (samples, digest) = service.galleries.indexDigest()
+            return .json(200, .ordered([("model", .string(service.model.id)), ("samples", .int(samples)), ("digest", .string(digest))]))
+        }
         add("GET", "/v1/identities", access: .admin) { service, request, _, _ in try service.listIdentities(request) }
         add("GET", "/v1/identities/{id}", access: .admin) { service, request, parameters, _ in
             try service.showIdentity(request, id: parameters["id"]!)

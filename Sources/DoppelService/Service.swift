@@ -47,25 +47,45 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         }
         keys = KeyRing(admin: adminKeys, client: configuration.clientKeys)
         let migrationsFolder = try Self.migrationsFolder(configuration.migrations)
-        let databaseFolder = (configuration.database as NSString).deletingLastPathComponent
-        if !databaseFolder.isEmpty { try FileManager.default.createDirectory(atPath: databaseFolder, withIntermediateDirectories: true) }
-        let store = try GalleryStore(path: configuration.database, migrations: try Migrator.load(directory: migrationsFolder),
-                                     storeImages: configuration.storeImages)
-        if configuration.maxDatabaseMegabytes > 0 {
-            // SQLite answers SQLITE_FULL past this, exactly as on a full disk.
-            let pageSize = try store.database.query("PRAGMA page_size").first?.first?.integer ?? 4096
-            try store.database.query("PRAGMA max_page_count = \(Int64(configuration.maxDatabaseMegabytes) * 1_048_576 / pageSize)")
+        let store: any GalleryStore
+        var snapshotPath = "\(configuration.database).\(model.id).index"
+        if configuration.usesPostgres {
+            var password: String? = nil
+            if let file = configuration.databasePasswordFile {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ServiceConfiguration.Invalid("database_password_file \(file) cannot be read")
+                }
+                password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            store = try PostgresStore(url: configuration.database, password: password,
+                                      migrations: try Migrator.load(directory: (migrationsFolder as NSString).appendingPathComponent("postgres")),
+                                      storeImages: configuration.storeImages)
+            // Each replica keeps its own snapshot in its data folder.
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            snapshotPath = (configuration.dataDirectory as NSString).appendingPathComponent("index-\(model.id).snapshot")
+        } else {
+            let databaseFolder = (configuration.database as NSString).deletingLastPathComponent
+            if !databaseFolder.isEmpty { try FileManager.default.createDirectory(atPath: databaseFolder, withIntermediateDirectories: true) }
+            let sqlite = try SQLiteStore(path: configuration.database, migrations: try Migrator.load(directory: migrationsFolder),
+                                         storeImages: configuration.storeImages)
+            if configuration.maxDatabaseMegabytes > 0 {
+                // SQLite answers SQLITE_FULL past this, exactly as on a full disk.
+                let pageSize = try sqlite.database.query("PRAGMA page_size").first?.first?.integer ?? 4096
+                try sqlite.database.query("PRAGMA max_page_count = \(Int64(configuration.maxDatabaseMegabytes) * 1_048_576 / pageSize)")
+            }
+            store = sqlite
         }
         var options = Galleries.IndexOptions()
         options.precision = IndexPrecision(rawValue: configuration.indexPrecision) ?? .float32
         if options.precision != .float32 && configuration.indexRerank > 0 {
-            options.rerank = GalleryIndex.Rerank(factor: configuration.indexRerank,
-                                                 source: try EmbeddingReader(path: configuration.database, model: model.id))
+            options.rerank = GalleryIndex.Rerank(factor: configuration.indexRerank, source: try store.makeVectorReader(model: model.id))
         }
         options.tracksCentroids = aggregation == .centroid
-        if configuration.indexSnapshot { options.snapshotPath = "\(configuration.database).\(model.id).index" }
+        if configuration.indexSnapshot { options.snapshotPath = snapshotPath }
         options.snapshotDelay = TimeInterval(configuration.snapshotDelaySeconds)
         galleries = Galleries(store: store, model: model, options: options)
+        galleries.pollInterval = Double(configuration.replicationPollMilliseconds) / 1000
+        galleries.log = { [logger] in logger.info("\($0)") }
         embedder = BatchingEmbedder(model: model, maxBatch: configuration.maxBatch, maxWaitMicroseconds: configuration.maxWaitMicroseconds)
         searches = SearchBatcher(maxBatch: configuration.searchMaxBatch, maxWaitMicroseconds: configuration.searchMaxWaitMicroseconds,
                                  aggregation: aggregation, index: { [galleries] in galleries.index($0) })
@@ -86,6 +106,7 @@ public final class Service: HTTPResponder, @unchecked Sendable {
 
     /// Re-embeds what the model has not indexed and loads the indexes; then ready.
     public func prepare() throws {
+        logger.info("gallery database: \(configuration.databaseForLogs) (\(galleries.store.backend))")
         try galleries.prepare(embedder: embedder) { logger.info("\($0)") }
         isReady.store(true, ordering: .releasing)
         if galleries.isReadOnly {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import DoppelGallery
 import DoppelHTTP
 import Foundation
 
@@ -9,7 +10,15 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var host = "127.0.0.1"
     public var port = 8080
     public var model = "models/fashion.safetensors"
+    /// A SQLite file path, or a PostgreSQL URL (`postgres://user@host:5432/db?sslmode=require`)
+    /// for a gallery shared by several replicas.
     public var database = "data/gallery.sqlite"
+    /// A file holding the PostgreSQL password (else the URL's, or PGPASSWORD, or ~/.pgpass).
+    public var databasePasswordFile: String?
+    /// How often a replica looks at the change log when no notification wakes it, in ms.
+    public var replicationPollMilliseconds = 1000
+    /// A replica more than this behind the change log answers /readyz with 503, in ms.
+    public var replicationMaxLagMilliseconds = 5000
     /// Where the generated admin key lives (mode 0600).
     public var dataDirectory = "data"
     public var migrations: String?
@@ -86,12 +95,17 @@ public struct ServiceConfiguration: Sendable, Equatable {
             throw Invalid("\(source): not a JSON object")
         }
         var reader = FieldReader(source: source)
-        try reader.object(root, known: ["host", "port", "model", "database", "data_dir", "migrations", "store_images", "log_level",
+        try reader.object(root, known: ["host", "port", "model", "database", "database_password_file", "replication", "data_dir", "migrations", "store_images", "log_level",
                                         "access_log", "limits", "batching", "search_batching", "index", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
             try r.read(o, "host", into: &host)
             try r.read(o, "port", into: &port)
             try r.read(o, "model", into: &model)
             try r.read(o, "database", into: &database)
+            try r.readOptional(o, "database_password_file", into: &databasePasswordFile)
+            try r.nested(o, "replication", known: ["poll_ms", "max_lag_ms"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                try r.read(o, "poll_ms", into: &replicationPollMilliseconds)
+                try r.read(o, "max_lag_ms", into: &replicationMaxLagMilliseconds)
+            }
             try r.read(o, "data_dir", into: &dataDirectory)
             try r.readOptional(o, "migrations", into: &migrations)
             try r.read(o, "store_images", into: &storeImages)
@@ -162,6 +176,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try int("DOPPEL_PORT", &port)
         if let v = environment["DOPPEL_MODEL"] { model = v }
         if let v = environment["DOPPEL_DATABASE"] { database = v }
+        if let v = environment["DOPPEL_DATABASE_PASSWORD_FILE"] { databasePasswordFile = v }
         if let v = environment["DOPPEL_DATA_DIR"] { dataDirectory = v }
         if let v = environment["DOPPEL_LOG_LEVEL"] { logLevel = v }
         if let v = environment["DOPPEL_ADMIN_KEYS"] { adminKeys = v.split(separator: ",").map(String.init) }
@@ -180,7 +195,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(!host.isEmpty, "host must not be empty")
         try check((0...65535).contains(port), "port \(port) is not in 0...65535")
         try check(!model.isEmpty, "model must name a model file")
-        try check(!database.isEmpty, "database must name a file")
+        try check(!database.isEmpty, "database must name a file or a postgres:// URL")
+        try check(replicationPollMilliseconds >= 10 && replicationPollMilliseconds <= 60_000, "replication.poll_ms must be in 10...60000")
+        try check(replicationMaxLagMilliseconds >= 100, "replication.max_lag_ms must be at least 100")
         try check(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
                   "log_level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
         try check(maxImagePixels >= 1, "limits.max_image_pixels must be positive")
@@ -219,6 +236,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         return policy
     }
+
+    /// Whether `database` names a PostgreSQL server rather than a SQLite file.
+    public var usesPostgres: Bool { database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") }
+
+    /// `database` as it may be logged: a URL's password replaced by `***`.
+    public var databaseForLogs: String { usesPostgres ? PostgresStore.redacted(database) : database }
 
     /// The HTTP layer's settings.
     public var server: HTTPServerConfiguration {

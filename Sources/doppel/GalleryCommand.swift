@@ -18,7 +18,7 @@ struct GalleryOptions: ParsableArguments {
             throw ValidationError("no migrations folder at \(candidates.joined(separator: " or ")); give --migrations")
         }
         try FileManager.default.createDirectory(at: URL(fileURLWithPath: db).deletingLastPathComponent(), withIntermediateDirectories: true)
-        return try GalleryStore(path: db, migrations: try Migrator.load(directory: directory))
+        return try SQLiteStore(path: db, migrations: try Migrator.load(directory: directory))
     }
 }
 

@@ -21,7 +21,7 @@ struct StartupBench: ParsableCommand {
         let model = modelId ?? "bench-\(dim)"
         let loaded = try Migrator.load(directory: migrations)
         do {
-            let store = try GalleryStore(path: db, migrations: loaded, storeImages: false)
+            let store = try SQLiteStore(path: db, migrations: loaded, storeImages: false)
             let existing = try store.stats().embeddings.first { $0.model == model }?.count ?? 0
             if existing != n {
                 guard existing == 0 else { throw ValidationError("\(db) holds \(existing) embeddings of \(model); remove it or pass --n \(existing)") }
@@ -47,7 +47,7 @@ struct StartupBench: ParsableCommand {
         // Timed: open (migration check included), read every embedding, build the index, as the
         // server does at start-up.
         let start = DispatchTime.now().uptimeNanoseconds
-        let store = try GalleryStore(path: db, migrations: loaded)
+        let store = try SQLiteStore(path: db, migrations: loaded)
         let index = try GalleryIndex.load(from: store, model: model, dimension: dim, metric: .euclidean)["default"]!
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let probe = index.search((0..<dim).map { Float($0 % 3) }, k: 1)

@@ -119,7 +119,7 @@ import TestSupport
         #expect(server.stderr.contains("index snapshot") && server.stderr.contains("loaded in"), "\(server.stderr)")
 
         // A sample enrolled behind the server's back (another process wrote the database).
-        let store = try GalleryStore(path: folder.appendingPathComponent("gallery.sqlite").path,
+        let store = try SQLiteStore(path: folder.appendingPathComponent("gallery.sqlite").path,
                                      migrations: try Migrator.load(directory: ServerProcess.repository.appendingPathComponent("Migrations").path))
         let vector = try #require(try store.vectors(samples: [1], model: model)[1])
         _ = try store.createIdentity(gallery: "default", externalID: "intruder",

@@ -16,11 +16,12 @@ final class ServerProcess {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// Starts and waits for the listening line; with `waitReady`, also for /readyz.
-    init(model: String, folder: URL, arguments: [String] = [], environment: [String: String] = ["DOPPEL_ADMIN_KEYS": ServeTests.adminKey],
-         waitReady: Bool = true) throws {
+    /// `database` defaults to `folder/gallery.sqlite`; a postgres:// URL makes a replica.
+    init(model: String, folder: URL, database: String? = nil, arguments: [String] = [],
+         environment: [String: String] = ["DOPPEL_ADMIN_KEYS": ServeTests.adminKey], waitReady: Bool = true) throws {
         self.folder = folder
         process.executableURL = DoppelBinary.url
-        process.arguments = ["serve", "--port", "0", "--model", model, "--db", folder.appendingPathComponent("gallery.sqlite").path,
+        process.arguments = ["serve", "--port", "0", "--model", model, "--db", database ?? folder.appendingPathComponent("gallery.sqlite").path,
                              "--data-dir", folder.appendingPathComponent("data").path,
                              "--migrations", Self.repository.appendingPathComponent("Migrations").path] + arguments
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DOPPEL_") }

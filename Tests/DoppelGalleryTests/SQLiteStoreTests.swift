@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Testing
+@testable import DoppelGallery
+
+@Suite struct SQLiteStoreTests {
+    static let migrationsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Migrations").path
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("doppel-gallery-\(UUID().uuidString).sqlite").path
+    }
+
+    static func sample(_ tag: Int, embedding: [Float]? = nil) -> NewSample {
+        NewSample(image: [UInt8](repeating: UInt8(tag), count: 10), width: 2, height: 5, contentHash: "hash\(tag)", embedding: embedding)
+    }
+
+    static func open(_ path: String) throws -> SQLiteStore {
+        try SQLiteStore(path: path, migrations: try Migrator.load(directory: migrationsDirectory))
+    }
+
+    @Test func migratesFromEmptyAndRecordsTheVersion() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        let versions = try store.database.query("SELECT version, name FROM doppel_migrations")
+        #expect(versions == [[.integer(1), .text("0001_init")], [.integer(2), .text("0002_index_stamps")]])
+        #expect(try store.database.query("PRAGMA journal_mode").first?.first?.text == "wal")
+        #expect(try store.database.query("PRAGMA foreign_keys").first?.first?.integer == 1)
+        #expect(try store.database.query("SELECT name FROM galleries").first?.first?.text == "default")
+        // Opening again applies nothing twice.
+        let again = try Self.open(path)
+        #expect(try again.database.query("SELECT COUNT(*) FROM doppel_migrations").first?.first?.integer == 2)
+    }
+
+    @Test func aNewerDatabaseIsRefusedUntouched() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        try store.database.query("INSERT INTO doppel_migrations (version, name) VALUES (7, '0007_future')")
+        #expect(throws: GalleryError.newerSchema(database: 7, supported: 2)) { try Self.open(path) }
+    }
+
+    /// The embeddings' stamp follows every change, cascaded deletes and upserts included, and
+    /// a row written behind the store's back.
+    @Test func theIndexStampFollowsEveryEmbeddingChange() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        try store.registerModel(id: "m", architecture: "dense(2)", dimension: 2, metric: "euclidean")
+        #expect(try store.indexStamp(model: "m") == IndexStamp(rows: 0, sampleSum: 0, changes: 0))
+        let a = try store.createIdentity(gallery: "default", externalID: "a", samples: [Self.sample(1, embedding: [1, 0]), Self.sample(2, embedding: [0, 1])], model: "m", actor: "t")
+        let b = try store.createIdentity(gallery: "default", externalID: "b", samples: [Self.sample(3, embedding: [1, 1])], model: "m", actor: "t")
+        let ids = a.sampleIDs + b.sampleIDs
+        var stamp = try store.indexStamp(model: "m")
+        #expect(stamp == IndexStamp(rows: 3, sampleSum: ids.reduce(0, +), changes: 3))
+        try store.insertEmbeddings([(sample: ids[0], vector: [2, 2])], model: "m")  // re-embedded in place
+        #expect(try store.indexStamp(model: "m") == IndexStamp(rows: 3, sampleSum: stamp.sampleSum, changes: 4))
+        _ = try store.deleteIdentity(gallery: "default", externalID: "a", actor: "t")  // cascades to two embeddings
+        stamp = try store.indexStamp(model: "m")
+        #expect(stamp == IndexStamp(rows: 1, sampleSum: ids[2], changes: 6))
+        try store.database.query("DELETE FROM embeddings WHERE sample_id = ?", [.integer(ids[2])])  // behind the store's back
+        #expect(try store.indexStamp(model: "m") == IndexStamp(rows: 0, sampleSum: 0, changes: 7))
+    }
+
+    @Test func badMigrationFoldersAreRejected() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-migrations-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(throws: GalleryError.self) { try Migrator.load(directory: folder.path) }
+        try "CREATE TABLE a (x);".write(to: folder.appendingPathComponent("0002_gap.sql"), atomically: true, encoding: .utf8)
+        #expect(throws: GalleryError.badMigrations("0002_gap.sql: expected version 1")) { try Migrator.load(directory: folder.path) }
+    }
+    // Enrolment, deletion, pagination, the audit log and index loading are the stores' shared
+    // contract: GalleryStoreContractTests runs them on SQLite and PostgreSQL alike.
+}
