@@ -5,7 +5,7 @@
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libopenblas-dev libsqlite3-dev libpng-dev libjpeg-dev libturbojpeg0-dev zlib1g-dev \
+      libopenblas-dev libsqlite3-dev libpng-dev libjpeg-dev libturbojpeg0-dev zlib1g-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Resolve dependencies in their own layer so source edits do not refetch them.
@@ -18,7 +18,7 @@ RUN swift build -c release --static-swift-stdlib \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libsqlite3-0 libpng16-16 libturbojpeg0 libjpeg62-turbo zlib1g curl ca-certificates \
+      libopenblas0-pthread libsqlite3-0 libpng16-16 libturbojpeg0 libjpeg62-turbo zlib1g libpq5 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/doppel --shell /usr/sbin/nologin doppel
 COPY --from=build /usr/local/bin/doppel /usr/local/bin/doppel

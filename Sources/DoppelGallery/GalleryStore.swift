@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import Foundation
 
 /// What the gallery keeps durably: named galleries, identities (external id unique per
 /// gallery, display name, JSON metadata), samples with their original bytes and a content
@@ -38,8 +39,9 @@ public protocol GalleryStore: AnyObject {
     /// One identity with its sample ids.
     func identity(gallery: String, externalID: String) throws(GalleryError) -> IdentityRecord
     func hasIdentity(gallery: String, externalID: String) throws(GalleryError) -> Bool
-    /// Identities of a gallery ordered by external id, `limit` after `after` (keyset pagination).
-    func identities(gallery: String, limit: Int, after: String?) throws(GalleryError) -> [IdentityRecord]
+    /// Identities of a gallery ordered by external id, `limit` after `after` (keyset pagination),
+    /// only those whose id starts with `prefix` when one is given.
+    func identities(gallery: String, limit: Int, after: String?, prefix: String?) throws(GalleryError) -> [IdentityRecord]
     /// One identity's samples: id, content hash, size.
     func samples(gallery: String, externalID: String) throws(GalleryError) -> [(id: Int64, hash: String, width: Int, height: Int)]
     /// A sample's stored image bytes (nil when images are not stored), if it belongs to the identity.
@@ -84,13 +86,41 @@ extension GalleryStore {
         try addSamples(gallery: gallery, externalID: externalID, samples: samples, model: nil, actor: actor)
     }
 
+    public func identities(gallery: String, limit: Int, after: String?) throws(GalleryError) -> [IdentityRecord] {
+        try identities(gallery: gallery, limit: limit, after: after, prefix: nil)
+    }
+
     public func identities(gallery: String, limit: Int = 100) throws(GalleryError) -> [IdentityRecord] {
-        try identities(gallery: gallery, limit: limit, after: nil)
+        try identities(gallery: gallery, limit: limit, after: nil, prefix: nil)
     }
 
     public func samplesMissingEmbedding(model: String, limit: Int) throws(GalleryError) -> [(sample: Int64, image: [UInt8])] {
         try samplesMissingEmbedding(model: model, after: 0, limit: limit)
     }
+}
+
+/// Opens the store a `database` setting names: a `postgres://` or `postgresql://` URL is
+/// PostgreSQL (migrations from `migrationsFolder/postgres`), anything else a SQLite file,
+/// whose folder is created.
+public func openGalleryStore(database: String, password: String? = nil, migrationsFolder: String,
+                             storeImages: Bool = true) throws(GalleryError) -> any GalleryStore {
+    if isPostgresURL(database) {
+        return try PostgresStore(url: database, password: password,
+                                 migrations: try Migrator.load(directory: (migrationsFolder as NSString).appendingPathComponent("postgres")),
+                                 storeImages: storeImages)
+    }
+    let folder = (database as NSString).deletingLastPathComponent
+    if !folder.isEmpty {
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw .invalid("cannot create \(folder): \(error.localizedDescription)")
+        }
+    }
+    return try SQLiteStore(path: database, migrations: try Migrator.load(directory: migrationsFolder), storeImages: storeImages)
+}
+
+/// Whether a `database` setting names a PostgreSQL server rather than a SQLite file.
+public func isPostgresURL(_ database: String) -> Bool {
+    database.hasPrefix("postgres://") || database.hasPrefix("postgresql://")
 }
 
 /// A store whose changes other processes make too (PostgreSQL shared by replicas): a log of
@@ -120,5 +150,35 @@ public struct GalleryChange: Sendable, Equatable {
         self.gallery = gallery
         self.samples = samples
         self.committedAt = committedAt
+    }
+}
+
+
+/// An identity as the index loader needs it: its gallery, external id and sample count.
+public struct StoredIdentity: Sendable, Equatable {
+    public let gallery: String
+    public let id: String
+    public let samples: Int
+}
+
+/// Consecutive embeddings read from the store: sample ids, identity row ids, and the vectors
+/// back to back.
+public struct EmbeddingChunk: Sendable {
+    public var samples: [Int64] = []
+    public var identities: [Int64] = []
+    public var vectors: [Float] = []
+    public var count: Int { samples.count }
+
+    init(dimension: Int, capacity: Int) {
+        samples.reserveCapacity(capacity)
+        identities.reserveCapacity(capacity)
+        vectors.reserveCapacity(capacity * dimension)
+    }
+
+    /// Empties the chunk, keeping its buffers for the next fill.
+    public mutating func clear() {
+        samples.removeAll(keepingCapacity: true)
+        identities.removeAll(keepingCapacity: true)
+        vectors.removeAll(keepingCapacity: true)
     }
 }

@@ -219,6 +219,35 @@ public final class PostgresConnection {
         while let more = PQgetResult(handle) { PQclear(more) }
     }
 
+    /// `COPY ... FROM STDIN (FORMAT binary)`: `body` writes the rows to the writer it is
+    /// given, which sends them on in blocks of about 1 MB. If `body` throws, the COPY is
+    /// aborted and nothing of it is kept.
+    public func copyIn(_ sql: String, _ body: (PostgresCopyWriter) throws -> Void) throws {
+        guard let handle else { throw PostgresError(sqlState: nil, message: "not connected", statement: sql) }
+        let start = PQexec(handle, sql)
+        let status = start.map { PQresultStatus($0) } ?? PGRES_FATAL_ERROR
+        guard status == PGRES_COPY_IN else {
+            let failure = error(start, sql)
+            PQclear(start)
+            throw failure
+        }
+        PQclear(start)
+        let writer = PostgresCopyWriter(handle: handle, statement: sql)
+        var failure: Error? = nil
+        do {
+            try body(writer)
+            try writer.finish()
+        } catch {
+            failure = error
+        }
+        if let failure { _ = PQputCopyEnd(handle, "\(failure)") } else { _ = PQputCopyEnd(handle, nil) }
+        let end = PQgetResult(handle)
+        defer { PQclear(end) }
+        while let extra = PQgetResult(handle) { PQclear(extra) }
+        if let failure { throw failure }
+        guard let end, PQresultStatus(end) == PGRES_COMMAND_OK else { throw error(end, sql) }
+    }
+
     /// Waits up to `timeout` seconds for notifications on channels this connection LISTENs
     /// to; returns their payloads (empty on timeout). Throws when the connection is lost.
     public func notifications(timeout: Double) throws(PostgresError) -> [String] {
@@ -309,4 +338,49 @@ public final class PostgresConnection {
             return .text(String(decoding: bytes, as: UTF8.self))
         }
     }
+}
+
+/// Rows in PostgreSQL's binary COPY format, sent as they fill a buffer: a header once, then
+/// per row its field count and each field as a length and big-endian bytes.
+public final class PostgresCopyWriter {
+    private let handle: OpaquePointer
+    private let statement: String
+    /// The signature "PGCOPY\n\xFF\r\n\0", no flags, no header extension.
+    private var bytes: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00] + [0, 0, 0, 0, 0, 0, 0, 0]
+    private static let blockBytes = 1 << 20
+
+    init(handle: OpaquePointer, statement: String) {
+        self.handle = handle
+        self.statement = statement
+    }
+
+    /// Starts a row of `fields` fields (sending what is buffered once it passes 1 MB).
+    public func row(fields: Int) throws {
+        if bytes.count >= Self.blockBytes { try send() }
+        append(Int16(fields))
+    }
+    public func integer(_ value: Int64) { append(Int32(8)); append(value) }
+    public func integer32(_ value: Int32) { append(Int32(4)); append(value) }
+    public func text(_ value: String) { raw(Array(value.utf8)) }
+    public func raw(_ value: [UInt8]) { append(Int32(value.count)); bytes += value }
+    /// Float32 values as the embeddings column stores them: little-endian, back to back.
+    public func floats(_ value: UnsafeBufferPointer<Float>) {
+        append(Int32(value.count * 4))
+        bytes += UnsafeRawBufferPointer(value)
+    }
+
+    func finish() throws {
+        append(Int16(-1))
+        try send()
+    }
+
+    private func send() throws {
+        let sent = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
+        }
+        guard sent == 1 else { throw PostgresError(sqlState: nil, message: String(cString: PQerrorMessage(handle)), statement: statement) }
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    private func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.bigEndian) { bytes += $0 } }
 }

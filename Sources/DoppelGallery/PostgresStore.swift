@@ -8,7 +8,8 @@ import Foundation
 /// A lost connection is retried once by reconnecting; if PostgreSQL cannot be reached the
 /// call throws `.unavailable` (the service answers 503 and serves reads from memory).
 public final class PostgresStore: GalleryStore, ChangeFeed {
-    let connection: PostgresConnection
+    /// The store's own connection, for tools that fill or inspect the database directly.
+    public let connection: PostgresConnection
     private let url: String
     private let password: String?
     public let storeImages: Bool
@@ -265,13 +266,14 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
         }
     }
 
-    public func identities(gallery: String, limit: Int = 100, after: String? = nil) throws(GalleryError) -> [IdentityRecord] {
+    public func identities(gallery: String, limit: Int, after: String?, prefix: String?) throws(GalleryError) -> [IdentityRecord] {
         try run {
             try connection.query("""
                 SELECT i.external_id, i.display_name, i.metadata::text, ARRAY(SELECT s.id FROM samples s WHERE s.identity_id = i.id ORDER BY s.id)
                 FROM identities i JOIN galleries g ON g.id = i.gallery_id
-                WHERE g.name = $1 AND i.external_id > $2 COLLATE "C" ORDER BY i.external_id COLLATE "C" LIMIT $3
-                """, [.text(gallery), .text(after ?? ""), .integer(Int64(max(0, limit)))]).map { row in
+                WHERE g.name = $1 AND i.external_id > $2 COLLATE "C" AND starts_with(i.external_id, $4)
+                ORDER BY i.external_id COLLATE "C" LIMIT $3
+                """, [.text(gallery), .text(after ?? ""), .integer(Int64(max(0, limit))), .text(prefix ?? "")]).map { row in
                 IdentityRecord(gallery: gallery, externalID: row[0].text ?? "", displayName: row[1].text, metadata: row[2].text ?? "{}",
                                sampleIDs: row[3].integers ?? [])
             }

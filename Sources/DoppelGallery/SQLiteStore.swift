@@ -216,13 +216,13 @@ public final class SQLiteStore: GalleryStore {
     }
 
     /// Identities of a gallery ordered by external id, `limit` after `after` (keyset pagination).
-    public func identities(gallery: String, limit: Int = 100, after: String? = nil) throws(GalleryError) -> [IdentityRecord] {
+    public func identities(gallery: String, limit: Int, after: String?, prefix: String?) throws(GalleryError) -> [IdentityRecord] {
         do {
             let rows = try database.query("""
                 SELECT i.external_id, i.display_name, i.metadata, (SELECT group_concat(s.id) FROM samples s WHERE s.identity_id = i.id)
                 FROM identities i JOIN galleries g ON g.id = i.gallery_id
-                WHERE g.name = ? AND i.external_id > ? ORDER BY i.external_id LIMIT ?
-                """, [.text(gallery), .text(after ?? ""), .integer(Int64(max(0, limit)))])
+                WHERE g.name = ? AND i.external_id > ? AND substr(i.external_id, 1, ?) = ? ORDER BY i.external_id LIMIT ?
+                """, [.text(gallery), .text(after ?? ""), .integer(Int64((prefix ?? "").count)), .text(prefix ?? ""), .integer(Int64(max(0, limit)))])
             return rows.map { row in
                 IdentityRecord(gallery: gallery, externalID: row[0].text ?? "", displayName: row[1].text, metadata: row[2].text ?? "{}",
                                sampleIDs: (row[3].text ?? "").split(separator: ",").compactMap { Int64($0) }.sorted())
@@ -398,34 +398,5 @@ public final class SQLiteStore: GalleryStore {
     /// `PRAGMA integrity_check`'s verdict ("ok" when the file is sound).
     public func integrityCheck() throws(GalleryError) -> String {
         do { return try database.query("PRAGMA integrity_check").first?.first?.text ?? "no answer" } catch { throw .database(error) }
-    }
-}
-
-/// An identity as the index loader needs it: its gallery, external id and sample count.
-public struct StoredIdentity: Sendable, Equatable {
-    public let gallery: String
-    public let id: String
-    public let samples: Int
-}
-
-/// Consecutive embeddings read from the store: sample ids, identity row ids, and the vectors
-/// back to back.
-public struct EmbeddingChunk: Sendable {
-    public var samples: [Int64] = []
-    public var identities: [Int64] = []
-    public var vectors: [Float] = []
-    public var count: Int { samples.count }
-
-    init(dimension: Int, capacity: Int) {
-        samples.reserveCapacity(capacity)
-        identities.reserveCapacity(capacity)
-        vectors.reserveCapacity(capacity * dimension)
-    }
-
-    /// Empties the chunk, keeping its buffers for the next fill.
-    public mutating func clear() {
-        samples.removeAll(keepingCapacity: true)
-        identities.removeAll(keepingCapacity: true)
-        vectors.removeAll(keepingCapacity: true)
     }
 }

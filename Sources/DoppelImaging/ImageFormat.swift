@@ -18,6 +18,16 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// The media type a browser or client expects for it.
+    public var mimeType: String {
+        switch self {
+        case .png: "image/png"
+        case .jpeg: "image/jpeg"
+        case .pgm: "image/x-portable-graymap"
+        case .ppm: "image/x-portable-pixmap"
+        }
+    }
+
     /// The format whose signature starts `bytes`, or nil.
     public static func sniff<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> ImageFormat? {
         let head = Array(bytes.prefix(8))

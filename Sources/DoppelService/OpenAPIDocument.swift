@@ -71,7 +71,7 @@ enum OpenAPIDocument {
                 "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "gallery": {"type": "string"}, "samples": {"type": "array", "items": {"type": "integer"}},
                   "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}}, "model": {"type": "string"}}},
               "IdentityList": {"type": "object", "required": ["identities", "next", "gallery"],
-                "properties": {"identities": {"type": "array", "items": {"type": "object", "required": ["id", "name", "samples"], "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "samples": {"type": "integer"}}}},
+                "properties": {"identities": {"type": "array", "items": {"type": "object", "required": ["id", "name", "samples", "first_sample"], "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "samples": {"type": "integer"}, "first_sample": {"type": ["integer", "null"], "description": "the id of its first sample, for a thumbnail"}}}},
                   "next": {"type": ["string", "null"], "description": "pass as `after` for the next page"}, "gallery": {"type": "string"}}},
               "Identity": {"type": "object", "required": ["id", "name", "gallery", "metadata", "samples", "spread"],
                 "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "gallery": {"type": "string"}, "metadata": {"type": "object"},
@@ -146,7 +146,8 @@ enum OpenAPIDocument {
                   "422": {"$ref": "#/components/responses/Unprocessable"}, "503": {"$ref": "#/components/responses/Unavailable"}}},
               "get": {"summary": "List identities (keyset pagination)", "security": [{"adminKey": []}],
                 "parameters": [{"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                  {"name": "after", "in": "query", "required": false, "schema": {"type": "string"}}, {"$ref": "#/components/parameters/gallery"}],
+                  {"name": "after", "in": "query", "required": false, "schema": {"type": "string"}},
+                  {"name": "prefix", "in": "query", "required": false, "description": "only identities whose id starts with this", "schema": {"type": "string", "maxLength": 128}}, {"$ref": "#/components/parameters/gallery"}],
                 "responses": {"500": {"$ref": "#/components/responses/Internal"}, "200": {"description": "a page", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IdentityList"}}}},
                   "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}}}
             },
@@ -173,7 +174,15 @@ enum OpenAPIDocument {
               "parameters": [{"$ref": "#/components/parameters/id"}, {"name": "sample", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}}, {"$ref": "#/components/parameters/gallery"}],
               "responses": {"500": {"$ref": "#/components/responses/Internal"}, "200": {"description": "deleted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Deleted"}}}},
                 "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound"}, "503": {"$ref": "#/components/responses/Unavailable"}}}}
+                "404": {"$ref": "#/components/responses/NotFound"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
+            "/v1/identities/{id}/samples/{sample}/image": {"get": {"summary": "A sample's stored image: the original bytes with their media type, or a PNG (format=png; max_side=N scales it to fit N pixels)", "security": [{"adminKey": []}],
+              "parameters": [{"$ref": "#/components/parameters/id"}, {"name": "sample", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}}, {"$ref": "#/components/parameters/gallery"},
+                {"name": "max_side", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 16, "maximum": 1024}},
+                {"name": "format", "in": "query", "required": false, "schema": {"enum": ["original", "png"]}}],
+              "responses": {"500": {"$ref": "#/components/responses/Internal"}, "200": {"description": "the image", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}, "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                  "image/x-portable-graymap": {"schema": {"type": "string", "format": "binary"}}, "image/x-portable-pixmap": {"schema": {"type": "string", "format": "binary"}}}},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}, "422": {"$ref": "#/components/responses/Unprocessable"}}}}
           }
         }
         """#

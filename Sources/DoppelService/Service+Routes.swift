@@ -289,14 +289,19 @@ extension Service {
     }
 
     func listIdentities(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let content = try content(request, allowed: ["limit", "after", "gallery"])
+        let content = try content(request, allowed: ["limit", "after", "gallery", "prefix"])
         let limit = try content.integer("limit") ?? 100
         guard (1...1000).contains(limit) else { throw ServiceError(400, "invalid_limit", "limit must be an integer in 1...1000") }
         let after = try content.string("after")
+        let prefix = try content.string("prefix")
+        if let prefix, prefix.unicodeScalars.count > 128 { throw ServiceError(400, "invalid_prefix", "prefix must be at most 128 characters") }
         let gallery = try gallery(content)
-        let records = try galleries.storeCall { store throws(GalleryError) in try store.identities(gallery: gallery, limit: limit, after: after) }
+        let records = try galleries.storeCall { store throws(GalleryError) in
+            try store.identities(gallery: gallery, limit: limit, after: after, prefix: prefix)
+        }
         let items: [JSONValue] = records.map { r in
-            .ordered([("id", .string(r.externalID)), ("name", r.displayName.map(JSONValue.string) ?? .null), ("samples", .int(r.sampleIDs.count))])
+            .ordered([("id", .string(r.externalID)), ("name", r.displayName.map(JSONValue.string) ?? .null), ("samples", .int(r.sampleIDs.count)),
+                      ("first_sample", r.sampleIDs.first.map { .int($0) } ?? .null)])
         }
         let next: JSONValue = records.count == limit ? .string(records.last!.externalID) : .null
         return .json(200, .ordered([("identities", .array(items)), ("next", next), ("gallery", .string(gallery))]))

@@ -47,33 +47,25 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         }
         keys = KeyRing(admin: adminKeys, client: configuration.clientKeys)
         let migrationsFolder = try Self.migrationsFolder(configuration.migrations)
-        let store: any GalleryStore
+        var password: String? = nil
+        if let file = configuration.databasePasswordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ServiceConfiguration.Invalid("database_password_file \(file) cannot be read")
+            }
+            password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let store = try openGalleryStore(database: configuration.database, password: password, migrationsFolder: migrationsFolder,
+                                         storeImages: configuration.storeImages)
         var snapshotPath = "\(configuration.database).\(model.id).index"
         if configuration.usesPostgres {
-            var password: String? = nil
-            if let file = configuration.databasePasswordFile {
-                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                    throw ServiceConfiguration.Invalid("database_password_file \(file) cannot be read")
-                }
-                password = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-            store = try PostgresStore(url: configuration.database, password: password,
-                                      migrations: try Migrator.load(directory: (migrationsFolder as NSString).appendingPathComponent("postgres")),
-                                      storeImages: configuration.storeImages)
             // Each replica keeps its own snapshot in its data folder.
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             snapshotPath = (configuration.dataDirectory as NSString).appendingPathComponent("index-\(model.id).snapshot")
-        } else {
-            let databaseFolder = (configuration.database as NSString).deletingLastPathComponent
-            if !databaseFolder.isEmpty { try FileManager.default.createDirectory(atPath: databaseFolder, withIntermediateDirectories: true) }
-            let sqlite = try SQLiteStore(path: configuration.database, migrations: try Migrator.load(directory: migrationsFolder),
-                                         storeImages: configuration.storeImages)
-            if configuration.maxDatabaseMegabytes > 0 {
-                // SQLite answers SQLITE_FULL past this, exactly as on a full disk.
-                let pageSize = try sqlite.database.query("PRAGMA page_size").first?.first?.integer ?? 4096
-                try sqlite.database.query("PRAGMA max_page_count = \(Int64(configuration.maxDatabaseMegabytes) * 1_048_576 / pageSize)")
-            }
-            store = sqlite
+        }
+        if let sqlite = store as? SQLiteStore, configuration.maxDatabaseMegabytes > 0 {
+            // SQLite answers SQLITE_FULL past this, exactly as on a full disk.
+            let pageSize = try sqlite.database.query("PRAGMA page_size").first?.first?.integer ?? 4096
+            try sqlite.database.query("PRAGMA max_page_count = \(Int64(configuration.maxDatabaseMegabytes) * 1_048_576 / pageSize)")
         }
         var options = Galleries.IndexOptions()
         options.precision = IndexPrecision(rawValue: configuration.indexPrecision) ?? .float32
@@ -94,6 +86,7 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         embedder.onBatch = { [metrics] size in metrics.recordBatch(size) }
         searches.onBatch = { [metrics] size in metrics.recordSearchBatch(size) }
         addRoutes()
+        addConsoleRoutes()
     }
 
     static func migrationsFolder(_ configured: String?) throws -> String {

@@ -25,6 +25,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var storeImages = true
     public var logLevel = "info"
     public var accessLog = true
+    /// Serve the web console at `/` (its API calls need the same keys as curl's).
+    public var console = true
 
     // limits
     public var maxImagePixels = 40_000_000
@@ -96,7 +98,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         var reader = FieldReader(source: source)
         try reader.object(root, known: ["host", "port", "model", "database", "database_password_file", "replication", "data_dir", "migrations", "store_images", "log_level",
-                                        "access_log", "limits", "batching", "search_batching", "index", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                                        "access_log", "console", "limits", "batching", "search_batching", "index", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
             try r.read(o, "host", into: &host)
             try r.read(o, "port", into: &port)
             try r.read(o, "model", into: &model)
@@ -111,6 +113,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
             try r.read(o, "store_images", into: &storeImages)
             try r.read(o, "log_level", into: &logLevel)
             try r.read(o, "access_log", into: &accessLog)
+            try r.read(o, "console", into: &console)
             try r.nested(o, "limits", known: ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k",
                                               "header_timeout_ms", "body_timeout_ms", "keep_alive_timeout_ms", "max_connections",
                                               "max_multipart_parts", "max_database_mb", "max_buffered_mb"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
@@ -162,8 +165,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
     }
 
-    /// `DOPPEL_HOST`, `DOPPEL_PORT`, `DOPPEL_MODEL`, `DOPPEL_DATABASE`, `DOPPEL_DATA_DIR`,
-    /// `DOPPEL_LOG_LEVEL`, `DOPPEL_ADMIN_KEYS` and `DOPPEL_CLIENT_KEYS` (comma-separated),
+    /// `DOPPEL_HOST`, `DOPPEL_PORT`, `DOPPEL_MODEL`, `DOPPEL_DATABASE`, `DOPPEL_DATABASE_PASSWORD_FILE`, `DOPPEL_DATA_DIR`,
+    /// `DOPPEL_LOG_LEVEL`, `DOPPEL_CONSOLE`, `DOPPEL_ADMIN_KEYS` and `DOPPEL_CLIENT_KEYS` (comma-separated),
     /// `DOPPEL_MAX_BATCH`, `DOPPEL_MAX_WAIT_US`, `DOPPEL_WORKERS`, `DOPPEL_SEARCH_MAX_BATCH`,
     /// `DOPPEL_INDEX_PRECISION`, `DOPPEL_INDEX_RERANK`.
     public mutating func apply(environment: [String: String]) throws(Invalid) {
@@ -179,6 +182,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
         if let v = environment["DOPPEL_DATABASE_PASSWORD_FILE"] { databasePasswordFile = v }
         if let v = environment["DOPPEL_DATA_DIR"] { dataDirectory = v }
         if let v = environment["DOPPEL_LOG_LEVEL"] { logLevel = v }
+        if let v = environment["DOPPEL_CONSOLE"] {
+            guard let on = ["true": true, "1": true, "false": false, "0": false][v.lowercased()] else { throw Invalid("DOPPEL_CONSOLE=\(v) is not true or false") }
+            console = on
+        }
         if let v = environment["DOPPEL_ADMIN_KEYS"] { adminKeys = v.split(separator: ",").map(String.init) }
         if let v = environment["DOPPEL_CLIENT_KEYS"] { clientKeys = v.split(separator: ",").map(String.init) }
         try int("DOPPEL_MAX_BATCH", &maxBatch)
@@ -238,7 +245,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     }
 
     /// Whether `database` names a PostgreSQL server rather than a SQLite file.
-    public var usesPostgres: Bool { database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") }
+    public var usesPostgres: Bool { isPostgresURL(database) }
 
     /// `database` as it may be logged: a URL's password replaced by `***`.
     public var databaseForLogs: String { usesPostgres ? PostgresStore.redacted(database) : database }

@@ -8,7 +8,7 @@ import Foundation
 
 /// Where the gallery lives and which schema it uses; shared by the gallery subcommands.
 struct GalleryOptions: ParsableArguments {
-    @Option(help: "The gallery database.") var db: String = "data/gallery.sqlite"
+    @Option(help: "The gallery database: a SQLite file, or a postgres:// URL (password from the URL, PGPASSWORD or ~/.pgpass).") var db: String = "data/gallery.sqlite"
     @Option(help: "Folder of NNNN_name.sql migrations (default: ./Migrations, then /usr/share/doppel/Migrations).") var migrations: String?
     @Option(help: "Gallery (collection) name.") var gallery: String = "default"
 
@@ -17,8 +17,7 @@ struct GalleryOptions: ParsableArguments {
         guard let directory = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw ValidationError("no migrations folder at \(candidates.joined(separator: " or ")); give --migrations")
         }
-        try FileManager.default.createDirectory(at: URL(fileURLWithPath: db).deletingLastPathComponent(), withIntermediateDirectories: true)
-        return try SQLiteStore(path: db, migrations: try Migrator.load(directory: directory))
+        return try openGalleryStore(database: db, migrationsFolder: directory)
     }
 }
 

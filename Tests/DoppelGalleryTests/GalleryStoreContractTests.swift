@@ -76,6 +76,10 @@ import TestSupport
         #expect(try count("samples") == 4 && count("embeddings") == 4)
         #expect(try store.identities(gallery: "default", limit: 2, after: nil).map(\.externalID) == ["id0", "id1"])
         #expect(try store.identities(gallery: "default", limit: 2, after: "id1").map(\.externalID) == ["id3", "id4"])
+        // A prefix narrows the listing; `_` and `%` are plain characters, not patterns.
+        #expect(try store.identities(gallery: "default", limit: 10, after: nil, prefix: "id4").map(\.externalID) == ["id4"])
+        #expect(try store.identities(gallery: "default", limit: 10, after: nil, prefix: "id_").isEmpty)
+        #expect(try store.identities(gallery: "default", limit: 10, after: nil, prefix: "id%").isEmpty)
         let id4 = try store.identity(gallery: "default", externalID: "id4").sampleIDs[0]
         try store.deleteSample(gallery: "default", externalID: "id4", sample: id4, actor: "admin")
         #expect(throws: GalleryError.self) { try store.deleteSample(gallery: "default", externalID: "id4", sample: id4, actor: "admin") }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import Foundation
+import TestSupport
 
 /// Runs the real `doppel` executable built beside the tests.
 struct DoppelBinary {
@@ -38,14 +39,5 @@ struct DoppelBinary {
         while errData.value == nil { usleep(1000) }
         return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData.value!, as: UTF8.self))
-    }
-}
-
-final class SendableBox<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T?
-    var value: T? {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
     }
 }

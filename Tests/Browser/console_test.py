@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""The web console in a real browser (Debian's chromium and chromedriver, headless, driven by
+Selenium), as a user works it: load the page, verify two images, search one, type the admin
+key, enroll an identity from an image file, see its thumbnail, open it, delete it. Every
+answer shown is checked against the API's own answer for the same request, the browser's
+console must hold no error, and a screenshot of each view is written.
+
+Run by Tests/EndToEndTests/ConsoleTests.swift against a server it starts:
+  console_test.py BASE_URL ADMIN_KEY IMAGE_A IMAGE_B IMAGE_C SCREENSHOT_DIR
+IMAGE_A and IMAGE_B are two photos of one enrolled identity, IMAGE_C one of another.
+Exit status 0 when every check holds; otherwise the failed check on stderr.
+"""
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, admin_key, image_a, image_b, image_c, shots = sys.argv[1:7]
+os.makedirs(shots, exist_ok=True)
+
+
+def api(method, path, fields=None, files=None, key=None):
+    """The API's answer to the request the console makes, for comparison."""
+    boundary = "doppel-" + uuid.uuid4().hex
+    body = b""
+    for name, value in (fields or {}).items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+    for name, path_ in (files or {}).items():
+        with open(path_, "rb") as f:
+            data = f.read()
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{os.path.basename(path_)}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+    headers = {}
+    if files or fields:
+        body += f"--{boundary}--\r\n".encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    else:
+        body = None
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(base + path, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+options = Options()
+options.binary_location = "/usr/bin/chromium"
+for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 "--disable-extensions", "--no-first-run"]:
+    options.add_argument(argument)
+options.set_capability("goog:loggingOptions", {"browser": "ALL"})
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 20)
+step = "start"
+try:
+    step = "load the page"
+    driver.get(base + "/")
+    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#tabs button[data-view=verify]")))
+    check(driver.title == "Doppel console", f"title {driver.title!r}")
+
+    step = "verify two images"
+    driver.find_element(By.CSS_SELECTOR, "#verify-a input").send_keys(image_a)
+    driver.find_element(By.CSS_SELECTOR, "#verify-b input").send_keys(image_c)
+    wait.until(EC.element_to_be_clickable((By.ID, "verify-run"))).click()
+    verdict = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#verify-result .verdict"))).text
+    status, expected = api("POST", "/v1/verify", files={"image1": image_a, "image2": image_c})
+    check(status == 200, f"verify API {status}")
+    check(verdict.startswith("Match") == expected["match"], f"verdict {verdict!r} but the API says match={expected['match']}")
+    shown = driver.find_element(By.ID, "verify-result").text
+    check(f"{expected['distance']:.3f}" in shown, f"distance {expected['distance']:.3f} not shown in {shown!r}")
+    driver.save_screenshot(os.path.join(shots, "console-verify.png"))
+
+    step = "search one image"
+    driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=search]").click()
+    driver.find_element(By.CSS_SELECTOR, "#search-image input").send_keys(image_b)
+    wait.until(EC.element_to_be_clickable((By.ID, "search-run"))).click()
+    first = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#search-result .matches li strong"))).text
+    status, expected = api("POST", "/v1/search?k=5", files={"image": image_b})
+    check(status == 200 and expected["matches"], f"search API {status} {expected}")
+    check(first == expected["matches"][0]["identity"], f"top match {first!r}, API {expected['matches'][0]['identity']!r}")
+    decision = driver.find_element(By.CSS_SELECTOR, "#search-result .verdict").text
+    check(decision == expected["decision"], f"decision {decision!r}, API {expected['decision']!r}")
+    driver.save_screenshot(os.path.join(shots, "console-search.png"))
+
+    step = "the gallery is locked without the admin key"
+    driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=gallery]").click()
+    check(driver.find_element(By.ID, "gallery-locked").is_displayed(), "the gallery shows without a key")
+
+    step = "type the admin key"
+    driver.find_element(By.ID, "key").send_keys(admin_key)
+    driver.find_element(By.CSS_SELECTOR, "#key-form button[type=submit]").click()
+    wait.until(EC.visibility_of_element_located((By.ID, "gallery-open")))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery-grid .card"))
+    check(driver.execute_script("return sessionStorage.getItem('doppel.key')") == admin_key, "the key is not in session storage")
+    check(driver.execute_script("return localStorage.length") == 0, "something was written to local storage")
+
+    step = "enroll an identity with an image file"
+    new_id = "browser-" + uuid.uuid4().hex[:8]
+    driver.find_element(By.ID, "gallery-new").click()
+    driver.find_element(By.ID, "enroll-id").send_keys(new_id)
+    driver.find_element(By.ID, "enroll-name").send_keys("Made by the browser test")
+    driver.find_element(By.ID, "enroll-images").send_keys(image_c)
+    driver.find_element(By.CSS_SELECTOR, "#enroll-form button[type=submit]").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "identity-result"), f"Enrolled “{new_id}”"))
+    status, stored = api("GET", f"/v1/identities/{new_id}", key=admin_key)
+    check(status == 200 and len(stored["samples"]) == 1, f"the API does not hold {new_id}: {status} {stored}")
+
+    step = "see its thumbnail"
+    check(new_id in driver.find_element(By.CSS_SELECTOR, "#identity h2").text, "the new identity is not the one opened")
+    wait.until(lambda d: d.execute_script(
+        "const i = document.querySelector('#identity .sample img'); return i && i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0"))
+    driver.find_element(By.ID, "gallery-prefix").send_keys(new_id)
+    card = f"#gallery-grid .card[data-id='{new_id}'] img"
+    # The filter applies after a pause in typing: then only the new identity is left.
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gallery-grid .card")) == 1)
+    wait.until(lambda d: d.execute_script(f"const i = document.querySelector(\"{card}\"); return i && i.complete && i.naturalWidth > 0"))
+    driver.save_screenshot(os.path.join(shots, "console-gallery.png"))
+
+    step = "delete it"
+    driver.find_element(By.ID, "delete-identity").click()
+    wait.until(EC.alert_is_present()).accept()
+    wait.until(EC.invisibility_of_element_located((By.ID, "identity")))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, f"#gallery-grid .card[data-id='{new_id}']"))
+    status, _ = api("GET", f"/v1/identities/{new_id}", key=admin_key)
+    check(status == 404, f"{new_id} still answers {status} after the delete")
+
+    step = "the model view"
+    driver.find_element(By.ID, "gallery-prefix").clear()
+    driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=model]").click()
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#model-info dl")))
+    status, model = api("GET", "/v1/model")
+    check(model["id"] in driver.find_element(By.ID, "model-info").text, "the model id is not shown")
+    driver.save_screenshot(os.path.join(shots, "console-model.png"))
+
+    step = "the browser console holds no error"
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+    check(not errors, f"browser console errors: {errors}")
+    print("console test passed: verify, search, key, enroll, thumbnail, delete, model; no console errors")
+except Exception as error:  # noqa: BLE001 - report which step failed, with a screenshot
+    driver.save_screenshot(os.path.join(shots, "failure.png"))
+    print(f"console test failed at '{step}': {error}", file=sys.stderr)
+    sys.exit(1)
+finally:
+    driver.quit()
