@@ -190,17 +190,18 @@ public final class PostgresConnection {
         }
     }
 
-    /// `COPY (...) TO STDOUT (FORMAT binary)`: hands each chunk of the stream to `body`.
-    public func copyOut(_ sql: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    /// Sends a COPY statement; the connection, once the server is in the copy state wanted.
+    private func startCopy(_ sql: String, expecting state: ExecStatusType) throws -> OpaquePointer {
         guard let handle else { throw PostgresError(sqlState: nil, message: "not connected", statement: sql) }
         let start = PQexec(handle, sql)
-        let status = start.map { PQresultStatus($0) } ?? PGRES_FATAL_ERROR
-        guard status == PGRES_COPY_OUT else {
-            let failure = error(start, sql)
-            PQclear(start)
-            throw failure
-        }
-        PQclear(start)
+        defer { PQclear(start) }
+        guard start.map({ PQresultStatus($0) }) == state else { throw error(start, sql) }
+        return handle
+    }
+
+    /// `COPY (...) TO STDOUT (FORMAT binary)`: hands each chunk of the stream to `body`.
+    public func copyOut(_ sql: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let handle = try startCopy(sql, expecting: PGRES_COPY_OUT)
         while true {
             var buffer: UnsafeMutablePointer<CChar>? = nil
             let length = PQgetCopyData(handle, &buffer, 0)
@@ -223,15 +224,7 @@ public final class PostgresConnection {
     /// given, which sends them on in blocks of about 1 MB. If `body` throws, the COPY is
     /// aborted and nothing of it is kept.
     public func copyIn(_ sql: String, _ body: (PostgresCopyWriter) throws -> Void) throws {
-        guard let handle else { throw PostgresError(sqlState: nil, message: "not connected", statement: sql) }
-        let start = PQexec(handle, sql)
-        let status = start.map { PQresultStatus($0) } ?? PGRES_FATAL_ERROR
-        guard status == PGRES_COPY_IN else {
-            let failure = error(start, sql)
-            PQclear(start)
-            throw failure
-        }
-        PQclear(start)
+        let handle = try startCopy(sql, expecting: PGRES_COPY_IN)
         let writer = PostgresCopyWriter(handle: handle, statement: sql)
         var failure: Error? = nil
         do {

@@ -100,18 +100,7 @@ final class Conv2D: Layer {
         if kernel == 1 && stride == 1 && padding == 0 && writesPerSample {
             // A pointwise convolution's columns are its input: y_b[K/G, HW] = b + W_g x_{g,b}[C/G, HW].
             for b in 0..<batch {
-                let out = y + b * outputShape.count, input = x + b * inputShape.count
-                for k in 0..<filters { (out + k * outSpatial).update(repeating: bias[k], count: outSpatial) }
-                for g in 0..<groups {
-                    BLAS.gemm(
-                        .none, .none,
-                        m: kg, n: outSpatial, k: cg,
-                        a: weight + g * kg * cg, lda: cg,
-                        b: input + g * cg * outSpatial, ldb: outSpatial,
-                        beta: 1,
-                        c: out + g * kg * outSpatial, ldc: outSpatial)
-                }
-                epilogue?.apply(out, out, count: outputShape.count)
+                writeSample(y + b * outputShape.count, columns: x + b * inputShape.count, rowStride: outSpatial, weight: weight, bias: bias)
             }
             return
         }
@@ -124,20 +113,8 @@ final class Conv2D: Layer {
             let width = count * outSpatial
             im2col(x + start * inputShape.count, samples: count, into: cols)
             if writesPerSample {
-                // y_b[K/G, H'W'] = b + W_g[K/G, C/G kk] cols_{g,b}[C/G kk, H'W'], straight into NCHW.
                 for b in 0..<count {
-                    let out = y + (start + b) * outputShape.count
-                    for k in 0..<filters { (out + k * outSpatial).update(repeating: bias[k], count: outSpatial) }
-                    for g in 0..<groups {
-                        BLAS.gemm(
-                            .none, .none,
-                            m: kg, n: outSpatial, k: cg,
-                            a: weight + g * kg * cg, lda: cg,
-                            b: cols + g * cg * width + b * outSpatial, ldb: width,
-                            beta: 1,
-                            c: out + g * kg * outSpatial, ldc: outSpatial)
-                    }
-                    epilogue?.apply(out, out, count: outputShape.count)
+                    writeSample(y + (start + b) * outputShape.count, columns: cols + b * outSpatial, rowStride: width, weight: weight, bias: bias)
                 }
             } else {
                 // tmp[K, B H'W'] = W_g[K/G, C/G kk] cols_g[C/G kk, B H'W'] per group, then
@@ -164,6 +141,25 @@ final class Conv2D: Layer {
             }
             start += count
         }
+    }
+
+    /// One sample's output straight into NCHW: y_b[K/G, H'W'] = b + W_g[K/G, C/G kk]
+    /// columns_g[C/G kk, H'W'] per group, then the epilogue. The columns' rows are `rowStride`
+    /// apart (a pointwise convolution's columns are its input itself).
+    private func writeSample(_ out: UnsafeMutablePointer<Float>, columns: UnsafePointer<Float>, rowStride: Int,
+                             weight: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+        let (kg, cg) = (filtersPerGroup, patch)
+        for k in 0..<filters { (out + k * outSpatial).update(repeating: bias[k], count: outSpatial) }
+        for g in 0..<groups {
+            BLAS.gemm(
+                .none, .none,
+                m: kg, n: outSpatial, k: cg,
+                a: weight + g * kg * cg, lda: cg,
+                b: columns + g * cg * rowStride, ldb: rowStride,
+                beta: 1,
+                c: out + g * kg * outSpatial, ldc: outSpatial)
+        }
+        epilogue?.apply(out, out, count: outputShape.count)
     }
 
     func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,

@@ -10,7 +10,7 @@ import Foundation
 /// With `maxBatch` 1 every image is its own forward pass (batching off). The network is only
 /// ever touched by that one thread, so its buffers need no locking.
 final class BatchingEmbedder: @unchecked Sendable {
-    private final class Job {
+    private final class Job: MicroBatchJob {
         let values: [Float]
         let count: Int
         var result: [Float] = []
@@ -25,20 +25,27 @@ final class BatchingEmbedder: @unchecked Sendable {
 
     let model: ServedModel
     let maxBatch: Int
-    let maxWaitNanoseconds: UInt64
-    private let condition = NSCondition()
-    private var queue: [Job] = []
-    private var stopping = false
+    private var queue: MicroBatchQueue<Job>!
     /// Called after each forward pass with its batch size (metrics).
     var onBatch: (@Sendable (Int) -> Void)?
 
     init(model: ServedModel, maxBatch: Int, maxWaitMicroseconds: Int) {
         self.model = model
-        self.maxBatch = max(1, maxBatch)
-        maxWaitNanoseconds = UInt64(max(0, maxWaitMicroseconds)) * 1000
-        let thread = Thread { [self] in run() }
-        thread.name = "embedder"
-        thread.start()
+        let maxBatch = max(1, maxBatch)
+        self.maxBatch = maxBatch
+        // A batch is whole jobs in arrival order up to maxBatch images (at least one job).
+        queue = MicroBatchQueue(
+            name: "embedder", maxWaitMicroseconds: maxBatch > 1 ? maxWaitMicroseconds : 0,
+            isFull: { queue in queue.reduce(0) { $0 + $1.count } >= maxBatch },
+            take: { queue in
+                var jobs = [Job](), images = 0
+                while let next = queue.first, jobs.isEmpty || images + next.count <= maxBatch {
+                    jobs.append(queue.removeFirst())
+                    images += next.count
+                }
+                return jobs
+            },
+            process: { [unowned self] jobs in forward(jobs, images: jobs.reduce(0) { $0 + $1.count }) })
     }
 
     /// Embeddings of `count` preprocessed images laid out one after another, `[count, dimension]`.
@@ -46,47 +53,11 @@ final class BatchingEmbedder: @unchecked Sendable {
         precondition(values.count == count * model.spec.elementCount)
         guard count > 0 else { return [] }
         let job = Job(values: values, count: count)
-        condition.lock()
-        queue.append(job)
-        condition.signal()
-        condition.unlock()
-        HTTPServer.blocking { job.done.wait() }
+        queue.submit(job)
         return job.result
     }
 
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.signal()
-        condition.unlock()
-    }
-
-    private func run() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty {
-                condition.unlock()
-                return
-            }
-            // Wait for company only while the batch is not full and the oldest job is young.
-            if maxBatch > 1 && maxWaitNanoseconds > 0 {
-                let deadline = queue[0].arrived.uptimeNanoseconds + maxWaitNanoseconds
-                while queue.reduce(0, { $0 + $1.count }) < maxBatch && !stopping {
-                    let now = DispatchTime.now().uptimeNanoseconds
-                    guard now < deadline else { break }
-                    _ = condition.wait(until: Date().addingTimeInterval(Double(deadline - now) / 1e9))
-                }
-            }
-            var jobs = [Job](), images = 0
-            while let next = queue.first, jobs.isEmpty || images + next.count <= maxBatch {
-                jobs.append(queue.removeFirst())
-                images += next.count
-            }
-            condition.unlock()
-            forward(jobs, images: images)
-        }
-    }
+    func stop() { queue.stop() }
 
     /// One forward pass per `maxBatch` images of the packed jobs (a job larger than the batch
     /// is split), results handed back per job.

@@ -11,7 +11,7 @@ import Foundation
 /// would alone. With `maxBatch` 1 every search runs alone (batching off). Runs on its own
 /// thread, beside the embedding batcher's, so embedding and search batches overlap.
 final class SearchBatcher: @unchecked Sendable {
-    private final class Job {
+    private final class Job: MicroBatchJob {
         let gallery: String
         let query: [Float]
         let k: Int
@@ -27,71 +27,42 @@ final class SearchBatcher: @unchecked Sendable {
     }
 
     let maxBatch: Int
-    let maxWaitNanoseconds: UInt64
     private let index: (String) -> GalleryIndex
     private let aggregation: Aggregation
-    private let condition = NSCondition()
-    private var queue: [Job] = []
-    private var stopping = false
+    private var queue: MicroBatchQueue<Job>!
     /// Called after each batched search with its size (metrics).
     var onBatch: (@Sendable (Int) -> Void)?
 
     /// `index` gives a gallery's index (called on the batcher's thread).
     init(maxBatch: Int, maxWaitMicroseconds: Int, aggregation: Aggregation, index: @escaping (String) -> GalleryIndex) {
-        self.maxBatch = max(1, maxBatch)
-        maxWaitNanoseconds = UInt64(max(0, maxWaitMicroseconds)) * 1000
+        let maxBatch = max(1, maxBatch)
+        self.maxBatch = maxBatch
         self.aggregation = aggregation
         self.index = index
-        let thread = Thread { [self] in run() }
-        thread.name = "search-batcher"
-        thread.start()
+        // A batch is the oldest job's gallery's searches, up to maxBatch of them.
+        queue = MicroBatchQueue(
+            name: "search-batcher", maxWaitMicroseconds: maxBatch > 1 ? maxWaitMicroseconds : 0,
+            isFull: { queue in queue.count(where: { $0.gallery == queue[0].gallery }) >= maxBatch },
+            take: { queue in
+                let gallery = queue[0].gallery
+                var jobs = [Job](), rest = [Job]()
+                for job in queue {
+                    if job.gallery == gallery && jobs.count < maxBatch { jobs.append(job) } else { rest.append(job) }
+                }
+                queue = rest
+                return jobs
+            },
+            process: { [unowned self] jobs in answer(jobs) })
     }
 
     /// The `k` nearest identities to `query` in `gallery`.
     func search(_ query: [Float], gallery: String, k: Int) -> [Match] {
         let job = Job(gallery: gallery, query: query, k: k)
-        condition.lock()
-        queue.append(job)
-        condition.signal()
-        condition.unlock()
-        HTTPServer.blocking { job.done.wait() }
+        queue.submit(job)
         return job.result
     }
 
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.signal()
-        condition.unlock()
-    }
-
-    private func run() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty {
-                condition.unlock()
-                return
-            }
-            let gallery = queue[0].gallery
-            // Wait for company only while the batch is not full and the oldest job is young.
-            if maxBatch > 1 && maxWaitNanoseconds > 0 {
-                let deadline = queue[0].arrived.uptimeNanoseconds + maxWaitNanoseconds
-                while queue.count(where: { $0.gallery == gallery }) < maxBatch && !stopping {
-                    let now = DispatchTime.now().uptimeNanoseconds
-                    guard now < deadline else { break }
-                    _ = condition.wait(until: Date().addingTimeInterval(Double(deadline - now) / 1e9))
-                }
-            }
-            var jobs = [Job](), rest = [Job]()
-            for job in queue {
-                if job.gallery == gallery && jobs.count < maxBatch { jobs.append(job) } else { rest.append(job) }
-            }
-            queue = rest
-            condition.unlock()
-            answer(jobs)
-        }
-    }
+    func stop() { queue.stop() }
 
     private func answer(_ jobs: [Job]) {
         let target = index(jobs[0].gallery)

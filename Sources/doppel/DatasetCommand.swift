@@ -88,6 +88,7 @@ struct DatasetCommand: ParsableCommand {
         @Option(help: "Output folder.") var out: String
         @Option(help: "Images per identity.") var perIdentity: Int = 5
         @Option(help: "Skip this many images of each identity first (to take different images from the same set).") var offset: Int = 0
+        @Option(parsing: .upToNextOption, help: "Only these identities (their names or file-safe names, e.g. trouser bag \"ankle-boot\").") var identities: [String] = []
 
         func validate() throws {
             guard perIdentity > 0, offset >= 0 else { throw ValidationError("--per-identity must be positive and --offset not negative") }
@@ -100,8 +101,15 @@ struct DatasetCommand: ParsableCommand {
 
         func run() throws {
             let dataset = try datasetOptions.loader.load(path)
-            var written = 0
+            let wanted = Set(identities.map(Self.fileSafe))
+            let unknown = wanted.subtracting(dataset.identities.map(Self.fileSafe))
+            guard unknown.isEmpty else {
+                throw ValidationError("no identity named \(unknown.sorted().joined(separator: ", ")) in \(path); it has \(dataset.identities.map(Self.fileSafe).joined(separator: ", "))")
+            }
+            var written = 0, exported = 0
             for (identity, members) in dataset.samplesByIdentity().enumerated() {
+                if !wanted.isEmpty && !wanted.contains(Self.fileSafe(dataset.identities[identity])) { continue }
+                exported += 1
                 let folder = URL(fileURLWithPath: out).appendingPathComponent(Self.fileSafe(dataset.identities[identity]))
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 for (n, index) in members.dropFirst(offset).prefix(perIdentity).enumerated() {
@@ -109,7 +117,7 @@ struct DatasetCommand: ParsableCommand {
                     written += 1
                 }
             }
-            print("wrote \(written) images of \(dataset.identities.count) identities to \(out)")
+            print("wrote \(written) images of \(exported) identities to \(out)")
         }
     }
 }

@@ -25,6 +25,14 @@ struct GalleryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gallery",
         abstract: "Enrol and inspect identities offline.",
+        discussion: """
+            Examples:
+              doppel gallery import people/ --model faces.safetensors  # a folder each
+              doppel gallery stats
+              doppel gallery list --limit 20
+              doppel gallery reindex --model new.safetensors   # before serving it
+              doppel gallery stats --db 'postgres://doppel@db/gallery'
+            """,
         subcommands: [Import.self, List.self, Stats.self, Export.self, Reindex.self]
     )
 

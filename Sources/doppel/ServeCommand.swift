@@ -12,7 +12,14 @@ struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve verify, search, embed and enrollment over HTTP.",
-        discussion: "Settings come from the config file (default config/doppel.json when present), then DOPPEL_* environment variables, then these flags."
+        discussion: """
+            Settings come from the config file (default config/doppel.json when present), then DOPPEL_* environment variables, then these flags; docs/operations.md lists them all. The web console is at / and the API is described at /openapi.json and in docs/api.md.
+
+            Examples:
+              doppel serve --model models/faces.safetensors
+              DOPPEL_ADMIN_KEYS=$(cat admin.key) doppel serve --host :: --port 9000
+              doppel serve --db 'postgres://doppel@db:5432/gallery'   # a replica
+            """
     )
 
     @Option(help: "Config file (JSON).") var config: String?

@@ -9,7 +9,17 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a Siamese embedder, validate on held-out identities, calibrate its threshold.",
-        discussion: "Presets: " + Preset.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: "; ")
+        discussion: """
+            Examples:
+              doppel train --preset faces --data photos/ --out faces.safetensors
+              doppel train --preset omniglot --data omniglot/ --hold-out Korean
+              doppel train --data products/ --loss triplet \\
+                  --arch "conv(32,3,pad=1) relu maxpool(2) flatten dense(64) l2norm"
+              doppel train --preset faces --data photos/ --init arcface.safetensors \\
+                  --train-last 2 --learning-rate 0.0001
+
+            Presets:
+            """ + "\n" + Preset.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n")
     )
 
     @Option(help: "Dataset: a folder of identity folders, an IDX or CSV file, or builtin:NAME (default: the preset's).")

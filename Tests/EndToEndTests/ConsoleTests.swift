@@ -128,17 +128,9 @@ import TestSupport
         let python = cache + "/venv/bin/python"
         try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap makes it (Selenium for the browser test)")
         let screenshots = ServerProcess.repository.appendingPathComponent(".build/console-screenshots").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [ServerProcess.repository.appendingPathComponent("Tests/Browser/console_test.py").path,
-                             "http://127.0.0.1:\(server.port)", Self.key] + images + [screenshots]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "the browser test failed: \(text)")
+        let (status, text) = try runProgram(python, [ServerProcess.repository.appendingPathComponent("Tests/Browser/console_test.py").path,
+                                                     "http://127.0.0.1:\(server.port)", Self.key] + images + [screenshots])
+        #expect(status == 0, "the browser test failed: \(text)")
         for view in ["verify", "search", "gallery", "model"] {
             #expect(FileManager.default.fileExists(atPath: "\(screenshots)/console-\(view).png"))
         }

@@ -41,3 +41,19 @@ struct DoppelBinary {
                       stderr: String(decoding: errData.value!, as: UTF8.self))
     }
 }
+
+/// Runs another program to its end; its exit status and what it wrote to stdout and stderr
+/// together.
+func runProgram(_ path: String, _ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}

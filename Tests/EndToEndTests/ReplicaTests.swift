@@ -143,6 +143,7 @@ import Glibc
         #expect(ids.subtracting(stored).isEmpty, "acknowledged but not stored: \(ids.subtracting(stored).sorted().prefix(5))")
         let expected = try Self.databaseDigest(server, url: url, model: try Self.model(replicas[0]))
         #expect(expected.samples == stored.count)
+        print("replica kills: \(ids.count) enrolments acknowledged, \(ids.subtracting(stored).count) lost, \(stored.count) stored, digest \(expected.digest.prefix(12))")
         for replica in replicas {
             #expect(Self.eventually { Self.indexDigest(replica).map { $0 == expected } ?? false },
                     "a replica's index differs from the database: \(String(describing: Self.indexDigest(replica))) vs \(expected)")
@@ -212,9 +213,47 @@ import Glibc
         let acknowledged = Set(all.filter { $0.value == 201 }.keys)
         let stored = Set(try server.psql("doppel", "SELECT external_id FROM identities").split(separator: "\n").map(String.init))
         #expect(acknowledged.subtracting(stored).isEmpty, "acknowledged but lost: \(acknowledged.subtracting(stored).sorted().prefix(5))")
+        print("PostgreSQL restart: \(acknowledged.count) enrolments acknowledged, \(all.values.count { $0 == 503 }) answered 503 while it was down, \(acknowledged.subtracting(stored).count) lost")
         let expected = try Self.databaseDigest(server, url: url, model: try Self.model(replicas[0]))
         for replica in replicas {
             #expect(Self.eventually(15) { Self.indexDigest(replica).map { $0 == expected } ?? false }, "a replica did not converge")
         }
+    }
+
+    /// Replicas started together on a model the gallery has not indexed: one of them embeds the
+    /// stored images (under PostgreSQL's advisory lock), the others wait and load the result.
+    @Test func aNewModelIsEmbeddedOnceAcrossReplicas() throws {
+        let f = ServeTests.fixture
+        let server = try PostgresServer.shared()
+        let url = try server.createDatabase()
+        let folders = try (0..<3).map { _ in try ServeTests.freshFolder() }
+        defer { folders.forEach { try? FileManager.default.removeItem(at: $0) } }
+        let first = try ServerProcess(model: f.model, folder: folders[0], database: url)
+        for id in 0..<4 {
+            #expect(Self.enroll(first, id: "glyph\(id)", image: f.image(id, 0)) == 201)
+        }
+        #expect(first.stop() == 0)
+        let other = folders[0].appendingPathComponent("other.safetensors").path
+        let train = try DoppelBinary.run([
+            "train", "--data", f.folder.path, "--preset", "faces", "--input", "1x16x16", "--seed", "9",
+            "--arch", "conv(4,3,pad=1) relu maxpool(2) flatten dense(8) l2norm", "--iterations", "20", "--batch", "16", "--out", other,
+        ])
+        #expect(train.status == 0, "\(train.stderr)")
+        let started = SendableBox<[Int: ServerProcess]>()
+        started.value = [:]
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            if let replica = try? ServerProcess(model: other, folder: folders[i + 1], database: url) {
+                lock.withLock { started.value![i] = replica }
+            }
+        }
+        let replicas = (started.value ?? [:]).sorted { $0.key < $1.key }.map(\.value)
+        try #require(replicas.count == 2, "a replica did not start")
+        let expected = try Self.databaseDigest(server, url: url, model: try Self.model(replicas[0]))
+        #expect(expected.samples == 4)
+        for replica in replicas { #expect(Self.indexDigest(replica).map { $0 == expected } ?? false) }
+        replicas.forEach { $0.stop() }
+        let embedded = replicas.filter { $0.stderr.contains("reindexed 4 stored images") }
+        #expect(embedded.count == 1, "replicas that embedded the gallery: \(embedded.count)")
     }
 }
