@@ -86,8 +86,10 @@ public final class PostgresConnection {
             throw PostgresError(sqlState: nil, message: message, statement: nil)
         }
         handle = connection
-        // Times in UTC, and a statement never waits forever on a lock.
-        try execute("SET TIME ZONE 'UTC'; SET lock_timeout = '30s'")
+        // Times in UTC, a statement never waits forever on a lock, and the server's notices
+        // ("relation ... already exists, skipping" at every start) stay out of stderr: libpq
+        // prints every notice there otherwise. Warnings and errors still come through.
+        try execute("SET TIME ZONE 'UTC'; SET lock_timeout = '30s'; SET client_min_messages = warning")
     }
 
     /// Connects again (after the server went away).
