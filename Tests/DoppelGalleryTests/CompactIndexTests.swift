@@ -101,9 +101,23 @@ import Testing
             #expect(abs(back - value) <= abs(value) * 0x1p-11 + 1e-7, "\(value) -> \(back)")
         }
         #expect(EncodedVectors.float(EncodedVectors.half(1e6)) == 65504, "saturates")
-        let lanes = SIMD16<UInt32>((0..<16).map { UInt32(EncodedVectors.half(Float($0) / 7 - 1)) })
+        let lanes = SIMD4<UInt32>((0..<4).map { UInt32(EncodedVectors.half(Float($0) / 3 - 1.7)) })
         let widened = EncodedVectors.widen(lanes)
-        for lane in 0..<16 { #expect(widened[lane] == EncodedVectors.float(UInt16(lanes[lane]))) }
+        for lane in 0..<4 { #expect(widened[lane] == EncodedVectors.float(UInt16(lanes[lane]))) }
+    }
+
+    /// The float16 kernel reads halves out of 32-bit words in its own lane order, and the
+    /// prepared query is reordered to match: its product equals the plain one, full blocks
+    /// and the tail alike.
+    @Test func theHalfKernelsLaneOrderGivesThePlainProduct() {
+        let count = 40  // two blocks of 16 and a tail of 8
+        let query = (0..<count).map { Float($0 % 7) / 3 - 1 }
+        let halves = (0..<count).map { EncodedVectors.half(Float(($0 * 5) % 11) / 4 - 1.2) }
+        let plain = zip(query, halves).reduce(Float(0)) { $0 + $1.0 * EncodedVectors.float($1.1) }
+        let ordered = EncodedVectors.laneOrder(query, perWord: 2)
+        #expect(Set(ordered) == Set(query) && ordered != query)
+        let product = ordered.withUnsafeBufferPointer { q in halves.withUnsafeBufferPointer { EncodedVectors.dot(q.baseAddress!, halves: $0.baseAddress!, count: count) } }
+        #expect(abs(product - plain) < 1e-4, "\(product) against \(plain)")
     }
 }
 

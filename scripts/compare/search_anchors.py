@@ -112,6 +112,9 @@ def main():
                              "recallAtK": round(recall(truth, found, k), 4)}
         del graph
 
+    # The peers' indexes go before doppel loads its own copy of the vectors: at 10M x 128 each
+    # float32 copy is 5 GB.
+    del flat
     report["doppel"] = []
     if os.path.exists(args.doppel):
         runs = [(p, 0) for p in args.precisions.split(",")] + ([("int8", args.rerank)] if args.rerank else [])
