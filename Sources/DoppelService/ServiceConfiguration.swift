@@ -9,7 +9,7 @@ import Foundation
 public struct ServiceConfiguration: Sendable, Equatable {
     public var host = "127.0.0.1"
     public var port = 8080
-    public var model = "models/fashion.safetensors"
+    public var model = "models/fashion-closed.safetensors"
     /// A SQLite file path, or a PostgreSQL URL (`postgres://user@host:5432/db?sslmode=require`)
     /// for a gallery shared by several replicas.
     public var database = "data/gallery.sqlite"
@@ -81,7 +81,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var ambiguityMargin: Float = 0.05
     /// Upper bound of a per-request threshold override (nil: the metric's natural bound).
     public var maxThreshold: Float?
-    /// `best`, `mean-of-best:M` or `centroid`.
+    /// `best`, `mean-of-best:M` or `centroid`. Best by default: it ties the others on faces,
+    /// keeps the threshold's pair calibration, and is the batched search path; centroid ranks
+    /// better on characters and clothing with several images each (docs/accuracy.md).
     public var aggregation = "best"
 
     public init() {}

@@ -71,8 +71,10 @@ public enum Evaluation {
                                 identification: identification, oneShot: oneShot)
     }
 
-    /// Rank-1/5 of every query image against every enrolled image, identities matched by name.
-    public static func enrolledIdentification(model: EmbeddingModel, queries: Dataset, enrolled: Dataset) -> IdentificationMetrics {
+    /// Rank-1/5 of every query image against the enrolled identities (matched by name), each
+    /// scored from its enrolled images by `aggregation`.
+    public static func enrolledIdentification(model: EmbeddingModel, queries: Dataset, enrolled: Dataset,
+                                              aggregation: EnrollmentAggregation = .best) -> IdentificationMetrics {
         var names = enrolled.identities
         var index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         for name in queries.identities where index[name] == nil {
@@ -84,6 +86,7 @@ public enum Evaluation {
         let galleryIdentity = enrolled.samples.map { index[enrolled.identities[$0.identity]]! }
         let queryIdentity = Array(repeating: -1, count: gallery.count) + queries.samples.map { index[queries.identities[$0.identity]]! }
         return model.identification(all, queries: Array(gallery.count..<(gallery.count + probe.count)), queryIdentity: queryIdentity,
-                                    gallery: Array(0..<gallery.count), galleryIdentity: galleryIdentity, enrolledPerIdentity: 0)
+                                    gallery: Array(0..<gallery.count), galleryIdentity: galleryIdentity, enrolledPerIdentity: 0,
+                                    aggregation: aggregation)
     }
 }

@@ -246,7 +246,7 @@ public final class Trainer {
         var metadata = ModelMetadata(
             architecture: network.architecture, inputShape: network.inputShape, objective: recipe.objectiveName, metric: recipe.metric,
             inputSpec: try json(recipe.input), recipe: try json(TrainedRecipe(recipe: recipe, data: source)), metrics: try json(history))
-        try metadata.record(record, population: "held-out validation identities")
+        try metadata.record(record, population: recipe.closedSet == true ? "trained identities (their held-out validation images)" : "held-out validation identities")
         return (ModelFile(network: network, head: trainer.head, metadata: metadata), record)
     }
 }

@@ -143,10 +143,10 @@ public enum Preset: String, CaseIterable, Sendable {
         case .digitsCNN: "small CNN on MNIST digits, contrastive"
         case .omniglot: "4-layer 64-channel CNN on 42x42 inverted characters, triplet semi-hard, augmentation, mirrored and turned characters as new identities; for N-way one-shot"
         case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
-        case .faces: "CNN for 92x112 grayscale faces downsampled 2x, contrastive margin 1, RMSprop (the ORL reference)"
-        case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings, turned classes as new identities, augmentation (the default model)"
+        case .faces: "four-conv CNN with batch norm and global pooling on 92x112 grayscale faces downsampled 2x, triplet margin 0.1, flips and mild augmentation, each face averaged with its mirror image"
+        case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings, turned classes as new identities, augmentation; for clothing kinds it never saw (open set)"
         case .fashionResNet: "a small ResNet (three residual stages of 16, 32 and 64 channels with batch norm, global average pooling) with the fashion preset's training"
-        case .fashionClosed: "CNN (8.5 MFLOP per image) on all ten classes of Fashion-MNIST's training set, closed set (validated on held-out images), for a gallery of those classes"
+        case .fashionClosed: "CNN (8.5 MFLOP per image) on all ten classes of Fashion-MNIST's training set, closed set (validated on held-out images), threshold at a 5% false accept rate, for a gallery of those classes (the demo's model)"
         }
     }
 
@@ -189,9 +189,20 @@ public enum Preset: String, CaseIterable, Sendable {
                                   optimizer: .adam(learningRate: 5e-4), iterations: 6000, batch: 64, augmentation: Augmentation(),
                                   validationFraction: 0.1, validationEvery: 500)
         case .faces:
-            return TrainingRecipe(architecture: "conv(16,5,pad=2) relu maxpool(2) conv(32,5,pad=2) relu maxpool(2) flatten dense(128) relu dense(64)",
-                                  input: InputSpec(channels: 1, height: 56, width: 46), loss: .contrastive, margin: 1,
-                                  optimizer: .rmsprop(learningRate: 1e-3), iterations: 2000, batch: 64,
+            // Person-disjoint split of ORL s1-s30 (20 trained, 10 held out), one enrolled photo
+            // (docs/accuracy.md has every lever): the ORL reference recipe (contrastive, two
+            // 5x5 convs) 0.61-0.81 rank-1; triplet margin 0.2 with flips and mild affine and
+            // photometric augmentation 0.85; four 3x3 convs with batch norm and global average
+            // pooling 0.90; margin 0.1 0.91. Adam on a cosine schedule instead of RMSprop: 0.885.
+            var augmentation = Augmentation(rotation: 8, shift: 0.06, scale: 0.08, shear: 0, horizontalFlip: true)
+            augmentation.brightness = 0.1
+            augmentation.contrast = 0.2
+            var input = InputSpec(channels: 1, height: 56, width: 46)
+            input.mirrorAverage = true
+            return TrainingRecipe(architecture: "conv(32,3,pad=1) batchnorm relu maxpool(2) conv(64,3,pad=1) batchnorm relu maxpool(2) "
+                                    + "conv(128,3,pad=1) batchnorm relu maxpool(2) conv(128,3,pad=1) batchnorm relu gap dense(128) l2norm",
+                                  input: input, loss: .triplet, margin: 0.1, mining: .semiHard, optimizer: .rmsprop(learningRate: 1e-3),
+                                  iterations: 2000, batch: 10, perIdentity: 5, augmentation: augmentation,
                                   validationFraction: 0.15, testFraction: 0.15, validationEvery: 250)
         case .fashionResNet:
             // The residual-block example: the fashion recipe on a small ResNet (measured in
@@ -215,9 +226,15 @@ public enum Preset: String, CaseIterable, Sendable {
             recipe.augmentation = nil
             recipe.rotatedIdentities = nil
             recipe.closedSet = true
-            recipe.iterations = 3000
+            // 2,000 steps keep the demo's training under 3 minutes on 2 cores (3,000 took 220 s
+            // and kept step 1,200 anyway).
+            recipe.iterations = 2000
             recipe.batch = 10
             recipe.validationFraction = 0.1
+            // A catalogue is served with few strangers in it: a threshold at a 5% false accept
+            // rate (true accept rate 0.93 / 0.92 on seeds 1 / 2) instead of the equal error
+            // rate's 6% (see scripts/demo).
+            recipe.threshold = .falseAcceptRate(0.05)
             return recipe
         case .fashion:
             // 2.2 MFLOP per image: the conv(32)-conv(64)-dense(128) network (8.5 MFLOP) scores no

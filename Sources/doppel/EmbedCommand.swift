@@ -16,7 +16,7 @@ struct EmbedCommand: ParsableCommand {
             skips decoding: that is how an import is checked against another runtime on the same numbers.
 
             Examples:
-              doppel embed --model models/fashion.safetensors data/demo/queries/bag/0.png --json
+              doppel embed --model models/fashion-closed.safetensors data/demo/queries/bag/0.png --json
               doppel embed --model models/resnet.safetensors --npy inputs.npy --out embeddings.npy
             """
     )

@@ -24,7 +24,7 @@ struct EvalCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "N of the N-way one-shot tests.") var ways: [Int] = [5, 20]
     @Option(help: "Seed for pairs and episodes (change it for a fresh sample).") var seed: UInt64 = 2024
     @Option(parsing: .upToNextOption, help: "Images enrolled per identity in the identification tests.") var enrolled: [Int] = [1, 5]
-    @Option(parsing: .upToNextOption, help: "How several enrolled images score a query: best, mean-of-best:M, centroid (several: one test each).")
+    @Option(parsing: .upToNextOption, help: "How several enrolled images score a query: best, mean-of-best:M, centroid (several: one test each; the first also scores --enroll). The default is the server's.")
     var aggregation: [String] = ["best"]
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var datasetOptions: DatasetOptions
@@ -56,7 +56,8 @@ struct EvalCommand: ParsableCommand {
         if let enroll {
             let queries = try loader.load(source)
             report.enrolled = enroll
-            report.enrolledIdentification = Evaluation.enrolledIdentification(model: embedder, queries: queries, enrolled: try loader.load(enroll))
+            report.enrolledIdentification = Evaluation.enrolledIdentification(model: embedder, queries: queries, enrolled: try loader.load(enroll),
+                                                                              aggregation: aggregation.first.flatMap(EnrollmentAggregation.init) ?? .best)
         }
         if json {
             let encoder = JSONEncoder()
@@ -80,7 +81,8 @@ struct EvalCommand: ParsableCommand {
             print(String(format: "%d-way %d-shot%@: %.4f over %d episodes", o.ways, o.shots, o.withinGroup ? " within group" : "", o.accuracy, o.episodes))
         }
         if let e = report.enrolledIdentification {
-            print(String(format: "against %@ enrolled: rank-1 %.4f, rank-5 %.4f (%d queries)", enroll ?? "", e.rank1, e.rank5, e.queries))
+            print(String(format: "against %@ enrolled (%@): rank-1 %.4f, rank-5 %.4f (%d queries)", enroll ?? "", e.aggregation ?? "best", e.rank1, e.rank5,
+                         e.queries))
         }
     }
 }

@@ -25,6 +25,8 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, admin_key, image_a, image_b, image_c, shots = sys.argv[1:7]
+# The browser takes only absolute paths for a file input.
+image_a, image_b, image_c = (os.path.abspath(p) for p in (image_a, image_b, image_c))
 os.makedirs(shots, exist_ok=True)
 
 

@@ -168,8 +168,12 @@ extension ConsoleAssets {
           const r = await api('POST', '/v1/search' + query({ k: $('search-k').value, gallery: gallery() }), form);
           const list = el('ol', { class: 'matches' });
           for (const m of r.matches) {
-            const img = el('img', { class: 'thumb', alt: '' });
-            fillThumb(img, m.identity, m.sample, 128);
+            // Without the admin key there is no photo to show: no empty frame either.
+            let img = null;
+            if (state.isAdmin) {
+              img = el('img', { class: 'thumb', alt: '' });
+              fillThumb(img, m.identity, m.sample, 128);
+            }
             list.append(el('li', { class: m.match ? 'match' : '' }, img,
               el('div', null, el('strong', null, m.identity), el('div', { class: 'muted' },
                 'distance ' + fmt(m.distance) + ' · similarity ' + pct(m.similarity) + (m.match ? ' · within the threshold' : '')))));
