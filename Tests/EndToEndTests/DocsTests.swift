@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Testing
+import TestSupport
+
+/// The documentation holds: the README's and docs/api.md's runnable shell blocks run as
+/// written against a server laid out like the demo's; docs/api.md describes exactly the
+/// operations the OpenAPI document has; every relative link points at a file; the README
+/// stays short; scripts/demo prints the README's examples.
+@Suite struct DocsTests {
+    static let repository = ServerProcess.repository
+
+    static func read(_ path: String) throws -> String {
+        try String(contentsOf: repository.appendingPathComponent(path), encoding: .utf8)
+    }
+
+    /// The shell blocks marked `<!-- runnable -->` in a Markdown file.
+    static func runnableBlocks(_ markdown: String) -> [String] {
+        var blocks = [String]()
+        var rest = Substring(markdown)
+        while let marker = rest.range(of: "<!-- runnable -->\n```sh\n") {
+            guard let end = rest[marker.upperBound...].range(of: "\n```") else { break }
+            blocks.append(String(rest[marker.upperBound..<end.lowerBound]))
+            rest = rest[end.upperBound...]
+        }
+        return blocks
+    }
+
+    /// A folder laid out like the demo's (data/demo/gallery and queries with the demo's class
+    /// names, data/gallery.sqlite, data/admin.key), from the test fixture's images, and a
+    /// server on it.
+    static func demoLikeServer() throws -> (server: ServerProcess, folder: URL) {
+        let f = ServeTests.fixture
+        let folder = try ServeTests.freshFolder()
+        let classes = ["ankle-boot", "bag", "dress", "sandal", "sneaker", "t-shirt-top", "trouser"]
+        for (identity, name) in classes.enumerated() {
+            // The fixture draws a few distinct images per identity (the rest repeat them): one
+            // enrolled, the others (then the enrolled one again) as queries, so queries 0 and 1
+            // differ from each other.
+            var distinct = [[UInt8]]()
+            for index in 0..<8 where !distinct.contains(f.image(identity, index)) { distinct.append(f.image(identity, index)) }
+            let gallery = [distinct[0]]
+            let queries = [distinct[1 % distinct.count], distinct[2 % distinct.count], distinct[0]]
+            for (kind, images) in [("gallery", gallery), ("queries", queries)] {
+                let directory = folder.appendingPathComponent("data/demo/\(kind)/\(name)")
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                for (index, image) in images.enumerated() { try Data(image).write(to: directory.appendingPathComponent("\(index).png")) }
+            }
+        }
+        let database = folder.appendingPathComponent("data/gallery.sqlite").path
+        let imported = try DoppelBinary.run(["gallery", "import", folder.appendingPathComponent("data/demo/gallery").path, "--model", f.model,
+                                             "--db", database, "--migrations", repository.appendingPathComponent("Migrations").path])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        try Data(ServeTests.adminKey.utf8).write(to: folder.appendingPathComponent("data/admin.key"))
+        return (try ServerProcess(model: f.model, folder: folder, database: database), folder)
+    }
+
+    @Test func runnableShellBlocksRunAsWritten() throws {
+        let blocks = try ["README.md", "docs/api.md"].flatMap { Self.runnableBlocks(try Self.read($0)) }
+        #expect(blocks.count >= 2, "no runnable blocks found")
+        let (server, folder) = try Self.demoLikeServer()
+        defer { server.stop(); try? FileManager.default.removeItem(at: folder) }
+        for block in blocks {
+            // curl fails on an HTTP error here, so a block that gets one fails.
+            let script = "set -euo pipefail\ncurl() { command curl --fail-with-body \"$@\"; }\n"
+                + block.replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(server.port)")
+            let (status, text) = try runProgram("/bin/bash", ["-c", script], in: folder)
+            #expect(status == 0, "this block failed:\n\(block)\n--- output:\n\(text)")
+        }
+    }
+
+    @Test func theAPIPageDescribesExactlyTheOpenAPIOperations() throws {
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let server = try ServerProcess(model: ServeTests.fixture.model, folder: folder)
+        defer { server.stop() }
+        let document = try server.client().send("GET", "/openapi.json").json
+        var operations = Set<String>()
+        for (path, item) in document["paths"] as? [String: [String: Any]] ?? [:] {
+            for method in item.keys where ["get", "post", "put", "patch", "delete"].contains(method) {
+                operations.insert("\(method.uppercased()) \(path)")
+            }
+        }
+        #expect(operations.count >= 15)
+        let page = try Self.read("docs/api.md")
+        var documented = Set<String>()
+        for line in page.split(separator: "\n") where line.hasPrefix("### `") {
+            documented.insert(String(line.dropFirst(5).prefix { $0 != "`" }))
+        }
+        #expect(operations.subtracting(documented).isEmpty, "in OpenAPI, not in docs/api.md: \(operations.subtracting(documented).sorted())")
+        #expect(documented.subtracting(operations).isEmpty, "in docs/api.md, not in OpenAPI: \(documented.subtracting(operations).sorted())")
+        // Every error code the page lists is one the OpenAPI document or the server knows.
+        #expect(page.contains("`storage_unavailable`") && page.contains("`image_not_stored`"))
+    }
+
+    @Test func linksPointAtFilesAndTheReadmeIsShort() throws {
+        let files = ["README.md"] + (try FileManager.default.contentsOfDirectory(atPath: Self.repository.appendingPathComponent("docs").path)
+            .filter { $0.hasSuffix(".md") }.map { "docs/\($0)" })
+        for file in files {
+            let text = try Self.read(file)
+            let base = (file as NSString).deletingLastPathComponent
+            let regex = try NSRegularExpression(pattern: #"\]\(([^)#\s]+)(#[^)]*)?\)"#)
+            for match in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                let target = String(text[Range(match.range(at: 1), in: text)!])
+                if target.contains("://") { continue }
+                let path = base.isEmpty ? target : "\(base)/\(target)"
+                #expect(FileManager.default.fileExists(atPath: Self.repository.appendingPathComponent(path).path), "\(file) links to \(target), which is missing")
+            }
+        }
+        let readme = try Self.read("README.md")
+        #expect(readme.split(separator: "\n", omittingEmptySubsequences: false).count < 250)
+        #expect(readme.hasPrefix("# Doppel") && readme.contains("scripts/demo") && readme.contains("scripts/test"))
+    }
+
+    /// scripts/demo prints the README's curl examples, so what a new user copies from the
+    /// terminal is what the README (and the test above) runs.
+    @Test func theDemoPrintsTheReadmesExamples() throws {
+        let readmeBlock = try #require(Self.runnableBlocks(try Self.read("README.md")).first)
+        let demo = try Self.read("scripts/demo")
+        let printed = readmeBlock.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
+        #expect(demo.contains(printed), "scripts/demo's printed examples differ from the README's first runnable block")
+    }
+}
