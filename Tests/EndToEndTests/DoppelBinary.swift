@@ -26,20 +26,36 @@ struct DoppelBinary {
         process.executableURL = url
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes before waiting so a chatty child cannot block on a full pipe.
-        let errData = SendableBox<Data>()
-        let reader = Thread { errData.value = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while errData.value == nil { usleep(1000) }
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.value!, as: UTF8.self))
+        let (stdout, stderr) = try runCapturing(process, separateStderr: true)
+        return Output(status: process.terminationStatus, stdout: stdout, stderr: stderr)
     }
+}
+
+/// Runs `process` to its end with stdout and stderr written to files, then read: no pipes, so
+/// no reader threads and no `readDataToEndOfFile`, which traps when Foundation's Process,
+/// launching other children from other tests at the same time, has closed a pipe's
+/// descriptor under it (seen as "Bad file descriptor" crashes of the whole test run).
+func runCapturing(_ process: Process, separateStderr: Bool) throws -> (stdout: String, stderr: String) {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-run-\(UUID().uuidString)").path
+    let (outPath, errPath) = (base + ".out", base + ".err")
+    defer {
+        unlink(outPath)
+        unlink(errPath)
+    }
+    guard FileManager.default.createFile(atPath: outPath, contents: nil), FileManager.default.createFile(atPath: errPath, contents: nil),
+          let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else {
+        throw CocoaError(.fileWriteUnknown)
+    }
+    defer {
+        try? out.close()
+        try? err.close()
+    }
+    process.standardOutput = out
+    process.standardError = separateStderr ? err : out
+    try process.run()
+    process.waitUntilExit()
+    let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+    return (read(outPath), read(errPath))
 }
 
 /// Runs another program to its end; its exit status and what it wrote to stdout and stderr
@@ -49,11 +65,6 @@ func runProgram(_ path: String, _ arguments: [String], in directory: URL? = nil)
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = directory }
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, text)
+    let (output, _) = try runCapturing(process, separateStderr: false)
+    return (process.terminationStatus, output)
 }

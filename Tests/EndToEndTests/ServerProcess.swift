@@ -34,7 +34,7 @@ final class ServerProcess {
         try process.run()
         let box = errorText
         let errorHandle = errors.fileHandleForReading
-        Thread.detachNewThread { box.value = errorHandle.readDataToEndOfFile() }
+        Thread.detachNewThread { box.value = (try? errorHandle.readToEnd()) ?? Data() }  // readDataToEndOfFile traps on a read error
         // The first stdout line names the port.
         var line = [UInt8]()
         let handle = output.fileHandleForReading
