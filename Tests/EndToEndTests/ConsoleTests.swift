@@ -10,6 +10,15 @@ import TestSupport
 @Suite(.serialized) struct ConsoleTests {
     static let key = ServeTests.adminKey
 
+    /// A server on the test fixture's model in a fresh folder, both gone when `body` returns.
+    static func withFixtureServer(_ body: (ServeTests.Fixture, URL, ServerProcess, ServeTests.Checked) throws -> Void) throws {
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let server = try ServerProcess(model: ServeTests.fixture.model, folder: folder)
+        defer { server.stop() }
+        try body(ServeTests.fixture, folder, server, try ServeTests.Checked(server))
+    }
+
     static func get(_ server: ServerProcess, _ path: String, key: String? = nil) throws -> RawClient.Response {
         try server.client().send("GET", path, headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [])
     }
@@ -57,38 +66,34 @@ import TestSupport
     /// The thumbnails' route: stored bytes with their media type, scaled PNGs, admin only, and
     /// a clear answer for every wrong request. The listing's prefix filter and first sample.
     @Test func sampleImagesAndTheListingTheGalleryViewUses() throws {
-        let f = ServeTests.fixture
-        let folder = try ServeTests.freshFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let server = try ServerProcess(model: f.model, folder: folder)
-        defer { server.stop() }
-        let api = try ServeTests.Checked(server)
-        let alice = try api.form("POST", "/v1/identities", [("id", nil, Array("alice".utf8)), ("images", "a.png", f.image(1, 0)), ("images", "b.png", f.image(1, 1))])
-        let samples = alice.json["samples"] as? [Int] ?? []
-        try api.form("POST", "/v1/identities", [("id", nil, Array("alina".utf8)), ("images", "c.png", f.image(2, 0))])
-        try api.form("POST", "/v1/identities", [("id", nil, Array("bob".utf8)), ("images", "d.png", f.image(3, 0))])
-        let path = "/v1/identities/alice/samples/\(samples[0])/image"
+        try Self.withFixtureServer { f, folder, server, api in
+            let alice = try api.form("POST", "/v1/identities", [("id", nil, Array("alice".utf8)), ("images", "a.png", f.image(1, 0)), ("images", "b.png", f.image(1, 1))])
+            let samples = alice.json["samples"] as? [Int] ?? []
+            try api.form("POST", "/v1/identities", [("id", nil, Array("alina".utf8)), ("images", "c.png", f.image(2, 0))])
+            try api.form("POST", "/v1/identities", [("id", nil, Array("bob".utf8)), ("images", "d.png", f.image(3, 0))])
+            let path = "/v1/identities/alice/samples/\(samples[0])/image"
 
-        let original = try Self.get(server, path, key: Self.key)
-        #expect(original.status == 200 && original.header("Content-Type") == "image/png" && original.body == f.image(1, 0))
-        #expect(original.header("Cache-Control")?.contains("private") == true)
-        let thumbnail = try Self.get(server, path + "?max_side=16", key: Self.key)
-        let decoded = try ImageDecoder.decode(thumbnail.body)
-        #expect(thumbnail.header("Content-Type") == "image/png" && max(decoded.width, decoded.height) <= 16)
-        #expect(try Self.get(server, path + "?format=png", key: Self.key).status == 200)
-        // Admin only; bad parameters, someone else's sample and unknown samples are refused.
-        #expect(try Self.get(server, path).status == 401)
-        #expect(try Self.get(server, path + "?max_side=4", key: Self.key).errorCode == "invalid_max_side")
-        #expect(try Self.get(server, path + "?format=gif", key: Self.key).errorCode == "invalid_format")
-        #expect(try Self.get(server, "/v1/identities/bob/samples/\(samples[0])/image", key: Self.key).status == 404)
-        #expect(try Self.get(server, "/v1/identities/alice/samples/999999/image", key: Self.key).status == 404)
-        #expect(try Self.get(server, "/v1/identities/alice/samples/x/image", key: Self.key).errorCode == "invalid_sample")
+            let original = try Self.get(server, path, key: Self.key)
+            #expect(original.status == 200 && original.header("Content-Type") == "image/png" && original.body == f.image(1, 0))
+            #expect(original.header("Cache-Control")?.contains("private") == true)
+            let thumbnail = try Self.get(server, path + "?max_side=16", key: Self.key)
+            let decoded = try ImageDecoder.decode(thumbnail.body)
+            #expect(thumbnail.header("Content-Type") == "image/png" && max(decoded.width, decoded.height) <= 16)
+            #expect(try Self.get(server, path + "?format=png", key: Self.key).status == 200)
+            // Admin only; bad parameters, someone else's sample and unknown samples are refused.
+            #expect(try Self.get(server, path).status == 401)
+            #expect(try Self.get(server, path + "?max_side=4", key: Self.key).errorCode == "invalid_max_side")
+            #expect(try Self.get(server, path + "?format=gif", key: Self.key).errorCode == "invalid_format")
+            #expect(try Self.get(server, "/v1/identities/bob/samples/\(samples[0])/image", key: Self.key).status == 404)
+            #expect(try Self.get(server, "/v1/identities/alice/samples/999999/image", key: Self.key).status == 404)
+            #expect(try Self.get(server, "/v1/identities/alice/samples/x/image", key: Self.key).errorCode == "invalid_sample")
 
-        let listed = try api.call("GET", "/v1/identities?prefix=ali")
-        let identities = listed.json["identities"] as? [[String: Any]] ?? []
-        #expect(identities.map { $0["id"] as? String } == ["alice", "alina"])
-        #expect(identities.first?["first_sample"] as? Int == samples[0])
-        #expect(try api.call("GET", "/v1/identities?prefix=ali&limit=1&after=alice").json["identities"].map { ($0 as? [[String: Any]])?.count } == 1)
+            let listed = try api.call("GET", "/v1/identities?prefix=ali")
+            let identities = listed.json["identities"] as? [[String: Any]] ?? []
+            #expect(identities.map { $0["id"] as? String } == ["alice", "alina"])
+            #expect(identities.first?["first_sample"] as? Int == samples[0])
+            #expect(try api.call("GET", "/v1/identities?prefix=ali&limit=1&after=alice").json["identities"].map { ($0 as? [[String: Any]])?.count } == 1)
+        }
     }
 
     @Test func imagesNotStoredAreSaidSo() throws {
@@ -109,30 +114,26 @@ import TestSupport
     /// the admin key, enroll from a file, its thumbnail, delete, the model view; no console
     /// error. Screenshots go to .build/console-screenshots.
     @Test func theConsoleWorksInARealBrowser() throws {
-        let f = ServeTests.fixture
-        let folder = try ServeTests.freshFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let server = try ServerProcess(model: f.model, folder: folder)
-        defer { server.stop() }
-        let api = try ServeTests.Checked(server)
-        for identity in 0..<6 {
-            try api.form("POST", "/v1/identities", [("id", nil, Array("glyph\(identity)".utf8)), ("images", "0.png", f.image(identity, 0)),
-                                                    ("images", "1.png", f.image(identity, 1))])
-        }
-        let images = try [(0, 2), (0, 3), (9, 0)].map { identity, index -> String in
-            let file = folder.appendingPathComponent("upload-\(identity)-\(index).png")
-            try Data(f.image(identity, index)).write(to: file)
-            return file.path
-        }
-        let cache = ProcessInfo.processInfo.environment["DOPPEL_CACHE_DIR"] ?? (NSHomeDirectory() + "/.cache/doppel")
-        let python = cache + "/venv/bin/python"
-        try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap makes it (Selenium for the browser test)")
-        let screenshots = ServerProcess.repository.appendingPathComponent(".build/console-screenshots").path
-        let (status, text) = try runProgram(python, [ServerProcess.repository.appendingPathComponent("Tests/Browser/console_test.py").path,
-                                                     "http://127.0.0.1:\(server.port)", Self.key] + images + [screenshots])
-        #expect(status == 0, "the browser test failed: \(text)")
-        for view in ["verify", "search", "gallery", "model"] {
-            #expect(FileManager.default.fileExists(atPath: "\(screenshots)/console-\(view).png"))
+        try Self.withFixtureServer { f, folder, server, api in
+            for identity in 0..<6 {
+                try api.form("POST", "/v1/identities", [("id", nil, Array("glyph\(identity)".utf8)), ("images", "0.png", f.image(identity, 0)),
+                                                        ("images", "1.png", f.image(identity, 1))])
+            }
+            let images = try [(0, 2), (0, 3), (9, 0)].map { identity, index -> String in
+                let file = folder.appendingPathComponent("upload-\(identity)-\(index).png")
+                try Data(f.image(identity, index)).write(to: file)
+                return file.path
+            }
+            let cache = ProcessInfo.processInfo.environment["DOPPEL_CACHE_DIR"] ?? (NSHomeDirectory() + "/.cache/doppel")
+            let python = cache + "/venv/bin/python"
+            try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap makes it (Selenium for the browser test)")
+            let screenshots = ServerProcess.repository.appendingPathComponent(".build/console-screenshots").path
+            let (status, text) = try runProgram(python, [ServerProcess.repository.appendingPathComponent("Tests/Browser/console_test.py").path,
+                                                         "http://127.0.0.1:\(server.port)", Self.key] + images + [screenshots])
+            #expect(status == 0, "the browser test failed: \(text)")
+            for view in ["verify", "search", "gallery", "model"] {
+                #expect(FileManager.default.fileExists(atPath: "\(screenshots)/console-\(view).png"))
+            }
         }
     }
 }
