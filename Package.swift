@@ -27,7 +27,9 @@ let package = Package(
         // ONNX files -> DoppelNN graphs (a protobuf reader of its own: no generated code).
         .target(name: "DoppelONNX", dependencies: ["DoppelNN"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
-        .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite", "CPostgres"]),
+        // The compact index's row kernels (AVX2 with a run-time check, portable C otherwise).
+        .target(name: "CScanKernels"),
+        .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite", "CPostgres", "CScanKernels"]),
         // epoll and eventfd headers (Linux), which Swift's Glibc module leaves out.
         .target(name: "CLinuxEvents"),
 
@@ -52,7 +54,7 @@ let package = Package(
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
         .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelONNXTests", dependencies: ["DoppelONNX", "DoppelNN"], exclude: ["Fixtures"]),
-        .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery", "TestSupport"]),
+        .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery", "CScanKernels", "TestSupport"]),
         // Test helpers shared by the test targets (a raw HTTP client).
         .target(name: "TestSupport", dependencies: ["DoppelHTTP"], path: "Tests/TestSupport"),
         .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),

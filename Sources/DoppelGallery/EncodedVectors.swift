@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import CScanKernels
 
 /// How the index stores each vector: what a search reads per row, and so its speed (a single
 /// query is bound by memory) and the gallery's memory.
@@ -58,7 +59,7 @@ struct ScalarQuantizer: Equatable {
 }
 
 /// Rows of vectors in one of the index's precisions, with the kernels that read them: the
-/// dot product of a query with a row (SIMD, sixteen values at a time) and decoding a run of
+/// products of a query with a run of rows (SIMD; float16 and int8 in CScanKernels) and decoding a run of
 /// rows to float32 (for the batched search's sgemm tiles). The int8 quantiser is trained on
 /// the first `trainingRows` vectors (kept as float32 until then) or when `train()` is asked.
 struct EncodedVectors {
@@ -175,19 +176,27 @@ struct EncodedVectors {
         count -= 1
     }
 
-    /// Rows `range` as float32 into `out` (`range.count x dimension`).
+    /// Rows `range` as float32 into `out` (`range.count x dimension`). Plain loops over
+    /// pointers, which the compiler vectorises (the batched search decodes every tile so).
     func decode(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        let d = dimension
+        let d = dimension, values = range.count * d, first = range.lowerBound * d
         if readsFloats {
-            floats.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + range.lowerBound * d, count: range.count * d) }
+            floats.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + first, count: values) }
         } else if precision == .float16 {
             halves.withUnsafeBufferPointer { h in
-                for i in 0..<(range.count * d) { out[i] = Self.float(h[range.lowerBound * d + i]) }
+                let h = h.baseAddress! + first
+                for i in 0..<values { out[i] = Self.float(h[i]) }
             }
         } else if let quantizer {
             codes.withUnsafeBufferPointer { c in
-                for row in 0..<range.count {
-                    for k in 0..<d { out[row * d + k] = quantizer.decode(c[(range.lowerBound + row) * d + k], k) }
+                quantizer.minimum.withUnsafeBufferPointer { minimum in
+                    quantizer.step.withUnsafeBufferPointer { step in
+                        let (c, minimum, step) = (c.baseAddress! + first, minimum.baseAddress!, step.baseAddress!)
+                        for row in 0..<range.count {
+                            let (codes, decoded) = (c + row * d, out + row * d)
+                            for k in 0..<d { decoded[k] = minimum[k] + Float(codes[k]) * step[k] }
+                        }
+                    }
                 }
             }
         }
@@ -199,46 +208,21 @@ struct EncodedVectors {
         return out
     }
 
-    /// A query ready for `dot`: for int8, q * step per dimension and the constant q . minimum,
-    /// so a row's product is one pass over its codes. For float16 each full block of 16 values
-    /// is reordered to the lane order the kernel reads halves in (see `dot(_:halves:)`).
+    /// A query ready for the row kernels: for int8, q * step per dimension and the constant
+    /// q . minimum, so a row's product is one pass over its codes.
     struct PreparedQuery {
         var values: [Float]
         var offset: Float
     }
 
     func prepare(_ query: UnsafeBufferPointer<Float>) -> PreparedQuery {
-        switch precision {
-        case .float32: return PreparedQuery(values: Array(query), offset: 0)
-        case .float16: return PreparedQuery(values: Self.laneOrder(Array(query), perWord: 2), offset: 0)
-        case .int8:
-            guard let quantizer else { return PreparedQuery(values: Array(query), offset: 0) }
-            var offset: Float = 0
-            let scaled = (0..<dimension).map { d in
-                offset += query[d] * quantizer.minimum[d]
-                return query[d] * quantizer.step[d]
-            }
-            return PreparedQuery(values: scaled, offset: offset)
+        guard precision == .int8, let quantizer else { return PreparedQuery(values: Array(query), offset: 0) }
+        var offset: Float = 0
+        let scaled = (0..<dimension).map { d in
+            offset += query[d] * quantizer.minimum[d]
+            return query[d] * quantizer.step[d]
         }
-    }
-
-    /// `values` with each full block of 16 reordered for kernels that load a block's codes as
-    /// 32-bit words (`perWord` codes each: 4 bytes, or 2 halves) and take the r-th code of
-    /// every word together: block position `w * perWord + r` moves to `r * words + w` within its
-    /// group of `4 * perWord` values. The tail (count % 16) keeps its order.
-    static func laneOrder(_ values: [Float], perWord: Int) -> [Float] {
-        var out = values
-        let group = 4 * perWord
-        var base = 0
-        while base + 16 <= values.count {
-            for start in stride(from: base, to: base + 16, by: group) {
-                for w in 0..<4 {
-                    for r in 0..<perWord { out[start + r * 4 + w] = values[start + w * perWord + r] }
-                }
-            }
-            base += 16
-        }
-        return out
+        return PreparedQuery(values: scaled, offset: offset)
     }
 
     /// Runs `visitor` with the reader of this storage's rows for `query`: one generic call
@@ -277,60 +261,6 @@ struct EncodedVectors {
         return sum
     }
 
-    /// q . codes, the codes widened to float sixteen at a time. (Taking the bytes of 32-bit
-    /// words by shift and mask, as `dot(_:halves:)` does, measured slower here: 1M x 128 one
-    /// query 52 ms against 34.)
-    @inline(__always) static func dot(_ q: UnsafePointer<Float>, codes: UnsafePointer<UInt8>, count: Int) -> Float {
-        var lanes = SIMD16<Float>()
-        var i = 0
-        let rq = UnsafeRawPointer(q), rc = UnsafeRawPointer(codes)
-        while i + 16 <= count {
-            let bytes = rc.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self)
-            lanes += rq.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: bytes))
-            i += 16
-        }
-        var sum = lanes.sum()
-        while i < count {
-            sum += q[i] * Float(codes[i])
-            i += 1
-        }
-        return sum
-    }
-
-    /// q . halves, sixteen at a time: loaded as 32-bit words, low and high halves taken
-    /// separately (same-width vector operations: widening SIMD16<UInt16> and lane masks compiled
-    /// to slow code, 1M x 128 one query 604 ms, now 29), widened by `widen`. `q`'s blocks are
-    /// in `laneOrder(_, perWord: 2)`. (No F16C in the baseline x86-64 the binary is built for.)
-    @inline(__always) static func dot(_ q: UnsafePointer<Float>, halves: UnsafePointer<UInt16>, count: Int) -> Float {
-        var lanes = SIMD4<Float>()
-        var i = 0
-        let rq = UnsafeRawPointer(q), rh = UnsafeRawPointer(halves)
-        let low = SIMD4<UInt32>(repeating: 0xFFFF)
-        while i + 16 <= count {
-            for half in 0..<2 {
-                let words = rh.loadUnaligned(fromByteOffset: (i + 8 * half) * 2, as: SIMD4<UInt32>.self)
-                let base = (i + 8 * half) * 4
-                lanes += rq.loadUnaligned(fromByteOffset: base, as: SIMD4<Float>.self) * widen(words & low)
-                lanes += rq.loadUnaligned(fromByteOffset: base + 16, as: SIMD4<Float>.self) * widen(words &>> 16)
-            }
-            i += 16
-        }
-        var sum = lanes.sum()
-        while i < count {
-            sum += q[i] * float(halves[i])
-            i += 1
-        }
-        return sum
-    }
-
-    /// binary16 bit patterns (in 32-bit lanes) to floats: exponent and mantissa shifted into a
-    /// float's place and scaled by 2^112 (127 - 15), which is exact for normal and subnormal
-    /// halves alike, then the sign put back. No lane masks (they compiled to slow code).
-    @inline(__always) static func widen(_ h: SIMD4<UInt32>) -> SIMD4<Float> {
-        let magnitude = unsafeBitCast((h & 0x7FFF) &<< 13, to: SIMD4<Float>.self) * 0x1p112
-        return unsafeBitCast(unsafeBitCast(magnitude, to: SIMD4<UInt32>.self) | ((h & 0x8000) &<< 16), to: SIMD4<Float>.self)
-    }
-
     static func float(_ h: UInt16) -> Float {
         let magnitude = Float(bitPattern: UInt32(h & 0x7FFF) << 13) * 0x1p112
         return Float(bitPattern: magnitude.bitPattern | (UInt32(h & 0x8000) << 16))
@@ -356,9 +286,10 @@ struct EncodedVectors {
     }
 }
 
-/// The product of a prepared query with row `row` of some storage.
+/// The products of a prepared query with a run of rows of some storage.
 protocol RowReader: Sendable {
-    func dot(_ row: Int) -> Float
+    /// out[i] = the product with row `rows.lowerBound + i`.
+    func products(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>)
 }
 
 /// What runs over a storage's rows, generic over how they are read.
@@ -370,15 +301,22 @@ protocol RowVisitor {
 /// Read-only pointers into rows no one changes during a search (the index's read lock).
 struct FloatRows: RowReader, @unchecked Sendable {
     let query: UnsafePointer<Float>, rows: UnsafePointer<Float>, dimension: Int
-    @inline(__always) func dot(_ row: Int) -> Float { EncodedVectors.dot(query, rows + row * dimension, count: dimension) }
+    @inline(__always) func products(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        for row in range { out[row - range.lowerBound] = EncodedVectors.dot(query, rows + row * dimension, count: dimension) }
+    }
 }
 
+/// float16 and int8 rows go to the C kernels (CScanKernels: F16C and byte-widening loads).
 struct HalfRows: RowReader, @unchecked Sendable {
     let query: UnsafePointer<Float>, rows: UnsafePointer<UInt16>, dimension: Int
-    @inline(__always) func dot(_ row: Int) -> Float { EncodedVectors.dot(query, halves: rows + row * dimension, count: dimension) }
+    func products(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        doppel_scan_f16(query, rows + range.lowerBound * dimension, dimension, range.count, out)
+    }
 }
 
 struct CodeRows: RowReader, @unchecked Sendable {
     let query: UnsafePointer<Float>, rows: UnsafePointer<UInt8>, dimension: Int, offset: Float
-    @inline(__always) func dot(_ row: Int) -> Float { offset + EncodedVectors.dot(query, codes: rows + row * dimension, count: dimension) }
+    func products(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        doppel_scan_u8(query, rows + range.lowerBound * dimension, dimension, range.count, offset, out)
+    }
 }

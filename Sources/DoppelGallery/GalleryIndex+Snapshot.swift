@@ -189,15 +189,7 @@ extension GalleryIndex {
         }
         rowOfSample.reserveCapacity(sampleOfRow.count)
         for (row, sample) in sampleOfRow.enumerated() { rowOfSample[sample] = Int32(row) }
-        if tracksCentroids {
-            centroidSums = [Float](repeating: 0, count: names.count * dimension)
-            var row = [Float](repeating: 0, count: dimension)
-            for r in 0..<storage.count {
-                row.withUnsafeMutableBufferPointer { storage.decode(rows: r..<(r + 1), into: $0.baseAddress!) }
-                let base = Int(identityOfRow[r]) * dimension
-                for k in 0..<dimension { centroidSums[base + k] += row[k] }
-            }
-        }
+        sumRows(norms: false)
     }
 }
 

@@ -143,6 +143,8 @@ struct SearchBench: ParsableCommand {
             guard array.shape.count == 2 else { throw ValidationError("\(vectors) must be N x d") }
             return (array.values, array.shape[1])
         }
+        // Plain locals: an option's getter in the loops below cost more than the generation.
+        let (n, dim) = (self.n, self.dim)
         var generator = SeededGenerator(seed: 3)
         var values = [Float](repeating: 0, count: n * dim)
         if data == "gaussian" {

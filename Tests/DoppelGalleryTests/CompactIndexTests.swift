@@ -2,6 +2,7 @@
 import Foundation
 import Testing
 @testable import DoppelGallery
+import CScanKernels
 
 /// float16 and int8 indexes against the float32 one: distances within the stated error,
 /// re-ranking that restores the exact answer, learning int8 ranges, deletion.
@@ -101,23 +102,30 @@ import Testing
             #expect(abs(back - value) <= abs(value) * 0x1p-11 + 1e-7, "\(value) -> \(back)")
         }
         #expect(EncodedVectors.float(EncodedVectors.half(1e6)) == 65504, "saturates")
-        let lanes = SIMD4<UInt32>((0..<4).map { UInt32(EncodedVectors.half(Float($0) / 3 - 1.7)) })
-        let widened = EncodedVectors.widen(lanes)
-        for lane in 0..<4 { #expect(widened[lane] == EncodedVectors.float(UInt16(lanes[lane]))) }
     }
 
-    /// The float16 kernel reads halves out of 32-bit words in its own lane order, and the
-    /// prepared query is reordered to match: its product equals the plain one, full blocks
-    /// and the tail alike.
-    @Test func theHalfKernelsLaneOrderGivesThePlainProduct() {
-        let count = 40  // two blocks of 16 and a tail of 8
-        let query = (0..<count).map { Float($0 % 7) / 3 - 1 }
-        let halves = (0..<count).map { EncodedVectors.half(Float(($0 * 5) % 11) / 4 - 1.2) }
-        let plain = zip(query, halves).reduce(Float(0)) { $0 + $1.0 * EncodedVectors.float($1.1) }
-        let ordered = EncodedVectors.laneOrder(query, perWord: 2)
-        #expect(Set(ordered) == Set(query) && ordered != query)
-        let product = ordered.withUnsafeBufferPointer { q in halves.withUnsafeBufferPointer { EncodedVectors.dot(q.baseAddress!, halves: $0.baseAddress!, count: count) } }
-        #expect(abs(product - plain) < 1e-4, "\(product) against \(plain)")
+    /// The C row kernels (AVX2 here when the processor has it, and the portable bodies other
+    /// processors run) give the plain product for full blocks of 16 and the tail alike.
+    @Test func theRowKernelsGiveThePlainProduct() {
+        let dimension = 40, rows = 6  // two blocks of 16 and a tail of 8 per row; four rows at once, then two
+        let query = (0..<dimension).map { Float($0 % 7) / 3 - 1 }
+        let codes = (0..<(rows * dimension)).map { UInt8(($0 * 37) % 256) }
+        let halves = (0..<(rows * dimension)).map { EncodedVectors.half(Float(($0 * 5) % 11) / 4 - 1.2 + ($0 == 3 ? 3e-6 : 0)) }
+        for row in 0..<rows {
+            let slice = (row * dimension)..<((row + 1) * dimension)
+            let plainCodes = zip(query, codes[slice]).reduce(Float(0.5)) { $0 + $1.0 * Float($1.1) }
+            let plainHalves = zip(query, halves[slice]).reduce(Float(0)) { $0 + $1.0 * EncodedVectors.float($1.1) }
+            var fast = [Float](repeating: .nan, count: rows), portable = fast, fastHalves = fast, portableHalves = fast
+            doppel_scan_u8(query, codes, dimension, rows, 0.5, &fast)
+            doppel_scan_u8_portable(query, codes, dimension, rows, 0.5, &portable)
+            doppel_scan_f16(query, halves, dimension, rows, &fastHalves)
+            doppel_scan_f16_portable(query, halves, dimension, rows, &portableHalves)
+            // The AVX2 body rounds the query to 16 bits: its stated bound, plus float rounding.
+            let rounding = codes[slice].reduce(Float(0)) { $0 + Float($1) } * query.map(abs).max()! / 65534
+            #expect(abs(portable[row] - plainCodes) <= 1e-5 * abs(plainCodes) + 1e-4, "int8 row \(row): \(portable[row]) against \(plainCodes)")
+            #expect(abs(fast[row] - plainCodes) <= rounding + 1e-5 * abs(plainCodes) + 1e-4, "int8 row \(row): \(fast[row]) against \(plainCodes)")
+            for got in [fastHalves[row], portableHalves[row]] { #expect(abs(got - plainHalves) < 1e-4, "float16 row \(row): \(got) against \(plainHalves)") }
+        }
     }
 }
 
