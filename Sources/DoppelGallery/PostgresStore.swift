@@ -420,6 +420,10 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
         }
     }
 
+    public func sampleCount() throws(GalleryError) -> Int {
+        try run { Int(try connection.query("SELECT count(*) FROM samples").first?.first?.integer ?? 0) }
+    }
+
     public func samplesWithoutImages(missing model: String) throws(GalleryError) -> Int {
         try run {
             Int(try connection.query("""

@@ -323,6 +323,10 @@ public final class SQLiteStore: GalleryStore {
         } catch { throw .database(error) }
     }
 
+    public func sampleCount() throws(GalleryError) -> Int {
+        try read { Int(try database.query("SELECT COUNT(*) FROM samples").first?.first?.integer ?? 0) }
+    }
+
     /// Samples that cannot be re-embedded because their images were not stored.
     public func samplesWithoutImages(missing model: String) throws(GalleryError) -> Int {
         do {

@@ -118,15 +118,20 @@ final class Galleries: @unchecked Sendable {
         try writer.withLock {
             try store.registerModel(id: model.id, architecture: model.file.network.architecture.description,
                                     dimension: model.dimension, metric: model.metric.rawValue)
-            let missingImages = try store.samplesWithoutImages(missing: model.id)
-            guard missingImages == 0 else {
-                throw ServedModel.LoadError(description: """
-                    \(missingImages) samples have no embedding under model \(model.id) and no stored image to make one from; \
-                    serve the model they were enrolled with, or re-enroll them (store_images was off)
-                    """)
-            }
-            try exclusivelyAcrossReplicas(progress: progress) {
-                try reembed(embedder: embedder, progress: progress)
+            // A sample has at most one embedding per model, so when the model's stamp counts
+            // as many embeddings as there are samples none is missing, and the two scans below
+            // (each reads every sample row: 8 s at 10M in SQLite) are skipped.
+            if try store.indexStamp(model: model.id).rows != Int64(store.sampleCount()) {
+                let missingImages = try store.samplesWithoutImages(missing: model.id)
+                guard missingImages == 0 else {
+                    throw ServedModel.LoadError(description: """
+                        \(missingImages) samples have no embedding under model \(model.id) and no stored image to make one from; \
+                        serve the model they were enrolled with, or re-enroll them (store_images was off)
+                        """)
+                }
+                try exclusivelyAcrossReplicas(progress: progress) {
+                    try reembed(embedder: embedder, progress: progress)
+                }
             }
             let loaded = try loadConsistently(progress: progress)
             indexLock.withLock { indexes = loaded }

@@ -145,6 +145,8 @@ import TestSupport
         let a = try store.createIdentity(gallery: "default", externalID: "a", samples: [Self.sample(1, embedding: [1, 0]), Self.sample(2, embedding: [0, 1])], model: "old", actor: "t")
         #expect(try store.indexStamp(model: "old") == IndexStamp(rows: 2, sampleSum: a.sampleIDs.reduce(0, +), changes: 2))
         #expect(try store.indexStamp(model: "new") == IndexStamp(rows: 0, sampleSum: 0, changes: 0))
+        // The start-up's shortcut: stamp rows equal to the sample count means none is missing.
+        #expect(try store.sampleCount() == 2)
         let missing = try store.samplesMissingEmbedding(model: "new", after: 0, limit: 10)
         #expect(missing.map(\.sample) == a.sampleIDs && missing.first?.image == Self.sample(1).image)
         #expect(try store.samplesMissingEmbedding(model: "new", after: a.sampleIDs[0], limit: 10).map(\.sample) == [a.sampleIDs[1]])
@@ -156,6 +158,7 @@ import TestSupport
         #expect(try store.samplesWithoutImages(missing: "new") == 0)
         try store.deleteIdentity(gallery: "default", externalID: "a", actor: "t")
         #expect(try store.indexStamp(model: "new") == IndexStamp(rows: 0, sampleSum: 0, changes: 5))
+        #expect(try store.sampleCount() == 0)
     }
 
     /// The vector reader works on its own connection beside the store's.
