@@ -261,6 +261,7 @@ struct SnapshotReader {
         let fd = self.fd
         let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
+            Self.preferHugePages(raw)
             var offset = 0
             while offset < raw.count {
                 let got = Glibc.read(fd, raw.baseAddress! + offset, min(raw.count - offset, 1 << 30))
@@ -271,6 +272,18 @@ struct SnapshotReader {
         }
         if checksummed { values.withUnsafeBytes { sum.add($0) } }
         return values
+    }
+
+    /// Asks for 2 MB pages over a large section before it is filled (this kernel gives them
+    /// only when asked): a 1.3 GB section then takes 650 page faults instead of 330,000, and
+    /// the scans over it miss the TLB less. Advice only: nothing changes if it is refused.
+    static func preferHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
+        let huge = 2 << 20
+        guard buffer.count >= 4 * huge, let base = buffer.baseAddress else { return }
+        let start = (Int(bitPattern: base) + huge - 1) / huge * huge
+        let end = (Int(bitPattern: base) + buffer.count) / huge * huge
+        guard end > start, let aligned = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(aligned, end - start, MADV_HUGEPAGE)
     }
 
     func atEnd() throws -> Bool {
