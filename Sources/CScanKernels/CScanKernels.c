@@ -1,32 +1,14 @@
 // SPDX-License-Identifier: MIT
-// Row kernels for the compact index. Each row's product is summed in two 8-lane accumulators
-// and reduced once per row; the caller asks for a block of rows at a time so the call and the
-// dispatch are paid once per block, not per row.
+// Row kernels for the compact index: int8 in 16-bit integer products, four rows at a time;
+// float16 through F16C, two 8-lane accumulators a row. The caller asks for a block of rows at
+// a time, so the call, the dispatch and the query's preparation are paid once per block.
 #include "CScanKernels.h"
 #include <math.h>
-#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define DOPPEL_X86 1
 #endif
-
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
-    if (exponent == 0) {
-        // Zero or subnormal: mantissa * 2^-24, exact in float.
-        float magnitude = (float)mantissa * 0x1p-24f;
-        memcpy(&bits, &magnitude, 4);
-        bits |= sign;
-    } else if (exponent == 31) {
-        bits = sign | 0x7F800000 | (mantissa << 13);
-    } else {
-        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    }
-    float out;
-    memcpy(&out, &bits, 4);
-    return out;
-}
 
 void doppel_scan_u8_portable(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out) {
     for (size_t r = 0; r < rows; r++) {
@@ -41,7 +23,7 @@ void doppel_scan_f16_portable(const float *query, const uint16_t *halves, size_t
     for (size_t r = 0; r < rows; r++) {
         const uint16_t *row = halves + r * dimension;
         float sum = 0;
-        for (size_t d = 0; d < dimension; d++) sum += query[d] * half_to_float(row[d]);
+        for (size_t d = 0; d < dimension; d++) sum += query[d] * doppel_half_to_float(row[d]);
         out[r] = sum;
     }
 }
@@ -135,7 +117,7 @@ __attribute__((target("avx2,fma,f16c"))) static void scan_f16_avx2(const float *
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(query + d + 8), high, a1);
         }
         float sum = horizontal_sum(_mm256_add_ps(a0, a1));
-        for (; d < dimension; d++) sum += query[d] * half_to_float(row[d]);
+        for (; d < dimension; d++) sum += query[d] * doppel_half_to_float(row[d]);
         out[r] = sum;
     }
 }

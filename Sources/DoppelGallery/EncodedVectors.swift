@@ -12,6 +12,9 @@ public enum IndexPrecision: String, Sendable, CaseIterable {
     /// learned from the gallery and cut into 255 steps.
     case int8
 
+    /// Which bodies the float16 and int8 row kernels run here: "avx2", or "portable" C.
+    public static var kernels: String { doppel_scan_uses_avx2() != 0 ? "avx2" : "portable" }
+
     public var bytesPerValue: Int {
         switch self {
         case .float32: 4
@@ -261,10 +264,8 @@ struct EncodedVectors {
         return sum
     }
 
-    static func float(_ h: UInt16) -> Float {
-        let magnitude = Float(bitPattern: UInt32(h & 0x7FFF) << 13) * 0x1p112
-        return Float(bitPattern: magnitude.bitPattern | (UInt32(h & 0x8000) << 16))
-    }
+    /// binary16 bits to float (the C header's conversion, inlined here too).
+    @inline(__always) static func float(_ h: UInt16) -> Float { doppel_half_to_float(h) }
 
     /// float -> binary16, rounded to nearest; beyond the half range saturates, tiny values flush to 0.
     static func half(_ value: Float) -> UInt16 {

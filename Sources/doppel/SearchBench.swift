@@ -37,6 +37,8 @@ struct SearchBench: ParsableCommand {
     struct Report: Codable {
         let n: Int, dim: Int, k: Int, identities: Int
         let precision: String, rerank: Int
+        /// The compact row kernels' bodies on this processor (avx2 or portable).
+        let scanKernels: String
         let bytesPerVector: Int, indexMegabytes: Double, residentMegabytes: Double
         let buildSeconds: Double
         let singleQueryMilliseconds: Double
@@ -111,7 +113,7 @@ struct SearchBench: ParsableCommand {
         let perQuery = 1000 / batchRate / Double(batchCount)
         func round(_ value: Double, _ places: Double = 1000) -> Double { (value * places).rounded() / places }
         let report = Report(n: count, dim: dimension, k: k, identities: (count + perIdentity - 1) / perIdentity,
-                            precision: precision.rawValue, rerank: rerank, bytesPerVector: index.bytesPerVector,
+                            precision: precision.rawValue, rerank: rerank, scanKernels: IndexPrecision.kernels, bytesPerVector: index.bytesPerVector,
                             indexMegabytes: round(Double(index.bytes) / 1e6, 10), residentMegabytes: round(resident, 10),
                             buildSeconds: round(buildSeconds, 100),
                             singleQueryMilliseconds: round(singleMs), batchedMillisecondsPerQuery: round(perQuery), batch: batchCount,
@@ -130,8 +132,8 @@ struct SearchBench: ParsableCommand {
                      count, dimension, precision.rawValue, rerank > 0 ? " re-ranked x\(rerank)" : "", k, report.singleQueryMilliseconds,
                      report.memoryFloorMilliseconds, report.readBandwidthGBs, report.allCoreMemoryFloorMilliseconds, report.singleQueryOverAllCoreFloor,
                      batchCount, report.batchedMillisecondsPerQuery, report.batchedQueriesPerSecond))
-        print(String(format: "%d bytes per vector, index %.1f MB, resident %.0f MB, built in %.2f s", report.bytesPerVector, report.indexMegabytes,
-                     report.residentMegabytes, report.buildSeconds)
+        print(String(format: "%d bytes per vector, index %.1f MB, resident %.0f MB, built in %.2f s, %@ row kernels", report.bytesPerVector, report.indexMegabytes,
+                     report.residentMegabytes, report.buildSeconds, report.scanKernels)
               + (recall.map { String(format: "; recall@%d %.4f against exact", k, $0) } ?? "")
               + (concurrent.map { String(format: "; %d concurrent callers %.0f queries/s", concurrency, $0) } ?? ""))
     }

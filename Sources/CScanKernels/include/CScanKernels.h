@@ -6,10 +6,31 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/// IEEE binary16 bits to float, exactly (normal, subnormal, zero; infinity and NaN kept). The
+/// one conversion both the kernels' portable bodies and Swift's decoding use.
+static inline float doppel_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
+    if (exponent == 0) {
+        // Zero or subnormal: mantissa * 2^-24, exact in float.
+        float magnitude = (float)mantissa * 0x1p-24f;
+        memcpy(&bits, &magnitude, 4);
+        bits |= sign;
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000 | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    }
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
+}
 
 /// out[r] = offset + sum_d query[d] * codes[r * dimension + d], for r in 0..<rows. The AVX2
-/// body rounds the query to 16-bit integers first: each product's error is at most
-/// codes[d] * max|query| / 65534 (a row's sum at most sum_d codes[d] * max|query| / 65534).
+/// body rounds the query to integers of at most L = min(32767, 2^31 / (255 * dimension / 8))
+/// first (so 32-bit sums cannot overflow; L = 32767 up to 2,056 dimensions): a row's error is
+/// at most sum_d codes[d] * max|query| / (2 L).
 void doppel_scan_u8(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out);
 
 /// out[r] = sum_d query[d] * half(halves[r * dimension + d]) (IEEE binary16), for r in 0..<rows.
@@ -19,5 +40,5 @@ void doppel_scan_f16(const float *query, const uint16_t *halves, size_t dimensio
 void doppel_scan_u8_portable(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out);
 void doppel_scan_f16_portable(const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out);
 
-/// Whether the AVX2 bodies run on this processor (reported by the bench).
+/// Whether the AVX2 bodies run on this processor (`doppel bench search` reports it).
 int doppel_scan_uses_avx2(void);
