@@ -23,7 +23,9 @@ let package = Package(
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
 
         .target(name: "DoppelImaging", dependencies: ["CPNG", "CJPEG", "CZlib"]),
-        .target(name: "DoppelNN", dependencies: ["CBLAS"]),
+        // The packed-weights matrix product for one image at a time (AVX2 with a run-time check).
+        .target(name: "CGEMMKernels"),
+        .target(name: "DoppelNN", dependencies: ["CBLAS", "CGEMMKernels"]),
         // ONNX files -> DoppelNN graphs (a protobuf reader of its own: no generated code).
         .target(name: "DoppelONNX", dependencies: ["DoppelNN"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
@@ -52,7 +54,7 @@ let package = Package(
         ),
 
         .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
-        .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN"], exclude: ["Fixtures"]),
+        .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN", "CGEMMKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelONNXTests", dependencies: ["DoppelONNX", "DoppelNN"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery", "CScanKernels", "TestSupport"]),
         // Test helpers shared by the test targets (a raw HTTP client).

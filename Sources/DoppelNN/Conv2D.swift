@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 
+import CGEMMKernels
+
 /// Scratch memory shared by the layers of one replica: they run one at a time, so one set of
 /// im2col columns serves every convolution (a ResNet's twenty layers would otherwise keep
 /// twenty 16 MB buffers each).
@@ -140,6 +142,72 @@ final class Conv2D: Layer {
                 }
             }
             start += count
+        }
+    }
+
+    // MARK: one image by packed weights
+
+    /// Whether this processor runs the packed-weights kernel (`forwardPacked`).
+    static let packedKernelAvailable = doppel_gemm_uses_avx2() != 0
+
+    /// Floats of the packed copy of this layer's weights (`packWeights`); nil when the layer is
+    /// grouped, which the packed path does not take.
+    var packedWeightFloats: Int? { groups == 1 ? doppel_gemm_packed_floats(filters, patch) : nil }
+
+    /// The weights [K, C k k] in the packed kernel's layout.
+    func packWeights(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+        doppel_gemm_pack(weight, filters, patch, patch, packed)
+    }
+
+    /// Reserves the im2col columns of one image, before parts of `forwardPacked` share them.
+    func reserveColumnsForOneImage() { _ = workspace.columns.reserve(columnRows * outSpatial) }
+
+    /// Phases of one image by `forwardPacked` over `parts` pieces each: a wide map is one phase
+    /// split by output rows (each piece writes its own im2col columns, then multiplies them); a
+    /// thin one writes the columns by input channels first, then multiplies by filters (one
+    /// phase when pointwise: its columns are its input).
+    func packedPhases(parts: Int) -> Int {
+        isWideForPacking(parts: parts) || isPointwise ? 1 : 2
+    }
+
+    private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+
+    /// At least 32 columns a piece, the kernel's tiles being 16 wide.
+    private func isWideForPacking(parts: Int) -> Bool {
+        parts == 1 || (outputShape.height >= parts && outSpatial >= 32 * parts)
+    }
+
+    /// Piece `piece` of `parts` of phase `phase` (`packedPhases`) of one image, y[K, H'W'] = b + W
+    /// cols[C k k, H'W'], by the kernel that reads weights packed once (`packWeights`) instead of
+    /// BLAS, which copies them into its own layout on every call (for a late ResNet layer at one
+    /// image, as long as the multiplication itself). Every piece of a phase must have finished
+    /// before the next phase starts; `reserveColumnsForOneImage` must have run.
+    func forwardPacked(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                       phase: Int, piece: Int, parts: Int) {
+        precondition(groups == 1, "grouped convolutions take the BLAS path")
+        let columns = workspace.columns.pointer
+        let b: UnsafePointer<Float> = isPointwise ? x : UnsafePointer(columns)
+        let (outH, outW) = (outputShape.height, outputShape.width)
+        let panels = (filters + Int(DOPPEL_GEMM_PANEL_ROWS) - 1) / Int(DOPPEL_GEMM_PANEL_ROWS)
+        if isWideForPacking(parts: parts) {
+            let rows = (outH * piece / parts)..<(outH * (piece + 1) / parts)
+            if !isPointwise { im2col(x, samples: 1, outputRows: rows, into: columns) }
+            let (first, count) = (rows.lowerBound * outW, rows.count * outW)
+            doppel_gemm_packed(packed, filters, patch, 0, panels, b + first, outSpatial, count, bias, y + first, outSpatial)
+            if let epilogue {
+                for k in 0..<filters { epilogue.apply(y + k * outSpatial + first, y + k * outSpatial + first, count: count) }
+            }
+        } else if phase == 0 && !isPointwise {
+            let channels = inputShape.channels
+            im2col(x, samples: 1, channels: (channels * piece / parts)..<(channels * (piece + 1) / parts), into: columns)
+        } else {
+            let (firstPanel, endPanel) = (panels * piece / parts, panels * (piece + 1) / parts)
+            doppel_gemm_packed(packed, filters, patch, firstPanel, endPanel, b, outSpatial, outSpatial, bias, y, outSpatial)
+            let firstRow = firstPanel * Int(DOPPEL_GEMM_PANEL_ROWS), endRow = min(filters, endPanel * Int(DOPPEL_GEMM_PANEL_ROWS))
+            if let epilogue, endRow > firstRow {
+                let start = y + firstRow * outSpatial
+                epilogue.apply(start, start, count: (endRow - firstRow) * outSpatial)
+            }
         }
     }
 
@@ -351,12 +419,14 @@ final class Conv2D: Layer {
         (max(0, (padding - kj + stride - 1) / stride), min(outputShape.width - 1, (inputShape.width - 1 + padding - kj) / stride))
     }
 
-    /// cols[(c, ki, kj), (b, oy, ox)] = x[b, c, oy*stride - pad + ki, ox*stride - pad + kj], 0 outside.
-    private func im2col(_ x: UnsafePointer<Float>, samples: Int, into cols: UnsafeMutablePointer<Float>) {
+    /// cols[(c, ki, kj), (b, oy, ox)] = x[b, c, oy*stride - pad + ki, ox*stride - pad + kj], 0 outside;
+    /// only the rows of `channels` and the columns of `outputRows` are written (all when nil).
+    private func im2col(_ x: UnsafePointer<Float>, samples: Int, channels selected: Range<Int>? = nil, outputRows: Range<Int>? = nil,
+                        into cols: UnsafeMutablePointer<Float>) {
         let (channels, height, width) = (inputShape.channels, inputShape.height, inputShape.width)
         let (outH, outW) = (outputShape.height, outputShape.width)
         let rowLength = samples * outSpatial
-        for c in 0..<channels {
+        for c in selected ?? 0..<channels {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
                     let row = cols + ((c * kernel + ki) * kernel + kj) * rowLength
@@ -364,7 +434,7 @@ final class Conv2D: Layer {
                     for b in 0..<samples {
                         let plane = x + (b * channels + c) * height * width
                         let out = row + b * outSpatial
-                        for oy in 0..<outH {
+                        for oy in outputRows ?? 0..<outH {
                             let iy = oy * stride - padding + ki
                             let dest = out + oy * outW
                             guard iy >= 0, iy < height, first <= last else {

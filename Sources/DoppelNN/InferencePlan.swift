@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 
+import Dispatch
+
 /// How a network infers: the graph's nodes as steps, with
 /// - batch norm after a convolution or dense layer (its only reader) folded into that layer's
 ///   weights and bias: w'[k] = w[k] gamma[k] / sqrt(var[k] + eps), b' = (b - mean) scale + beta,
@@ -8,6 +10,8 @@
 ///   applied in the pass that writes that layer's output;
 /// - 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`WinogradConv2D`), their weights
 ///   transformed once per change;
+/// - one image through an ungrouped convolution by `Conv2D.forwardPacked`, on weights packed
+///   once per change (a second copy of those weights) where BLAS would repack them per call;
 /// - activation buffers ("slots") reused once no later step reads them, so a ResNet's memory
 ///   is a few feature maps, not all of them.
 /// Each worker owns `[lo * width, hi * width)` of every slot for its slice `lo..<hi`, so
@@ -25,6 +29,8 @@ final class InferencePlan {
         let foldedOffset: Int
         /// Where the Winograd-transformed weights (and bias) live, for a step that uses them.
         let transformedOffset: Int?
+        /// Where the packed weights live, for a convolution the packed kernel can run.
+        let packedOffset: Int?
     }
 
     private unowned let network: Network
@@ -46,6 +52,7 @@ final class InferencePlan {
     private let slots: [FloatBuffer]
     private let folded: FloatBuffer
     private let transformed: FloatBuffer
+    private let packed: FloatBuffer
     private var foldedVersion = -1
 
     /// Whether a convolution runs by Winograd's F(2x2, 3x3): 3x3, stride 1, ungrouped, with
@@ -69,7 +76,7 @@ final class InferencePlan {
         }
         var fused = Set<Int>()
         var steps = [Step](), epilogues = [ActivationFunction?]()
-        var foldedFloats = 0, transformedFloats = 0
+        var foldedFloats = 0, transformedFloats = 0, packedFloats = 0
         for index in graph.nodes.indices where !fused.contains(index) {
             let node = graph.nodes[index]
             var output = index + 1, foldedBatchNorm: Int? = nil, epilogue: ActivationFunction? = nil
@@ -90,8 +97,10 @@ final class InferencePlan {
                 output = reader + 1
             }
             let winograd = Self.usesWinograd(node.spec, input: node.inputShapes[0])
+            let packedSize = Conv2D.packedKernelAvailable ? (network.layer(index) as? Conv2D)?.packedWeightFloats : nil
             steps.append(Step(node: index, inputs: node.inputs, output: output, foldedBatchNorm: foldedBatchNorm, foldedOffset: foldedFloats,
-                              transformedOffset: winograd ? transformedFloats : nil))
+                              transformedOffset: winograd ? transformedFloats : nil, packedOffset: packedSize.map { _ in packedFloats }))
+            packedFloats += packedSize ?? 0
             epilogues.append(epilogue)
             if foldedBatchNorm != nil { foldedFloats += network.replicas[0][index].parameterCount }
             if winograd { transformedFloats += 16 * node.outputShape.channels * node.inputShapes[0].channels + node.outputShape.channels }
@@ -99,6 +108,7 @@ final class InferencePlan {
         self.steps = steps
         folded = FloatBuffer(capacity: foldedFloats)
         transformed = FloatBuffer(capacity: transformedFloats)
+        packed = FloatBuffer(capacity: packedFloats)
 
         // Slots: a value's slot is free again after the last step that reads it.
         var lastRead = [Int](repeating: -1, count: graph.shapes.count)
@@ -158,7 +168,10 @@ final class InferencePlan {
         foldedVersion = network.parameterVersion
         let parameters = network.parameterStorage.pointer
         for step in steps {
-            defer { transform(step) }
+            defer {
+                transform(step)
+                pack(step)
+            }
             guard let batchNormNode = step.foldedBatchNorm, let batchNorm = network.layer(batchNormNode) as? BatchNorm,
                   let layer = network.layer(step.node) else { continue }
             let (scale, shift) = batchNorm.inferenceScaleAndShift(parameters: parameters + network.parameterOffsets[batchNormNode])
@@ -184,6 +197,12 @@ final class InferencePlan {
         (target + 16 * filters * channels).update(from: weights + filters * channels * 9, count: filters)
     }
 
+    /// The packed weights of a step that has them, from its (folded) weights.
+    private func pack(_ step: Step) {
+        guard let offset = step.packedOffset, let conv = network.layer(step.node) as? Conv2D else { return }
+        conv.packWeights(sourceParameters(step), into: packed.pointer + offset)
+    }
+
     /// A step's weights as trained, or with batch norm folded in.
     private func sourceParameters(_ step: Step) -> UnsafePointer<Float> {
         step.foldedBatchNorm != nil
@@ -203,24 +222,97 @@ final class InferencePlan {
         refold()
         for (slot, width) in slotWidths.enumerated() { slots[slot].reserve(batch * width) }
         nonisolated(unsafe) let x = x
-        network.forEachSlice(slices) { worker, slice in
-            for (position, step) in steps.enumerated() {
-                let y = pointer(step.output, x, slice: slice)
-                if let winograd = winogradOperations[worker][position], let offset = step.transformedOffset,
-                   winograd.tiles(batch: slice.count) >= Self.minimumWinogradTiles(split: slices.count > 1) {
-                    winograd.forward(pointer(step.inputs[0], x, slice: slice), y, batch: slice.count,
-                                     parameters: transformed.pointer + offset, mode: .inference)
-                    continue
-                }
-                switch operations[worker][position] {
-                case .unary(let layer):
-                    let parameters = sourceParameters(step)
-                    layer.forward(pointer(step.inputs[0], x, slice: slice), y, batch: slice.count, parameters: parameters, mode: .inference)
-                case .merge(let merge):
-                    merge.forward(step.inputs.map { UnsafePointer(pointer($0, x, slice: slice)) }, y, batch: slice.count)
-                }
+        if batch == 1 && hasPackedSteps {
+            runOneImage(x)
+        } else {
+            network.forEachSlice(slices) { worker, slice in
+                for position in steps.indices { runStep(position, worker: worker, x, slice: slice, split: slices.count > 1) }
             }
         }
         return UnsafeBufferPointer(start: slots[0].pointer, count: batch * network.outputShape.count)
+    }
+
+    private var hasPackedSteps: Bool { steps.contains { $0.packedOffset != nil } }
+
+    /// One image on every core at once. The steps become pieces in order (a packed
+    /// convolution's phases `parts` pieces each, any other step one piece), which the threads
+    /// claim from a shared counter and run once every piece of the phases before has finished.
+    /// A thread only ever waits for pieces already claimed, that is, being run by a thread that
+    /// is running, so one image never deadlocks even when the second thread is late or never
+    /// comes (a busy dispatch pool runs the iterations of `concurrentPerform` one after the
+    /// other); and there is no thread hand-off per layer (ResNet-18 has twenty convolutions).
+    private func runOneImage(_ x: UnsafePointer<Float>) {
+        let parts = network.replicas.count
+        // phases[i]: step, phase within the step, pieces; starts[i]: the first piece's number.
+        var phases = [(position: Int, phase: Int, pieces: Int)]()
+        for position in steps.indices {
+            if let conv = packedConvolution(position) {
+                conv.reserveColumnsForOneImage()
+                for phase in 0..<conv.packedPhases(parts: parts) { phases.append((position, phase, parts)) }
+            } else {
+                phases.append((position, 0, 1))
+            }
+        }
+        var starts = [Int](), total = 0
+        for phase in phases {
+            starts.append(total)
+            total += phase.pieces
+        }
+        let counters = PieceCounters()
+        nonisolated(unsafe) let x = x
+        let body = { (_: Int) in
+            var current = 0
+            while true {
+                let piece = counters.claim()
+                guard piece < total else { return }
+                while current + 1 < phases.count && starts[current + 1] <= piece { current += 1 }
+                counters.waitUntilFinished(starts[current])
+                let (position, phase, _) = phases[current]
+                let step = self.steps[position]
+                if let offset = step.packedOffset, let conv = self.packedConvolution(position) {
+                    let weights = self.sourceParameters(step)
+                    conv.forwardPacked(self.pointer(step.inputs[0], x, slice: 0..<1), self.pointer(step.output, x, slice: 0..<1),
+                                       packed: self.packed.pointer + offset,
+                                       bias: weights + conv.filters * conv.inputShape.channels * conv.kernel * conv.kernel,
+                                       phase: phase, piece: piece - starts[current], parts: parts)
+                } else {
+                    self.runStep(position, worker: 0, x, slice: 0..<1, split: false)
+                }
+                counters.finish()
+            }
+        }
+        BLAS.setThreads(1)  // the other cores are this region's; OpenBLAS's threads would spin against them
+        if parts == 1 {
+            body(0)
+        } else {
+            nonisolated(unsafe) let body = body
+            DispatchQueue.concurrentPerform(iterations: parts) { body($0) }
+        }
+        counters.waitUntilFinished(total)
+    }
+
+    /// Step `position`'s convolution (worker 0's, with its fused epilogue) when the packed
+    /// kernel runs it.
+    private func packedConvolution(_ position: Int) -> Conv2D? {
+        guard steps[position].packedOffset != nil, case .unary(let layer) = operations[0][position] else { return nil }
+        return layer as? Conv2D
+    }
+
+    /// Step `position` for worker `worker`'s slice, by Winograd when it pays, else by the layer.
+    private func runStep(_ position: Int, worker: Int, _ x: UnsafePointer<Float>, slice: Range<Int>, split: Bool) {
+        let step = steps[position]
+        let y = pointer(step.output, x, slice: slice)
+        if let winograd = winogradOperations[worker][position], let offset = step.transformedOffset,
+           winograd.tiles(batch: slice.count) >= Self.minimumWinogradTiles(split: split) {
+            winograd.forward(pointer(step.inputs[0], x, slice: slice), y, batch: slice.count,
+                             parameters: transformed.pointer + offset, mode: .inference)
+            return
+        }
+        switch operations[worker][position] {
+        case .unary(let layer):
+            layer.forward(pointer(step.inputs[0], x, slice: slice), y, batch: slice.count, parameters: sourceParameters(step), mode: .inference)
+        case .merge(let merge):
+            merge.forward(step.inputs.map { UnsafePointer(pointer($0, x, slice: slice)) }, y, batch: slice.count)
+        }
     }
 }

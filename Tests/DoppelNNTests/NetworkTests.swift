@@ -138,6 +138,42 @@ import Testing
         #expect(changed != fused)
     }
 
+    /// One image at a time (a replica serving single requests): the convolutions run on weights
+    /// packed once (`CGEMMKernels`), split over the cores by output rows (wide maps) or filters
+    /// (thin ones). Same outputs as the graph node by node, the same bits on one core as on
+    /// two, and a parameter change reaches the packed copy.
+    @Test(arguments: graphs)
+    func oneImageOnPackedWeightsGivesTheNodeByNodeOutputs(architecture text: String) throws {
+        // 24x20: the first maps are wide (480 and 120 columns), the last ones thin (30, 6).
+        let input = TensorShape(channels: 3, height: 24, width: 20)
+        let networks = try [1, 2].map { try Network(architecture: Architecture(parsing: text), input: input, seed: 9, workers: $0) }
+        var generator = SeededGenerator(seed: 4)
+        let batch = 5
+        let warmUp = (0..<(batch * input.count)).map { _ in generator.nextGaussian() * 1.5 + 0.4 }
+        for network in networks { _ = network.forward(warmUp, batch: batch, mode: .training) }
+        let x = (0..<input.count).map { _ in generator.nextGaussian() }
+        if Conv2D.packedKernelAvailable {
+            #expect(networks[1].inferencePlan.steps.contains { $0.packedOffset != nil }, "no convolution took the packed path")
+        }
+        let outputs = networks.map { Array($0.forward(x, batch: 1, mode: .inference)) }
+        #expect(outputs[0] == outputs[1], "one core and two differ")
+        let network = networks[1]
+        network.fusesInference = false
+        let reference = Array(network.forward(x, batch: 1, mode: .inference))
+        network.fusesInference = true
+        let scale = reference.map { abs($0) }.max()!
+        let difference = zip(outputs[1], reference).map { abs($0 - $1) }.max()! / scale
+        print("one image, packed weights vs node-by-node: \(difference) of the largest output \(scale)")
+        #expect(scale > 0)
+        #expect(difference < 1e-5)
+        network.parameters[0] += 0.5
+        let changed = Array(network.forward(x, batch: 1, mode: .inference))
+        network.fusesInference = false
+        let changedReference = Array(network.forward(x, batch: 1, mode: .inference))
+        #expect(zip(changed, changedReference).map { abs($0 - $1) }.max()! / scale < 1e-5)
+        #expect(changed != outputs[1])
+    }
+
     /// Freezing all but the last weight layers: their gradients stay zero, their batch norm
     /// statistics stay put, and the trained layers' gradients are the derivatives of the
     /// network as it then computes (frozen batch norm on its running statistics).
