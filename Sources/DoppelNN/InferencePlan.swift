@@ -29,8 +29,10 @@ final class InferencePlan {
         let foldedOffset: Int
         /// Where the Winograd-transformed weights (and bias) live, for a step that uses them.
         let transformedOffset: Int?
-        /// Where the packed weights live, for a convolution the packed kernel can run.
+        /// Where the packed weights live, for a convolution the packed kernel runs on one image:
+        /// the direct weights, or the 16 Winograd matrices when `packsWinograd`.
         let packedOffset: Int?
+        let packsWinograd: Bool
     }
 
     private unowned let network: Network
@@ -47,6 +49,8 @@ final class InferencePlan {
     /// from 48 tiles 90 / 310, from 128 tiles 137 / 290. A batch split over cores runs
     /// single-threaded GEMMs, which pay from 16 tiles; one slice on threaded BLAS needs many more.
     static func minimumWinogradTiles(split: Bool) -> Int { split ? 16 : 1024 }
+    /// One image on packed weights (`runOneImage`) takes Winograd from this many tiles.
+    static let minimumPackedWinogradTiles = 16
     private let slotOfValue: [Int]
     private let slotWidths: [Int]
     private let slots: [FloatBuffer]
@@ -97,9 +101,14 @@ final class InferencePlan {
                 output = reader + 1
             }
             let winograd = Self.usesWinograd(node.spec, input: node.inputShapes[0])
-            let packedSize = Conv2D.packedKernelAvailable ? (network.layer(index) as? Conv2D)?.packedWeightFloats : nil
+            let imageTiles = ((node.outputShape.height + 1) / 2) * ((node.outputShape.width + 1) / 2)
+            let packsWinograd = Conv2D.packedKernelAvailable && winograd && imageTiles >= Self.minimumPackedWinogradTiles
+            let packedSize = !Conv2D.packedKernelAvailable ? nil
+                : packsWinograd ? WinogradConv2D.packedTransformedFloats(filters: node.outputShape.channels, channels: node.inputShapes[0].channels)
+                : (network.layer(index) as? Conv2D)?.packedWeightFloats
             steps.append(Step(node: index, inputs: node.inputs, output: output, foldedBatchNorm: foldedBatchNorm, foldedOffset: foldedFloats,
-                              transformedOffset: winograd ? transformedFloats : nil, packedOffset: packedSize.map { _ in packedFloats }))
+                              transformedOffset: winograd ? transformedFloats : nil, packedOffset: packedSize.map { _ in packedFloats },
+                              packsWinograd: packsWinograd))
             packedFloats += packedSize ?? 0
             epilogues.append(epilogue)
             if foldedBatchNorm != nil { foldedFloats += network.replicas[0][index].parameterCount }
@@ -197,10 +206,15 @@ final class InferencePlan {
         (target + 16 * filters * channels).update(from: weights + filters * channels * 9, count: filters)
     }
 
-    /// The packed weights of a step that has them, from its (folded) weights.
+    /// The packed weights of a step that has them, from its (folded, or Winograd-transformed) weights.
     private func pack(_ step: Step) {
         guard let offset = step.packedOffset, let conv = network.layer(step.node) as? Conv2D else { return }
-        conv.packWeights(sourceParameters(step), into: packed.pointer + offset)
+        if step.packsWinograd, let transformedOffset = step.transformedOffset {
+            WinogradConv2D.packTransformed(transformed.pointer + transformedOffset, filters: conv.filters, channels: conv.inputShape.channels,
+                                           into: packed.pointer + offset)
+        } else {
+            conv.packWeights(sourceParameters(step), into: packed.pointer + offset)
+        }
     }
 
     /// A step's weights as trained, or with batch norm folded in.
@@ -246,7 +260,10 @@ final class InferencePlan {
         // phases[i]: step, phase within the step, pieces; starts[i]: the first piece's number.
         var phases = [(position: Int, phase: Int, pieces: Int)]()
         for position in steps.indices {
-            if let conv = packedConvolution(position) {
+            if steps[position].packsWinograd, let winograd = winogradOperations[0][position] {
+                winograd.reserveForOneImage()
+                for phase in 0..<WinogradConv2D.packedPhases { phases.append((position, phase, parts)) }
+            } else if let conv = packedConvolution(position) {
                 conv.reserveColumnsForOneImage()
                 for phase in 0..<conv.packedPhases(parts: parts) { phases.append((position, phase, parts)) }
             } else {
@@ -269,7 +286,13 @@ final class InferencePlan {
                 counters.waitUntilFinished(starts[current])
                 let (position, phase, _) = phases[current]
                 let step = self.steps[position]
-                if let offset = step.packedOffset, let conv = self.packedConvolution(position) {
+                if step.packsWinograd, let offset = step.packedOffset, let transformedOffset = step.transformedOffset,
+                   let winograd = self.winogradOperations[0][position] {
+                    winograd.forwardPacked(self.pointer(step.inputs[0], x, slice: 0..<1), self.pointer(step.output, x, slice: 0..<1),
+                                           packed: self.packed.pointer + offset,
+                                           bias: self.transformed.pointer + transformedOffset + 16 * winograd.filters * winograd.inputShape.channels,
+                                           phase: phase, piece: piece - starts[current], parts: parts)
+                } else if let offset = step.packedOffset, let conv = self.packedConvolution(position) {
                     let weights = self.sourceParameters(step)
                     conv.forwardPacked(self.pointer(step.inputs[0], x, slice: 0..<1), self.pointer(step.output, x, slice: 0..<1),
                                        packed: self.packed.pointer + offset,

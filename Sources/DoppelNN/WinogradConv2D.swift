@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 
+import CGEMMKernels
+
 /// 3x3, stride-1 convolution for inference by Winograd's minimal filtering F(2x2, 3x3)
 /// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2x2 block
 /// of output (a tile) comes from the 4x4 input patch around it as
@@ -96,12 +98,59 @@ final class WinogradConv2D: Layer {
         }
     }
 
+    // MARK: one image by packed weights
+
+    /// Floats of the 16 transformed weight matrices packed for `CGEMMKernels` (`packTransformed`).
+    static func packedTransformedFloats(filters: Int, channels: Int) -> Int { 16 * doppel_gemm_packed_floats(filters, channels) }
+
+    /// U[i] [K, C] (`transformWeights`' output) packed, one matrix after another.
+    static func packTransformed(_ u: UnsafePointer<Float>, filters: Int, channels: Int, into packed: UnsafeMutablePointer<Float>) {
+        let size = doppel_gemm_packed_floats(filters, channels)
+        for i in 0..<16 { doppel_gemm_pack(u + i * filters * channels, filters, channels, channels, packed + i * size) }
+    }
+
+    /// Reserves one image's transformed input and products, before pieces of `forwardPacked`
+    /// share them.
+    func reserveForOneImage() {
+        _ = workspace.columns.reserve(16 * inputShape.channels * tiles(batch: 1))
+        _ = workspace.product.reserve(16 * filters * tiles(batch: 1))
+    }
+
+    /// Phases of one image by `forwardPacked`: the input transform (split by channels), the 16
+    /// products (split among the pieces), the output transform (split by filters).
+    static let packedPhases = 3
+
+    /// Piece `piece` of `parts` of phase `phase` of one image, on the 16 transformed weight
+    /// matrices packed once (`packTransformed`) and the bias. Every piece of a phase must have
+    /// finished before the next phase starts; `reserveForOneImage` must have run.
+    func forwardPacked(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                       phase: Int, piece: Int, parts: Int) {
+        let (channels, tiles) = (inputShape.channels, tiles(batch: 1))
+        let v = workspace.columns.pointer, m = workspace.product.pointer
+        func share(_ count: Int) -> Range<Int> { (count * piece / parts)..<(count * (piece + 1) / parts) }
+        switch phase {
+        case 0:
+            transformInput(x, samples: 1, channels: share(channels), into: v, tiles: tiles)
+        case 1:
+            let size = doppel_gemm_packed_floats(filters, channels)
+            let panels = (filters + Int(DOPPEL_GEMM_PANEL_ROWS) - 1) / Int(DOPPEL_GEMM_PANEL_ROWS)
+            for i in share(16) {
+                // M[i][K, T] = U[i][K, C] V[i][C, T]
+                doppel_gemm_packed(packed + i * size, filters, channels, 0, panels, v + i * channels * tiles, tiles, tiles, nil,
+                                   m + i * filters * tiles, tiles)
+            }
+        default:
+            transformOutput(m, tiles: tiles, samples: 1, bias: bias, filters: share(filters), into: y)
+        }
+    }
+
     /// V[i][c, t] = (B^T d B)[i] for the 4x4 patch d of tile t (zero outside the image);
     /// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. Per input plane: every padded row is
     /// transformed along its columns once for all the tiles it meets (d B; neighbouring rows of
     /// tiles share two input rows), then each row of tiles combines four of them down the rows
     /// (B^T (d B)) into 16 contiguous runs.
-    private func transformInput(_ x: UnsafePointer<Float>, samples: Int, into v: UnsafeMutablePointer<Float>, tiles: Int) {
+    private func transformInput(_ x: UnsafePointer<Float>, samples: Int, channels selected: Range<Int>? = nil,
+                                into v: UnsafeMutablePointer<Float>, tiles: Int) {
         let (channels, height, width) = (inputShape.channels, inputShape.height, inputShape.width)
         let (tilesH, tilesW) = (tilesHigh, tilesWide)
         let stride = channels * tiles
@@ -109,7 +158,7 @@ final class WinogradConv2D: Layer {
         // One padded row, then the column transforms of every padded row: [paddedRows][4][tilesW].
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedWidth + paddedRows * 4 * tilesW) { scratch in
             let row = scratch.baseAddress!, columns = row + paddedWidth
-            for c in 0..<channels {
+            for c in selected ?? 0..<channels {
                 for b in 0..<samples {
                     let plane = x + (b * channels + c) * height * width
                     for r in 0..<paddedRows {
@@ -171,14 +220,14 @@ final class WinogradConv2D: Layer {
     /// the tiles), then A along the columns into the two output rows. Outputs past an odd
     /// edge are dropped.
     private func transformOutput(_ m: UnsafePointer<Float>, tiles: Int, samples: Int, bias: UnsafePointer<Float>,
-                                 into y: UnsafeMutablePointer<Float>) {
+                                 filters selected: Range<Int>? = nil, into y: UnsafeMutablePointer<Float>) {
         let (outH, outW) = (outputShape.height, outputShape.width)
         let (tilesH, tilesW) = (tilesHigh, tilesWide)
         let stride = filters * tiles
         // s[2][4][tilesW] (A^T m), then two output rows of 2 tilesW.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * tilesW + 4 * tilesW) { scratch in
             let sums = scratch.baseAddress!, outRows = sums + 8 * tilesW
-            for k in 0..<filters {
+            for k in selected ?? 0..<filters {
                 let bk = bias[k]
                 for b in 0..<samples {
                     let out = y + (b * filters + k) * outH * outW

@@ -142,7 +142,13 @@ import Testing
     /// packed once (`CGEMMKernels`), split over the cores by output rows (wide maps) or filters
     /// (thin ones). Same outputs as the graph node by node, the same bits on one core as on
     /// two, and a parameter change reaches the packed copy.
-    @Test(arguments: graphs)
+    /// 16 and 24 channels at 24x20 and 12x10: three 3x3 convolutions that one image runs by Winograd on
+    /// packed transformed weights (120 and 30 tiles); 6x5 and 3x3 maps at the end stay direct.
+    static let winogradGraph = "conv(16,3,pad=1) batchnorm relu res(conv(16,3,pad=1) batchnorm relu conv(16,3,pad=1) batchnorm) relu "
+        + "conv(24,3,stride=2,pad=1) batchnorm relu conv(24,3,pad=1) relu conv(32,3,stride=2,pad=1) relu conv(32,3,pad=1) relu "
+        + "conv(32,3,stride=2,pad=1) gap flatten dense(8)"
+
+    @Test(arguments: graphs + [winogradGraph])
     func oneImageOnPackedWeightsGivesTheNodeByNodeOutputs(architecture text: String) throws {
         // 24x20: the first maps are wide (480 and 120 columns), the last ones thin (30, 6).
         let input = TensorShape(channels: 3, height: 24, width: 20)
@@ -154,6 +160,11 @@ import Testing
         let x = (0..<input.count).map { _ in generator.nextGaussian() }
         if Conv2D.packedKernelAvailable {
             #expect(networks[1].inferencePlan.steps.contains { $0.packedOffset != nil }, "no convolution took the packed path")
+            if text == Self.winogradGraph {
+                let winograd = networks[1].inferencePlan.steps.filter(\.packsWinograd).count
+                #expect(winograd == 3, "steps by Winograd on packed weights: \(winograd)")
+                #expect(networks[1].inferencePlan.steps.contains { $0.packedOffset != nil && !$0.packsWinograd })
+            }
         }
         let outputs = networks.map { Array($0.forward(x, batch: 1, mode: .inference)) }
         #expect(outputs[0] == outputs[1], "one core and two differ")
