@@ -246,7 +246,30 @@ final class InferencePlan {
         return UnsafeBufferPointer(start: slots[0].pointer, count: batch * network.outputShape.count)
     }
 
-    private var hasPackedSteps: Bool { steps.contains { $0.packedOffset != nil } }
+    private lazy var hasPackedSteps = steps.contains { $0.packedOffset != nil }
+
+    /// One image's steps as phases of pieces, worked out once: `phases[i]` is a step, the
+    /// phase within it and its pieces (`parts` for a packed convolution's phases, else 1);
+    /// `starts[i]` the number of its first piece; `total` the pieces in all.
+    private lazy var oneImagePhases: (phases: [(position: Int, phase: Int, pieces: Int)], starts: [Int], total: Int) = {
+        let parts = network.replicas.count
+        var phases = [(position: Int, phase: Int, pieces: Int)]()
+        for position in steps.indices {
+            if steps[position].packsWinograd {
+                for phase in 0..<WinogradConv2D.packedPhases { phases.append((position, phase, parts)) }
+            } else if let conv = packedConvolution(position) {
+                for phase in 0..<conv.packedPhases(parts: parts) { phases.append((position, phase, parts)) }
+            } else {
+                phases.append((position, 0, 1))
+            }
+        }
+        var starts = [Int](), total = 0
+        for phase in phases {
+            starts.append(total)
+            total += phase.pieces
+        }
+        return (phases, starts, total)
+    }()
 
     /// One image on every core at once. The steps become pieces in order (a packed
     /// convolution's phases `parts` pieces each, any other step one piece), which the threads
@@ -257,23 +280,13 @@ final class InferencePlan {
     /// other); and there is no thread hand-off per layer (ResNet-18 has twenty convolutions).
     private func runOneImage(_ x: UnsafePointer<Float>) {
         let parts = network.replicas.count
-        // phases[i]: step, phase within the step, pieces; starts[i]: the first piece's number.
-        var phases = [(position: Int, phase: Int, pieces: Int)]()
+        let (phases, starts, total) = oneImagePhases
         for position in steps.indices {
-            if steps[position].packsWinograd, let winograd = winogradOperations[0][position] {
-                winograd.reserveForOneImage()
-                for phase in 0..<WinogradConv2D.packedPhases { phases.append((position, phase, parts)) }
-            } else if let conv = packedConvolution(position) {
-                conv.reserveColumnsForOneImage()
-                for phase in 0..<conv.packedPhases(parts: parts) { phases.append((position, phase, parts)) }
+            if steps[position].packsWinograd {
+                winogradOperations[0][position]?.reserveForOneImage()
             } else {
-                phases.append((position, 0, 1))
+                packedConvolution(position)?.reserveColumnsForOneImage()
             }
-        }
-        var starts = [Int](), total = 0
-        for phase in phases {
-            starts.append(total)
-            total += phase.pieces
         }
         let counters = PieceCounters()
         nonisolated(unsafe) let x = x
