@@ -10,8 +10,10 @@ import Dispatch
 ///   applied in the pass that writes that layer's output;
 /// - 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`WinogradConv2D`), their weights
 ///   transformed once per change;
-/// - one image through an ungrouped convolution by `Conv2D.forwardPacked`, on weights packed
-///   once per change (a second copy of those weights) where BLAS would repack them per call;
+/// - one image (`runOneImage`) on both cores at once, its ungrouped convolutions on weights
+///   packed once per change for `CGEMMKernels` (a second copy of those weights) where BLAS would
+///   repack them per call: `Conv2D.forwardPacked`, or `WinogradConv2D.forwardPacked` on the
+///   packed transformed weights for 3x3 maps of `minimumPackedWinogradTiles` tiles or more;
 /// - activation buffers ("slots") reused once no later step reads them, so a ResNet's memory
 ///   is a few feature maps, not all of them.
 /// Each worker owns `[lo * width, hi * width)` of every slot for its slice `lo..<hi`, so
