@@ -58,8 +58,11 @@ final class InferencePlan {
     private let slots: [FloatBuffer]
     private let folded: FloatBuffer
     private let transformed: FloatBuffer
-    private let packed: FloatBuffer
-    private var foldedVersion = -1
+    /// The packed weights, made on the first image that runs alone after a change (a network
+    /// that only ever sees batches never pays their memory or their packing).
+    private let packed = FloatBuffer()
+    private let packedFloats: Int
+    private var foldedVersion = -1, packedVersion = -1
 
     /// Whether a convolution runs by Winograd's F(2x2, 3x3): 3x3, stride 1, ungrouped, with
     /// enough channels for its 16 GEMMs to be worth their transforms.
@@ -119,7 +122,7 @@ final class InferencePlan {
         self.steps = steps
         folded = FloatBuffer(capacity: foldedFloats)
         transformed = FloatBuffer(capacity: transformedFloats)
-        packed = FloatBuffer(capacity: packedFloats)
+        self.packedFloats = packedFloats
 
         // Slots: a value's slot is free again after the last step that reads it.
         var lastRead = [Int](repeating: -1, count: graph.shapes.count)
@@ -179,10 +182,7 @@ final class InferencePlan {
         foldedVersion = network.parameterVersion
         let parameters = network.parameterStorage.pointer
         for step in steps {
-            defer {
-                transform(step)
-                pack(step)
-            }
+            defer { transform(step) }
             guard let batchNormNode = step.foldedBatchNorm, let batchNorm = network.layer(batchNormNode) as? BatchNorm,
                   let layer = network.layer(step.node) else { continue }
             let (scale, shift) = batchNorm.inferenceScaleAndShift(parameters: parameters + network.parameterOffsets[batchNormNode])
@@ -206,6 +206,15 @@ final class InferencePlan {
         let target = transformed.pointer + offset
         WinogradConv2D.transformWeights(weights, filters: filters, channels: channels, into: target)
         (target + 16 * filters * channels).update(from: weights + filters * channels * 9, count: filters)
+    }
+
+    /// The packed weights of every step that has them, from the folded (or Winograd-transformed)
+    /// weights, once per change of the parameters; `refold` must have run.
+    private func repack() {
+        guard packedVersion != network.parameterVersion else { return }
+        packedVersion = network.parameterVersion
+        packed.reserve(packedFloats)
+        for step in steps { pack(step) }
     }
 
     /// The packed weights of a step that has them, from its (folded, or Winograd-transformed) weights.
@@ -281,6 +290,7 @@ final class InferencePlan {
     /// comes (a busy dispatch pool runs the iterations of `concurrentPerform` one after the
     /// other); and there is no thread hand-off per layer (ResNet-18 has twenty convolutions).
     private func runOneImage(_ x: UnsafePointer<Float>) {
+        repack()
         let parts = network.replicas.count
         let (phases, starts, total) = oneImagePhases
         for position in steps.indices {
