@@ -190,7 +190,7 @@ final class Conv2D: Layer {
         let (outH, outW) = (outputShape.height, outputShape.width)
         let panels = (filters + Int(DOPPEL_GEMM_PANEL_ROWS) - 1) / Int(DOPPEL_GEMM_PANEL_ROWS)
         if isWideForPacking(parts: parts) {
-            let rows = (outH * piece / parts)..<(outH * (piece + 1) / parts)
+            let rows = share(of: outH, piece: piece, parts: parts)
             if !isPointwise { im2col(x, samples: 1, outputRows: rows, into: columns) }
             let (first, count) = (rows.lowerBound * outW, rows.count * outW)
             doppel_gemm_packed(packed, filters, patch, 0, panels, b + first, outSpatial, count, bias, y + first, outSpatial)
@@ -198,10 +198,10 @@ final class Conv2D: Layer {
                 for k in 0..<filters { epilogue.apply(y + k * outSpatial + first, y + k * outSpatial + first, count: count) }
             }
         } else if phase == 0 && !isPointwise {
-            let channels = inputShape.channels
-            im2col(x, samples: 1, channels: (channels * piece / parts)..<(channels * (piece + 1) / parts), into: columns)
+            im2col(x, samples: 1, channels: share(of: inputShape.channels, piece: piece, parts: parts), into: columns)
         } else {
-            let (firstPanel, endPanel) = (panels * piece / parts, panels * (piece + 1) / parts)
+            let ownPanels = share(of: panels, piece: piece, parts: parts)
+            let (firstPanel, endPanel) = (ownPanels.lowerBound, ownPanels.upperBound)
             doppel_gemm_packed(packed, filters, patch, firstPanel, endPanel, b, outSpatial, outSpatial, bias, y, outSpatial)
             let firstRow = firstPanel * Int(DOPPEL_GEMM_PANEL_ROWS), endRow = min(filters, endPanel * Int(DOPPEL_GEMM_PANEL_ROWS))
             if let epilogue, endRow > firstRow {

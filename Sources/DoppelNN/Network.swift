@@ -209,7 +209,7 @@ public final class Network {
     func slices(of batch: Int) -> [Range<Int>] {
         let parts = min(replicas.count, batch / Self.minimumSliceSamples)
         guard parts > 1 else { return [0..<batch] }
-        return (0..<parts).map { part in (part * batch / parts)..<((part + 1) * batch / parts) }
+        return (0..<parts).map { share(of: batch, piece: $0, parts: parts) }
     }
 
     /// Runs `body(worker, slice)` for every slice, in parallel when there are several, with

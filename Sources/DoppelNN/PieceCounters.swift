@@ -26,3 +26,9 @@ final class PieceCounters: Sendable {
         }
     }
 }
+
+/// Piece `piece` of `0..<count` cut into `parts` nearly equal consecutive ranges (the first
+/// ones a little shorter when `parts` does not divide `count`); some may be empty.
+func share(of count: Int, piece: Int, parts: Int) -> Range<Int> {
+    (count * piece / parts)..<(count * (piece + 1) / parts)
+}

@@ -127,20 +127,19 @@ final class WinogradConv2D: Layer {
                        phase: Int, piece: Int, parts: Int) {
         let (channels, tiles) = (inputShape.channels, tiles(batch: 1))
         let v = workspace.columns.pointer, m = workspace.product.pointer
-        func share(_ count: Int) -> Range<Int> { (count * piece / parts)..<(count * (piece + 1) / parts) }
         switch phase {
         case 0:
-            transformInput(x, samples: 1, channels: share(channels), into: v, tiles: tiles)
+            transformInput(x, samples: 1, channels: share(of: channels, piece: piece, parts: parts), into: v, tiles: tiles)
         case 1:
             let size = doppel_gemm_packed_floats(filters, channels)
             let panels = (filters + Int(DOPPEL_GEMM_PANEL_ROWS) - 1) / Int(DOPPEL_GEMM_PANEL_ROWS)
-            for i in share(16) {
+            for i in share(of: 16, piece: piece, parts: parts) {
                 // M[i][K, T] = U[i][K, C] V[i][C, T]
                 doppel_gemm_packed(packed + i * size, filters, channels, 0, panels, v + i * channels * tiles, tiles, tiles, nil,
                                    m + i * filters * tiles, tiles)
             }
         default:
-            transformOutput(m, tiles: tiles, samples: 1, bias: bias, filters: share(filters), into: y)
+            transformOutput(m, tiles: tiles, samples: 1, bias: bias, filters: share(of: filters, piece: piece, parts: parts), into: y)
         }
     }
 
