@@ -38,6 +38,25 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     /// Optional so older model files decode unchanged.
     public var mirrorAverage: Bool?
 
+    /// Test-time augmentation: also embed copies moved this many pixels up, down, left and
+    /// right (the edge rows and columns repeated), of the image and of its mirror when
+    /// `mirrorAverage` is set, and average them all, in every path that embeds. Optional so
+    /// older model files decode unchanged.
+    public var shiftAverage: Int?
+
+    /// The views test-time augmentation averages, in the order they are summed: the image,
+    /// its mirror, then each of those moved by (dx, dy).
+    public var testViews: [(mirrored: Bool, dx: Int, dy: Int)] {
+        var views: [(mirrored: Bool, dx: Int, dy: Int)] = [(false, 0, 0)]
+        if mirrorAverage == true { views.append((true, 0, 0)) }
+        if let shift = shiftAverage, shift > 0 {
+            for mirrored in views.map(\.mirrored) {
+                for (dx, dy) in [(shift, 0), (-shift, 0), (0, shift), (0, -shift)] { views.append((mirrored, dx, dy)) }
+            }
+        }
+        return views
+    }
+
     public init(channels: Int, height: Int, width: Int, resize: ResizeMode = .stretch, invert: Bool = false,
                 mean: [Float]? = nil, std: [Float]? = nil) {
         self.channels = channels
@@ -54,7 +73,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// "1x28x28 stretch": the compact form used in messages and the architecture string.
     public var description: String {
-        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")"
+        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")\((shiftAverage ?? 0) > 0 ? " +shift\(shiftAverage!)" : "")"
     }
 
     /// Problems with the spec itself, in words, or nil when it is usable.
@@ -68,6 +87,9 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         }
         guard std.allSatisfy({ $0 > 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
             return "std must be positive and mean finite"
+        }
+        if let shift = shiftAverage, shift < 0 || (shift > 0 && shift >= min(height, width) / 2) {
+            return "shiftAverage must be between 0 and \(min(height, width) / 2 - 1) pixels, not \(shift)"
         }
         return nil
     }
@@ -85,6 +107,18 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         for row in 0..<(count * channels * height) {
             let from = source + row * width, to = destination + row * width
             for x in 0..<width { to[x] = from[width - 1 - x] }
+        }
+    }
+
+    /// Writes `count` preprocessed images moved by `dx` pixels right and `dy` down into
+    /// `destination`, repeating the edge rows and columns where the move uncovers them.
+    public func writeShifted(_ source: UnsafePointer<Float>, count: Int, dx: Int, dy: Int, into destination: UnsafeMutablePointer<Float>) {
+        for plane in 0..<(count * channels) {
+            let from = source + plane * height * width, to = destination + plane * height * width
+            for y in 0..<height {
+                let sourceRow = from + min(max(y - dy, 0), height - 1) * width, row = to + y * width
+                for x in 0..<width { row[x] = sourceRow[min(max(x - dx, 0), width - 1)] }
+            }
         }
     }
 

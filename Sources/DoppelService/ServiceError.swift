@@ -48,6 +48,7 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     public func serialized() -> String {
         var out = ""
+        out.reserveCapacity(512)
         write(into: &out)
         return out
     }
@@ -93,6 +94,13 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     private static func writeString(_ s: String, into out: inout String) {
         out += "\""
+        // Most strings (keys, identity names) need no escape: appended whole, not scalar by
+        // scalar (which took 3% of a loaded search server).
+        guard s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) else {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

@@ -14,8 +14,10 @@ public final class EmbeddingModel {
     /// Embeddings per forward pass when embedding a whole dataset.
     static let batchSize = 256
 
-    /// The mirrored batch when the spec averages each image with its mirror.
+    /// The views of a batch going through one forward pass, and the batch mirrored, when the
+    /// spec averages test-time views.
     private var augmented: [Float] = []
+    private var mirrored: [Float] = []
 
     public init(network: Network, head: KochHead?, metric: Metric, spec: InputSpec) {
         self.network = network
@@ -27,24 +29,41 @@ public final class EmbeddingModel {
     /// Embeds `count` preprocessed images `x` into `y` (`[count, dimension]`): the one path
     /// every embedding takes (training's validation, eval, calibrate, embed, gallery import and
     /// reindex, serve), so test-time augmentation is the same everywhere. With
-    /// `spec.mirrorAverage` each image and its mirror go through one forward pass of 2 x count
-    /// and their embeddings are averaged (then put back on the unit sphere when the network
-    /// ends in l2norm). Not thread-safe: one caller at a time, like the network.
+    /// `spec.mirrorAverage` and `spec.shiftAverage` each image's views (`spec.testViews`) are
+    /// embedded and averaged, then put back on the unit sphere when the network ends in
+    /// l2norm. An image and its mirror go through one forward pass of 2 x count; more views
+    /// one pass each, so the activations stay those of `count` images. Not thread-safe: one
+    /// caller at a time, like the network.
     public func embed(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>) {
         guard count > 0 else { return }
-        guard spec.mirrorAverage == true else {
+        let views = spec.testViews
+        guard views.count > 1 else {
             y.update(from: network.forward(x, batch: count, mode: .inference).baseAddress!, count: count * dimension)
             return
         }
-        let elements = spec.elementCount
-        if augmented.count < 2 * count * elements { augmented = [Float](repeating: 0, count: 2 * count * elements) }
-        augmented.withUnsafeMutableBufferPointer { buffer in
-            let both = buffer.baseAddress!
-            both.update(from: x, count: count * elements)
-            spec.writeMirrored(x, count: count, into: both + count * elements)
-            let e = network.forward(both, batch: 2 * count, mode: .inference).baseAddress!
-            for i in 0..<(count * dimension) { y[i] = 0.5 * (e[i] + e[count * dimension + i]) }
+        let elements = spec.elementCount, values = count * dimension
+        let viewsPerPass = views.count == 2 ? 2 : 1
+        if augmented.count < viewsPerPass * count * elements { augmented = [Float](repeating: 0, count: viewsPerPass * count * elements) }
+        if spec.mirrorAverage == true && mirrored.count < count * elements { mirrored = [Float](repeating: 0, count: count * elements) }
+        y.update(repeating: 0, count: values)
+        augmented.withUnsafeMutableBufferPointer { batch in
+            mirrored.withUnsafeMutableBufferPointer { flipped in
+                if spec.mirrorAverage == true { spec.writeMirrored(x, count: count, into: flipped.baseAddress!) }
+                for first in stride(from: 0, to: views.count, by: viewsPerPass) {
+                    for slot in 0..<viewsPerPass {
+                        let view = views[first + slot]
+                        spec.writeShifted(view.mirrored ? UnsafePointer(flipped.baseAddress!) : x, count: count, dx: view.dx, dy: view.dy,
+                                          into: batch.baseAddress! + slot * count * elements)
+                    }
+                    let e = network.forward(batch.baseAddress!, batch: viewsPerPass * count, mode: .inference).baseAddress!
+                    for slot in 0..<viewsPerPass {
+                        for i in 0..<values { y[i] += e[slot * values + i] }
+                    }
+                }
+            }
         }
+        let share = 1 / Float(views.count)
+        for i in 0..<values { y[i] *= share }
         if network.architecture.endsInL2Normalize {
             for n in 0..<count {
                 let row = y + n * dimension

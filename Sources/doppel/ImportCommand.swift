@@ -39,6 +39,7 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "How embeddings are compared: cosine or euclidean.") var metric: String = "cosine"
     @Option(help: "A verify threshold to store (a distance); otherwise run doppel calibrate.") var threshold: Float?
     @Flag(help: "Embed each image and its mirror image and average the two (test-time augmentation, for faces).") var mirrorAverage = false
+    @Option(help: "Also embed copies moved this many pixels up, down, left and right and average them all (test-time augmentation; 0: off).") var shiftAverage = 0
 
     func run() throws {
         let spec = try inputSpec()
@@ -110,6 +111,7 @@ struct ImportCommand: ParsableCommand {
         var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: resizeMode, mean: try values(mean, "--mean"), std: try values(std, "--std"))
         spec.channelOrder = order
         if mirrorAverage { spec.mirrorAverage = true }
+        if shiftAverage != 0 { spec.shiftAverage = shiftAverage }
         if let problem = spec.validationError() { throw ValidationError(problem) }
         return spec
     }

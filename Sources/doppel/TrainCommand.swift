@@ -65,6 +65,8 @@ struct TrainCommand: ParsableCommand {
     var keepLastWeights: Bool?
     @Flag(inversion: .prefixedNo, help: "Embed each image and its mirror image and average the two, in training's validation, eval and serving alike (default: the preset's; on for faces).")
     var mirrorAverage: Bool?
+    @Option(help: "Also embed copies moved this many pixels up, down, left and right and average them all, in validation, eval and serving alike (0: off; default: the preset's).")
+    var shiftAverage: Int?
     @Flag(inversion: .prefixedNo, help: "Triplet batches take identities family by family (e.g. alphabet by alphabet), for harder negatives (default: the preset's).")
     var familyBatches: Bool?
 
@@ -107,6 +109,7 @@ struct TrainCommand: ParsableCommand {
             guard dims.count == 3 else { throw ValidationError("--input must be CxHxW, e.g. 1x28x28") }
             var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: recipe.input.resize, invert: recipe.input.invert)
             spec.mirrorAverage = recipe.input.mirrorAverage
+            spec.shiftAverage = recipe.input.shiftAverage
             recipe.input = spec
         }
         if let loss { recipe.loss = loss }
@@ -157,6 +160,7 @@ struct TrainCommand: ParsableCommand {
         if let mirroredIdentities { recipe.mirroredIdentities = mirroredIdentities }
         if let familyBatches { recipe.familyBatches = familyBatches }
         if let mirrorAverage { recipe.input.mirrorAverage = mirrorAverage ? true : nil }
+        if let shiftAverage { recipe.input.shiftAverage = shiftAverage > 0 ? shiftAverage : nil }
         if let keepLastWeights { recipe.keepLastWeights = keepLastWeights }
         if let problem = recipe.validationError() { throw ValidationError(problem) }
         // Check the architecture against the input before spending time on the data.

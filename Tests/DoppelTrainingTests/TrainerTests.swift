@@ -178,5 +178,47 @@ import Testing
         // An old spec (JSON without the field) decodes with the option off.
         let old = try JSONDecoder().decode(InputSpec.self, from: Data(#"{"channels":1,"height":5,"width":7,"resize":"stretch","invert":false,"mean":[0],"std":[1]}"#.utf8))
         #expect(old.mirrorAverage == nil)
+        #expect(old.shiftAverage == nil && old.testViews.count == 1)
+    }
+
+    @Test func shiftAveragingIsTheMeanOfEveryViewOfTheImageAndItsMirror() throws {
+        let network = try Network(architecture: Architecture(parsing: "conv(4,3,pad=1) relu flatten dense(6) l2norm"),
+                                  input: TensorShape(channels: 1, height: 5, width: 7), seed: 3)
+        var spec = InputSpec(channels: 1, height: 5, width: 7)
+        spec.mirrorAverage = true
+        spec.shiftAverage = 1
+        #expect(spec.validationError() == nil)
+        let views = spec.testViews
+        #expect(views.count == 10 && views.filter(\.mirrored).count == 5)
+        var generator = SeededGenerator(seed: 2)
+        let x = (0..<(3 * 35)).map { _ in generator.nextGaussian() }
+        // A move right by one repeats the first column; a move up by one repeats the last row.
+        var moved = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { source in moved.withUnsafeMutableBufferPointer { spec.writeShifted(source.baseAddress!, count: 3, dx: 1, dy: 0, into: $0.baseAddress!) } }
+        #expect(moved[0] == x[0] && moved[1] == x[0] && moved[6] == x[5] && moved[35 + 8] == x[35 + 7])
+        x.withUnsafeBufferPointer { source in moved.withUnsafeMutableBufferPointer { spec.writeShifted(source.baseAddress!, count: 3, dx: 0, dy: -1, into: $0.baseAddress!) } }
+        #expect(moved[0] == x[7] && moved[28] == x[28] && moved[21] == x[28] && moved[35] == x[42])
+
+        let averaged = EmbeddingModel(network: network, head: nil, metric: .euclidean, spec: spec).embed(values: x, count: 3)
+        var mirrored = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { source in mirrored.withUnsafeMutableBufferPointer { spec.writeMirrored(source.baseAddress!, count: 3, into: $0.baseAddress!) } }
+        var sum = [Float](repeating: 0, count: 18)
+        for view in views {
+            var input = [Float](repeating: 0, count: x.count)
+            (view.mirrored ? mirrored : x).withUnsafeBufferPointer { source in
+                input.withUnsafeMutableBufferPointer { spec.writeShifted(source.baseAddress!, count: 3, dx: view.dx, dy: view.dy, into: $0.baseAddress!) }
+            }
+            let e = network.forward(input, batch: 3, mode: .inference)
+            for i in 0..<18 { sum[i] += e[i] }
+        }
+        for n in 0..<3 {
+            let norm = (0..<6).reduce(Float(0)) { $0 + sum[n * 6 + $1] * sum[n * 6 + $1] }.squareRoot()
+            for i in 0..<6 { #expect(abs(averaged[n * 6 + i] - sum[n * 6 + i] / norm) < 1e-5) }
+        }
+        // One image alone embeds as it does in a batch (serve embeds one at a time).
+        let alone = EmbeddingModel(network: network, head: nil, metric: .euclidean, spec: spec).embed(values: Array(x[35..<70]), count: 1)
+        for i in 0..<6 { #expect(abs(alone[i] - averaged[6 + i]) < 1e-5) }
+        spec.shiftAverage = 2
+        #expect(spec.validationError() != nil, "a 5-pixel-high input cannot move by 2 and keep its middle row")
     }
 }

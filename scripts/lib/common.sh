@@ -13,7 +13,7 @@ ensure_demo_model() {
     mkdir -p models reports
     model=models/fashion-closed.safetensors
     if [ ! -s "$model" ]; then
-        echo "demo: training the demo model (preset fashion-closed, about 2 minutes on 2 cores)"
+        echo "demo: training the demo model (preset fashion-closed, about 2.5 minutes on 2 cores)"
         "$bin" train --preset fashion-closed --out "$model" --report reports/fashion-closed
     else
         echo "demo: using the existing $model (delete it to retrain)"

@@ -322,7 +322,7 @@ extension ConsoleAssets {
           const rows = [
             ['Model id', m.id], ['Architecture', m.architecture], ['Objective', m.objective], ['Metric', m.metric],
             ['Embedding', m.embedding_dim + ' dimensions'],
-            ['Input', (input.width || '?') + '×' + (input.height || '?') + ', ' + (input.channels === 3 ? 'colour' : 'grey') + (input.mirrorAverage ? ', averaged with its mirror image' : '')],
+            ['Input', (input.width || '?') + '×' + (input.height || '?') + ', ' + (input.channels === 3 ? 'colour' : 'grey') + (input.mirrorAverage ? ', averaged with its mirror image' : '') + (input.shiftAverage ? ', and moved ' + input.shiftAverage + ' px each way' : '')],
             ['Threshold', fmt(m.threshold) + (m.threshold_method ? ' (' + m.threshold_method + ')' : '')],
             ['At the threshold', 'false accept rate ' + pct(c.falseAcceptRate) + ', true accept rate ' + pct(c.trueAcceptRate)],
           ];
