@@ -141,7 +141,7 @@ public enum Preset: String, CaseIterable, Sendable {
         switch self {
         case .digitsMLP: "MLP 784-1024-1024-2, contrastive margin 0.3, Adam 1e-4/0.9/0.99, 3,000 steps of 180 pairs (the MNIST reference; 2-D embeddings to plot)"
         case .digitsCNN: "small CNN on MNIST digits, contrastive"
-        case .omniglot: "4-layer 64-channel CNN on 42x42 inverted characters, triplet semi-hard, augmentation, mirrored and turned characters as new identities; for N-way one-shot"
+        case .omniglot: "4-layer 64-channel CNN on 42x42 inverted characters, triplet semi-hard, augmentation, mirrored and turned characters as new identities, each character averaged with copies moved 3 pixels each way; for N-way one-shot"
         case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
         case .faces: "four-conv CNN with batch norm and global pooling on 92x112 grayscale faces downsampled 2x, triplet margin 0.1, flips and mild augmentation, each face averaged with its mirror image and both moved a pixel each way"
         case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings, turned classes as new identities, augmentation; for clothing kinds it never saw (open set)"
@@ -182,6 +182,10 @@ public enum Preset: String, CaseIterable, Sendable {
             recipe.keepLastWeights = true
             recipe.rotatedIdentities = true
             recipe.mirroredIdentities = true
+            // Each character averaged with copies moved 3 pixels each way (5 views; the same
+            // seed-1 weights, 10,000 episodes): 75.6% -> 77.1% within alphabet, 87.3% -> 88.6%
+            // across (1 pixel 76.2%, 2 76.6%, 4 77.0%, 5 77.1%, 6 76.9%).
+            recipe.input.shiftAverage = 3
             return recipe
         case .omniglotKoch:
             return TrainingRecipe(architecture: "conv(64,5) relu maxpool(2) conv(128,3) relu maxpool(2) conv(128,3) relu flatten dense(256) sigmoid",
