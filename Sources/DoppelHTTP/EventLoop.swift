@@ -23,10 +23,9 @@ final class EventLoop: @unchecked Sendable {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw .failed("epoll_create1") }
         wakeup = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
-        guard wakeup >= 0 else {
-            Socket.closeDescriptor(epoll)
-            throw .failed("eventfd")
-        }
+        // Every property is set from here on, so a throw runs deinit, which closes what is open
+        // (closing here as well would close a descriptor another thread may have been given).
+        guard wakeup >= 0 else { throw .failed("eventfd") }
         try register(wakeup, EPOLLIN.rawValue, add: true)
         // EPOLLEXCLUSIVE: one loop wakes per incoming connection, not all of them.
         try register(server.listener, EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, add: true)

@@ -44,10 +44,10 @@ public final class HTTPClient {
             inet_pton(AF_INET, host, &address.sin_addr)
             status = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         }
-        guard status == 0 else {
-            close(descriptor)
-            throw Failure(description: "connect: errno \(errno)")
-        }
+        // No close here: the object is fully initialised, so throwing runs deinit, which
+        // closes it. Closing twice closed another thread's socket that had been given the same
+        // number in between (a test's write failing with "connect: errno 9").
+        guard status == 0 else { throw Failure(description: "connect: errno \(errno)") }
     }
 
     deinit { close(descriptor) }
