@@ -18,12 +18,15 @@ public final class EmbeddingModel {
     /// spec averages test-time views.
     private var augmented: [Float] = []
     private var mirrored: [Float] = []
+    /// `spec.testViews`, worked out once.
+    private let views: [(mirrored: Bool, dx: Int, dy: Int)]
 
     public init(network: Network, head: KochHead?, metric: Metric, spec: InputSpec) {
         self.network = network
         self.head = head
         self.metric = metric
         self.spec = spec
+        views = spec.testViews
     }
 
     /// Embeds `count` preprocessed images `x` into `y` (`[count, dimension]`): the one path
@@ -36,7 +39,6 @@ public final class EmbeddingModel {
     /// caller at a time, like the network.
     public func embed(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>) {
         guard count > 0 else { return }
-        let views = spec.testViews
         guard views.count > 1 else {
             y.update(from: network.forward(x, batch: count, mode: .inference).baseAddress!, count: count * dimension)
             return
