@@ -18,7 +18,7 @@ import TestSupport
     static func store(_ backend: Backend) throws -> (store: any GalleryStore, count: (String) throws -> Int) {
         switch backend {
         case .sqlite:
-            let store = try SQLiteStoreTests.open(SQLiteStoreTests.temporaryPath())
+            let store = try SQLiteStoreTests.open(try ScratchFolder.make("doppel-contract").appendingPathComponent("gallery.sqlite").path)
             return (store, { Int(try store.database.query("SELECT count(*) FROM \($0)").first?.first?.integer ?? -1) })
         case .postgresql:
             let server = try PostgresServer.shared()

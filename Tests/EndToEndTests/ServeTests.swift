@@ -24,6 +24,7 @@ import Glibc
 
     static let fixture: Fixture = {
         let folder = try! TrainCommandTests.makeGlyphFolder()
+        ScratchFolder.removeAtExit(folder.path)
         let model = folder.appendingPathComponent("model.safetensors").path
         let train = try! DoppelBinary.run([
             "train", "--data", folder.path, "--preset", "faces", "--input", "1x16x16",

@@ -26,7 +26,7 @@ public final class PostgresServer: @unchecked Sendable {
             if let server = sharedServer { return server }
             let server = try PostgresServer()
             sharedServer = server
-            atexit { PostgresServer.sharedServer?.stop() }
+            atexit { PostgresServer.sharedServer?.destroy() }
             return server
         }
     }
