@@ -32,12 +32,12 @@ public struct EvaluationReport: Codable, Sendable {
 
 public enum Evaluation {
     /// Verification on `pairs` seeded balanced pairs, identification with 1 and 5 enrolled
-    /// images per identity, and N-way one-shot episodes (within groups when identity names
+    /// images per identity (the mean over `draws` random choices of them), and N-way one-shot episodes (within groups when identity names
     /// have a `group/` prefix).
     public static func run(model: EmbeddingModel, modelID: String, threshold: Float?, calibratedFalseAcceptRate: Double? = nil,
                            dataset: Dataset, identitySet: String,
                            pairs: Int = 10000, episodes: Int = 400, ways: [Int] = [5, 20], seed: UInt64 = 2024,
-                           enrolled: [Int] = [1, 5], aggregations: [EnrollmentAggregation] = [.best]) -> EvaluationReport {
+                           enrolled: [Int] = [1, 5], aggregations: [EnrollmentAggregation] = [.best], draws: Int = 1) -> EvaluationReport {
         let data = TensorDataset(dataset, spec: model.spec)
         let embeddings = model.embed(data)
         let (same, different) = model.pairDistances(data, embeddings: embeddings, count: pairs, seed: seed)
@@ -52,7 +52,7 @@ public enum Evaluation {
         // One image enrolled is the same under every aggregation: measured once.
         let identification = enrolled.flatMap { count in
             (count == 1 ? [EnrollmentAggregation.best] : aggregations).map {
-                model.identification(data, embeddings: embeddings, perIdentity: count, seed: seed, aggregation: $0)
+                model.identification(data, embeddings: embeddings, perIdentity: count, seed: seed, aggregation: $0, draws: draws)
             }
         }.filter { $0.queries > 0 }
         let grouped = dataset.identities.allSatisfy { $0.contains("/") }

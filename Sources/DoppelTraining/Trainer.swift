@@ -110,6 +110,10 @@ public final class Trainer {
             }
             try network.load(tensors: Dictionary(uniqueKeysWithValues: initial.network.namedTensors().map { ($0.name, $0.values) }))
         }
+        if recipe.whitening != nil {
+            // The whitening is appended when training ends: check now that it can be.
+            _ = try Network(architecture: Architecture(parsing: network.architecture.description + " dense(\(network.outputShape.count)) l2norm"), input: input, seed: 0)
+        }
         if let trainLast = recipe.trainLast { network.freeze(allButTheLast: trainLast) }
         trainer = SiameseTrainer(network: network, objective: recipe.objective, optimizer: recipe.optimizer, seed: recipe.seed)
         if let head = trainer.head, let initialHead = initial?.head, initialHead.dimension == head.dimension, initialHead.distance == head.distance {
@@ -236,6 +240,12 @@ public final class Trainer {
             try network.load(tensors: bestParameters)
             if let head = trainer.head { head.parameters = bestHead }
         }
+        var final = network
+        if let strength = recipe.whitening {
+            let fitted = Whitening.fit(model.embed(train), count: train.count, dimension: model.dimension, strength: strength)
+            final = try Whitening.appended(to: network, mean: fitted.mean, matrix: fitted.matrix, seed: recipe.seed)
+        }
+        let model = EmbeddingModel(network: final, head: trainer.head, metric: recipe.metric, spec: recipe.input)
         let embeddings = model.embed(validation)
         let pairs = max(recipe.validationPairs, 4000)
         let (same, different) = model.pairDistances(validation, embeddings: embeddings, count: pairs, seed: recipe.seed ^ 0x6361_6C69)
@@ -244,10 +254,10 @@ public final class Trainer {
         encoder.outputFormatting = [.sortedKeys]
         func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
         var metadata = ModelMetadata(
-            architecture: network.architecture, inputShape: network.inputShape, objective: recipe.objectiveName, metric: recipe.metric,
+            architecture: final.architecture, inputShape: final.inputShape, objective: recipe.objectiveName, metric: recipe.metric,
             inputSpec: try json(recipe.input), recipe: try json(TrainedRecipe(recipe: recipe, data: source)), metrics: try json(history))
         try metadata.record(record, population: recipe.closedSet == true ? "trained identities (their held-out validation images)" : "held-out validation identities")
-        return (ModelFile(network: network, head: trainer.head, metadata: metadata), record)
+        return (ModelFile(network: final, head: trainer.head, metadata: metadata), record)
     }
 }
 

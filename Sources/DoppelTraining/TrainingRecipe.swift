@@ -60,6 +60,11 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var initialModel: String?
     /// Train only the last N weight layers, the others frozen (fine-tuning). Optional likewise.
     public var trainLast: Int?
+    /// Whiten the embeddings when training ends (`Whitening`, fitted on the training
+    /// identities, appended to the network as dense then l2norm, before the threshold is
+    /// calibrated), with this floor on each direction's variance as a share of the largest.
+    /// Optional likewise.
+    public var whitening: Float?
     public var validationEvery: Int
     public var validationPairs: Int
     public var threshold: ThresholdPolicy
@@ -112,6 +117,11 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         if let temperature, !(temperature > 0 && temperature.isFinite) { return "temperature must be positive" }
         guard validationEvery > 0, validationPairs >= 10 else { return "validation-every must be positive and validation pairs at least 10" }
         if let trainLast, trainLast < 0 { return "train-last must be 0 or more (the number of weight layers to train; 0 trains nothing and only calibrates)" }
+        if let whitening {
+            guard whitening > 0, whitening <= 10 else { return "whitening must be in (0, 10] (the floor on each direction's variance, as a share of the largest)" }
+            guard loss != .bce else { return "whitening changes the embeddings the Koch head was trained on; use it with another loss" }
+            guard architecture.split(separator: " ").last == "l2norm" else { return "whitening needs an architecture ending in l2norm (--whitening 0 turns it off)" }
+        }
         return nil
     }
 }
@@ -143,7 +153,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .digitsCNN: "small CNN on MNIST digits, contrastive"
         case .omniglot: "4-layer 64-channel CNN on 42x42 inverted characters, triplet semi-hard, augmentation, mirrored and turned characters as new identities, each character averaged with copies moved 3 pixels each way; for N-way one-shot"
         case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
-        case .faces: "four-conv CNN with batch norm and global pooling on 92x112 grayscale faces downsampled 2x, triplet margin 0.1, flips and mild augmentation, each face averaged with its mirror image and both moved a pixel each way"
+        case .faces: "four-conv CNN with batch norm and global pooling on 92x112 grayscale faces downsampled 2x, triplet margin 0.1, flips and mild augmentation, each face averaged with its mirror image and both moved a pixel each way, embeddings whitened on the trained people"
         case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings, turned classes as new identities, augmentation; for clothing kinds it never saw (open set)"
         case .fashionResNet: "a small ResNet (three residual stages of 16, 32 and 64 channels with batch norm, global average pooling) with the fashion preset's training"
         case .fashionClosed: "CNN (8.5 MFLOP per image) on all ten classes of Fashion-MNIST's training set, closed set (validated on held-out images), threshold at a 5% false accept rate, each image averaged with copies moved a pixel each way, for a gallery of those classes (the demo's model)"
@@ -208,11 +218,17 @@ public enum Preset: String, CaseIterable, Sendable {
             // on the preset's seed 1-3 models, rank-1 0.911 -> 0.915 and EER 0.068 -> 0.063
             // (lower on every seed); two pixels 0.915 / 0.064.
             input.shiftAverage = 1
-            return TrainingRecipe(architecture: "conv(32,3,pad=1) batchnorm relu maxpool(2) conv(64,3,pad=1) batchnorm relu maxpool(2) "
-                                    + "conv(128,3,pad=1) batchnorm relu maxpool(2) conv(128,3,pad=1) batchnorm relu gap dense(128) l2norm",
-                                  input: input, loss: .triplet, margin: 0.1, mining: .semiHard, optimizer: .rmsprop(learningRate: 1e-3),
-                                  iterations: 2000, batch: 10, perIdentity: 5, augmentation: augmentation,
-                                  validationFraction: 0.15, testFraction: 0.15, validationEvery: 250)
+            var recipe = TrainingRecipe(architecture: "conv(32,3,pad=1) batchnorm relu maxpool(2) conv(64,3,pad=1) batchnorm relu maxpool(2) "
+                                            + "conv(128,3,pad=1) batchnorm relu maxpool(2) conv(128,3,pad=1) batchnorm relu gap dense(128) l2norm",
+                                        input: input, loss: .triplet, margin: 0.1, mining: .semiHard, optimizer: .rmsprop(learningRate: 1e-3),
+                                        iterations: 2000, batch: 10, perIdentity: 5, augmentation: augmentation,
+                                        validationFraction: 0.15, testFraction: 0.15, validationEvery: 250)
+            // Embeddings whitened on the 20 trained people (floor 0.1 of the largest variance):
+            // twenty people leave a few directions carrying most of the spread. Seeds 1-3, same
+            // weights: EER 0.063 -> 0.040, accuracy at the threshold 0.933 -> 0.954, rank-1 (mean
+            // of 100 enrolled-photo draws) 0.958; seed 2 alone 0.854 -> 0.901.
+            recipe.whitening = 0.1
+            return recipe
         case .fashionResNet:
             // The residual-block example: the fashion recipe on a small ResNet (measured in
             // docs/accuracy.md against the fashion preset on the same splits).

@@ -24,6 +24,8 @@ struct EvalCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "N of the N-way one-shot tests.") var ways: [Int] = [5, 20]
     @Option(help: "Seed for pairs and episodes (change it for a fresh sample).") var seed: UInt64 = 2024
     @Option(parsing: .upToNextOption, help: "Images enrolled per identity in the identification tests.") var enrolled: [Int] = [1, 5]
+    @Option(help: "Random choices of the enrolled images each identification figure is the mean of (which photo is enrolled moves rank-1 by points on a small set).")
+    var draws: Int = 100
     @Option(parsing: .upToNextOption, help: "How several enrolled images score a query: best, mean-of-best:M, centroid (several: one test each; the first also scores --enroll). The default is the server's.")
     var aggregation: [String] = ["best"]
     @Flag(help: "Print JSON.") var json = false
@@ -32,6 +34,7 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         guard pairs >= 10, episodes >= 1, ways.allSatisfy({ $0 >= 2 }) else { throw ValidationError("pairs >= 10, episodes >= 1, ways >= 2") }
         guard enrolled.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--enrolled counts must be at least 1") }
+        guard (1...10_000).contains(draws) else { throw ValidationError("--draws must be in 1...10000") }
         for text in aggregation where EnrollmentAggregation(text) == nil {
             throw ValidationError("--aggregation \(text) is not best, mean-of-best:M or centroid")
         }
@@ -52,7 +55,7 @@ struct EvalCommand: ParsableCommand {
         var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold,
                                     calibratedFalseAcceptRate: calibration?.falseAcceptRate, dataset: dataset,
                                     identitySet: identitySet, pairs: pairs, episodes: episodes, ways: ways, seed: seed,
-                                    enrolled: enrolled, aggregations: aggregation.compactMap(EnrollmentAggregation.init))
+                                    enrolled: enrolled, aggregations: aggregation.compactMap(EnrollmentAggregation.init), draws: draws)
         if let enroll {
             let queries = try loader.load(source)
             report.enrolled = enroll
@@ -75,7 +78,8 @@ struct EvalCommand: ParsableCommand {
         }
         for i in report.identification {
             let how = i.enrolledPerIdentity > 1 ? " (\(i.aggregation ?? "best"))" : ""
-            print(String(format: "identification, %d enrolled per identity%@: rank-1 %.4f, rank-5 %.4f (%d queries)", i.enrolledPerIdentity, how, i.rank1, i.rank5, i.queries))
+            let drawn = i.draws.map { String(format: " each, mean of %d choices of the enrolled images; rank-1 standard error %.4f", $0, i.rank1StandardError ?? 0) } ?? ""
+            print(String(format: "identification, %d enrolled per identity%@: rank-1 %.4f, rank-5 %.4f (%d queries%@)", i.enrolledPerIdentity, how, i.rank1, i.rank5, i.queries, drawn))
         }
         for o in report.oneShot {
             print(String(format: "%d-way %d-shot%@: %.4f over %d episodes", o.ways, o.shots, o.withinGroup ? " within group" : "", o.accuracy, o.episodes))

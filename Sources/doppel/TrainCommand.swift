@@ -67,6 +67,8 @@ struct TrainCommand: ParsableCommand {
     var mirrorAverage: Bool?
     @Option(help: "Also embed copies moved this many pixels up, down, left and right and average them all, in validation, eval and serving alike (0: off; default: the preset's).")
     var shiftAverage: Int?
+    @Option(help: "Whiten the embeddings when training ends (fitted on the training identities; recorded in the model as a last dense and l2norm), with this floor on each direction's variance as a share of the largest (0: off; default: the preset's).")
+    var whitening: Float?
     @Flag(inversion: .prefixedNo, help: "Triplet batches take identities family by family (e.g. alphabet by alphabet), for harder negatives (default: the preset's).")
     var familyBatches: Bool?
 
@@ -100,6 +102,9 @@ struct TrainCommand: ParsableCommand {
             recipe.input = try JSONDecoder().decode(InputSpec.self, from: Data(file.metadata.inputSpec.utf8))
             recipe.metric = file.metadata.metric
             recipe.initialModel = file.metadata.modelID
+            // A whitening fitted on the preset's data is not the imported model's: asked for
+            // explicitly (--whitening) or not at all, so fine-tuning never stacks one on another.
+            recipe.whitening = nil
             initial = file
         }
         if let trainLast { recipe.trainLast = trainLast }
@@ -162,6 +167,7 @@ struct TrainCommand: ParsableCommand {
         if let mirrorAverage { recipe.input.mirrorAverage = mirrorAverage ? true : nil }
         if let shiftAverage { recipe.input.shiftAverage = shiftAverage > 0 ? shiftAverage : nil }
         if let keepLastWeights { recipe.keepLastWeights = keepLastWeights }
+        if let whitening { recipe.whitening = whitening == 0 ? nil : whitening }
         if let problem = recipe.validationError() { throw ValidationError(problem) }
         // Check the architecture against the input before spending time on the data.
         _ = try Network(architecture: Architecture(parsing: recipe.architecture),

@@ -50,6 +50,30 @@ import Testing
         #expect(wrong.rank1 == 0 && wrong.rank5 == 1)
     }
 
+    /// Two identities on a line, A at 0 and 3, B at 5 and 6, one enrolled each: the query is
+    /// right in every choice of the enrolled images but one (A's 0 and B's 5 enrolled: A's 3
+    /// is nearer B's 5), where one of the two queries fails, so rank-1 is 0.5 or 1 on one draw
+    /// and 0.875 on average. Many draws give that mean, with its standard error.
+    @Test func identificationOverManyDrawsIsTheMeanOverChoicesOfTheEnrolledImages() {
+        let model = EmbeddingModel(network: try! Network(architecture: Architecture(parsing: "flatten"), input: TensorShape(channels: 1), seed: 1),
+                                   head: nil, metric: .euclidean, spec: InputSpec(channels: 1, height: 1, width: 1))
+        var samples = [Dataset.Sample]()
+        for identity in 0..<2 { for index in 0..<2 { samples.append(Dataset.Sample(identity: identity, origin: "\(identity)/\(index)", image: Image(width: 1, height: 1, layout: .gray))) } }
+        let data = TensorDataset(Dataset(identities: ["A", "B"], samples: samples, source: "line"), spec: model.spec)
+        let embeddings: [Float] = [0, 3, 5, 6]
+        let one = model.identification(data, embeddings: embeddings, perIdentity: 1, seed: 7)
+        #expect(one.rank1 == 0.5 || one.rank1 == 1)
+        #expect(one.draws == nil && one.queries == 2)
+        let many = model.identification(data, embeddings: embeddings, perIdentity: 1, seed: 7, draws: 4000)
+        #expect(many.draws == 4000 && many.queries == 2)
+        #expect(abs(many.rank1 - 0.875) < 0.015, "mean rank-1 \(many.rank1)")
+        // Per draw 0.5 with probability 1/4, else 1: variance 3/64, so the standard error of the mean is sqrt(3/64/4000).
+        let expected = (3.0 / 64 / 4000).squareRoot()
+        #expect(abs((many.rank1StandardError ?? 0) - expected) < 0.2 * expected, "standard error \(many.rank1StandardError ?? -1)")
+        // The first draw is the one-draw figure.
+        #expect(model.identification(data, embeddings: embeddings, perIdentity: 1, seed: 7, draws: 1) == one)
+    }
+
     @Test func trainsCalibratesAndResumesExactly() throws {
         let split = try TrainingSplit.make(Self.glyphDataset(), recipe: Self.recipe())
         let whole = try Trainer(recipe: Self.recipe(), split: split)

@@ -52,7 +52,10 @@ import TestSupport
         var api = try ServeTests.Checked(server)
         let mirrorBytes = [UInt8](try Data(contentsOf: mirror))
         let served = try api.form("POST", "/v1/embed", key: nil, [("image", "m.png", mirrorBytes)]).json["embedding"] as? [Double] ?? []
-        #expect(zip(served, cli[1]).allSatisfy { abs($0 - $1) < 1e-6 } && served.count == 16, "/v1/embed differs from doppel embed")
+        // Within float rounding: the server embeds the image alone, the CLI in a batch of two,
+        // and the sgemm rounds differently per batch size (4e-7 apart before the preset's
+        // whitening, 8e-7 after); the same image without the whitening is 0.5 off.
+        #expect(zip(served, cli[1]).allSatisfy { abs($0 - $1) < 1e-5 } && served.count == 16, "/v1/embed differs from doppel embed")
         var search = try api.form("POST", "/v1/search", key: nil, [("image", "m.png", mirrorBytes)])
         var best = (search.json["matches"] as? [[String: Any]])?.first
         #expect(best?["identity"] as? String == "glyph" && (best?["distance"] as? Double ?? 1) < 1e-3, "\(search.text)")

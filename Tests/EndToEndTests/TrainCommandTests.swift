@@ -89,6 +89,20 @@ import Testing
         try Self.expectRefused(["train", "--data", root.path, "--preset", "faces", "--closed-set", "--hold-out", "group0"], saying: "drop --hold-out")
     }
 
+    @Test func whiteningFromTheCommandLine() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (model, train) = try Self.trainGlyphModel(root, "whitened.safetensors", ["--preset", "faces", "--whitening", "0.1", "--iterations", "20", "--batch", "16"])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        // The whitening is the model's last dense and l2norm, so every path that embeds has it.
+        let metadata = try Self.metadata(of: model)
+        #expect(metadata?["architecture"]?.hasSuffix("dense(16) l2norm dense(16) l2norm") == true, "\(metadata?["architecture"] ?? "")")
+        #expect(abs((try Self.recordedRecipe(of: model)?["whitening"] as? Double ?? 0) - 0.1) < 1e-6)
+        let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "20", "--ways", "2", "--pairs", "100"])
+        #expect(eval.status == 0, "stderr: \(eval.stderr)")
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "faces", "--whitening", "20"], saying: "whitening must be in (0, 10]")
+    }
+
     @Test func supervisedContrastiveLossFromTheCommandLine() throws {
         let root = try Self.makeGlyphFolder()
         defer { try? FileManager.default.removeItem(at: root) }
