@@ -148,7 +148,10 @@ try:
     driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=model]").click()
     wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#model-info dl")))
     status, model = api("GET", "/v1/model")
-    check(model["id"] in driver.find_element(By.ID, "model-info").text, "the model id is not shown")
+    shown = driver.find_element(By.ID, "model-info").text
+    check(model["id"] in shown, "the model id is not shown")
+    whitening = ((model.get("recipe") or {}).get("recipe") or {}).get("whitening")
+    check(bool(whitening) == ("whitened" in shown), f"whitening {whitening} but the model view says: {shown}")
     driver.save_screenshot(os.path.join(shots, "console-model.png"))
 
     step = "the browser console holds no error"

@@ -319,9 +319,10 @@ extension ConsoleAssets {
           const m = state.model || (state.model = await api('GET', '/v1/model'));
           const c = m.calibration || {};
           const input = m.input_spec || {};
+          const whitening = m.recipe && m.recipe.recipe && m.recipe.recipe.whitening;
           const rows = [
             ['Model id', m.id], ['Architecture', m.architecture], ['Objective', m.objective], ['Metric', m.metric],
-            ['Embedding', m.embedding_dim + ' dimensions'],
+            ['Embedding', m.embedding_dim + ' dimensions' + (whitening ? ', whitened on the identities it trained on (the last dense and l2norm)' : '')],
             ['Input', (input.width || '?') + '×' + (input.height || '?') + ', ' + (input.channels === 3 ? 'colour' : 'grey') + (input.mirrorAverage ? ', averaged with its mirror image' : '') + (input.shiftAverage ? ', and moved ' + input.shiftAverage + ' px each way' : '')],
             ['Threshold', fmt(m.threshold) + (m.threshold_method ? ' (' + m.threshold_method + ')' : '')],
             ['At the threshold', 'false accept rate ' + pct(c.falseAcceptRate) + ', true accept rate ' + pct(c.trueAcceptRate)],
