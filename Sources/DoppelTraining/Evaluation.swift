@@ -32,8 +32,8 @@ public struct EvaluationReport: Codable, Sendable {
 
 public enum Evaluation {
     /// Verification on `pairs` seeded balanced pairs, identification with 1 and 5 enrolled
-    /// images per identity (the mean over `draws` random choices of them), and N-way one-shot episodes (within groups when identity names
-    /// have a `group/` prefix).
+    /// images per identity (the mean over `draws` random choices of them), and N-way one-shot
+    /// episodes (within groups when identity names have a `group/` prefix).
     public static func run(model: EmbeddingModel, modelID: String, threshold: Float?, calibratedFalseAcceptRate: Double? = nil,
                            dataset: Dataset, identitySet: String,
                            pairs: Int = 10000, episodes: Int = 400, ways: [Int] = [5, 20], seed: UInt64 = 2024,

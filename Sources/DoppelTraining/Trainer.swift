@@ -242,13 +242,15 @@ public final class Trainer {
         }
         var final = network
         if let strength = recipe.whitening {
-            let fitted = Whitening.fit(model.embed(train), count: train.count, dimension: model.dimension, strength: strength)
+            let trained = self.model
+            let fitted = Whitening.fit(trained.embed(train), count: train.count, dimension: trained.dimension, strength: strength)
             final = try Whitening.appended(to: network, mean: fitted.mean, matrix: fitted.matrix, seed: recipe.seed)
         }
-        let model = EmbeddingModel(network: final, head: trainer.head, metric: recipe.metric, spec: recipe.input)
-        let embeddings = model.embed(validation)
+        // Calibrated as served: through the whitening when there is one.
+        let served = EmbeddingModel(network: final, head: trainer.head, metric: recipe.metric, spec: recipe.input)
+        let embeddings = served.embed(validation)
         let pairs = max(recipe.validationPairs, 4000)
-        let (same, different) = model.pairDistances(validation, embeddings: embeddings, count: pairs, seed: recipe.seed ^ 0x6361_6C69)
+        let (same, different) = served.pairDistances(validation, embeddings: embeddings, count: pairs, seed: recipe.seed ^ 0x6361_6C69)
         let record = CalibrationRecord(policy: recipe.threshold, identities: validation.identityNames.count, same: same, different: different)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -50,7 +50,7 @@ public enum Whitening {
 
     /// Eigenvalues and eigenvectors (column k of the row-major result is the k-th) of the
     /// symmetric `d x d` matrix `a`, by cyclic Jacobi rotations: exact to double precision
-    /// for the sizes of embeddings (128: a few milliseconds), and no LAPACK needed.
+    /// for the sizes of embeddings (128: 65 ms), and no LAPACK needed.
     static func symmetricEigen(_ a: [Double], dimension d: Int) -> (values: [Double], vectors: [Double]) {
         var a = a
         var v = [Double](repeating: 0, count: d * d)
