@@ -78,6 +78,18 @@ import Testing
         #expect(reloaded.embed(validation) == whitened)
     }
 
+    /// A recipe from before the field (no "whitening" key) decodes as unwhitened, and a
+    /// whitened one keeps its floor through the model file's JSON.
+    @Test func recipesFromBeforeWhiteningStillDecode() throws {
+        let old = TrainerTests.recipe()
+        let json = String(decoding: try JSONEncoder().encode(old), as: UTF8.self)
+        #expect(!json.contains("whitening"))
+        #expect(try JSONDecoder().decode(TrainingRecipe.self, from: Data(json.utf8)).whitening == nil)
+        var whitened = old
+        whitened.whitening = 0.25
+        #expect(try JSONDecoder().decode(TrainingRecipe.self, from: JSONEncoder().encode(whitened)).whitening == 0.25)
+    }
+
     @Test func whiteningIsRefusedWhereItCannotApply() {
         var recipe = TrainerTests.recipe()
         recipe.whitening = 0
