@@ -29,7 +29,7 @@ let package = Package(
         // ONNX files -> DoppelNN graphs (a protobuf reader of its own: no generated code).
         .target(name: "DoppelONNX", dependencies: ["DoppelNN"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
-        // The compact index's row kernels (AVX2 with a run-time check, portable C otherwise).
+        // The index's row kernels (AVX2 with a run-time check, portable C otherwise).
         .target(name: "CScanKernels"),
         .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite", "CPostgres", "CScanKernels"]),
         // epoll and eventfd headers (Linux), which Swift's Glibc module leaves out.

@@ -122,6 +122,90 @@ __attribute__((target("avx2,fma,f16c"))) static void scan_f16_avx2(const float *
     }
 }
 
+// Products of a batch of queries with row-major rows, read where they lie (no packed copy of
+// the rows, no pass zeroing the output). A tile is 6 rows x 8 VECTORS (1-2) queries: per step
+// of the dimension, VECTORS loads of the transposed queries and 6 broadcasts (one from each
+// row) feed 6 x VECTORS accumulators, 15 of the 16 registers at most (4 rows x 24 queries
+// needs 17, and the spill it forces made it slower than OpenBLAS). The rows stay in L1 while
+// every block of queries passes them; the queries (dimension x 8-padded count floats) stay in
+// L1 throughout. Accumulators are transposed in registers so each query's products of the 6
+// rows land side by side in its own output run.
+#define DOPPEL_TILE_ROWS 6
+
+// Lanes j of the four vectors a0-a3 (8 queries each) -> for query j, the four rows in order:
+// out[j] holds queries j (low half) and j + 4 (high half).
+__attribute__((target("avx2,fma"), always_inline)) static inline void transpose4(
+    __m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 out[4]) {
+    const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+    const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+    out[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    out[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    out[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    out[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void products_tile(
+    const float *const rows_at[DOPPEL_TILE_ROWS], size_t dimension, const float *queries_t, size_t padded,
+    size_t first_query, size_t count, float *out, size_t ldo, size_t rows, const int vectors) {
+    __m256 acc[DOPPEL_TILE_ROWS][2];
+    for (int r = 0; r < DOPPEL_TILE_ROWS; r++)
+        for (int v = 0; v < vectors; v++) acc[r][v] = _mm256_setzero_ps();
+    for (size_t d = 0; d < dimension; d++) {
+        const float *q = queries_t + d * padded + first_query;
+        __m256 column[2];
+        for (int v = 0; v < vectors; v++) column[v] = _mm256_loadu_ps(q + 8 * v);
+        for (int r = 0; r < DOPPEL_TILE_ROWS; r++) {
+            const __m256 weight = _mm256_broadcast_ss(rows_at[r] + d);
+            for (int v = 0; v < vectors; v++) acc[r][v] = _mm256_fmadd_ps(weight, column[v], acc[r][v]);
+        }
+    }
+    for (int v = 0; v < vectors; v++) {
+        __m256 quads[4];
+        transpose4(acc[0][v], acc[1][v], acc[2][v], acc[3][v], quads);
+        // Rows 4 and 5: pairs (query j, j + 1 interleaved) -> lane pairs per query.
+        const __m256 low = _mm256_unpacklo_ps(acc[4][v], acc[5][v]), high = _mm256_unpackhi_ps(acc[4][v], acc[5][v]);
+        for (int j = 0; j < 8; j++) {
+            const size_t query = first_query + 8 * v + j;
+            if (query >= count) break;
+            const __m128 four = j < 4 ? _mm256_castps256_ps128(quads[j]) : _mm256_extractf128_ps(quads[j - 4], 1);
+            // Lanes of `low` are queries 0, 1 (and 4, 5 above), of `high` 2, 3 (6, 7), a pair each.
+            const __m128 pairs = (j & 2) ? (j < 4 ? _mm256_castps256_ps128(high) : _mm256_extractf128_ps(high, 1))
+                                         : (j < 4 ? _mm256_castps256_ps128(low) : _mm256_extractf128_ps(low, 1));
+            const __m128 two = (j & 1) ? _mm_movehl_ps(pairs, pairs) : pairs;
+            float *target = out + query * ldo;
+            if (rows == DOPPEL_TILE_ROWS) {
+                _mm_storeu_ps(target, four);
+                _mm_storel_pi((__m64 *)(target + 4), two);
+            } else {
+                float lanes[DOPPEL_TILE_ROWS];
+                _mm_storeu_ps(lanes, four);
+                _mm_storel_pi((__m64 *)(lanes + 4), two);
+                for (size_t r = 0; r < rows; r++) target[r] = lanes[r];
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void products_avx2(
+    const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
+    const size_t padded = (count + 7) / 8 * 8;
+    for (size_t row = 0; row < rows; row += DOPPEL_TILE_ROWS) {
+        const size_t here = rows - row < DOPPEL_TILE_ROWS ? rows - row : DOPPEL_TILE_ROWS;
+        // A short last group repeats its last row in the missing places (never stored).
+        const float *rows_at[DOPPEL_TILE_ROWS];
+        for (size_t r = 0; r < DOPPEL_TILE_ROWS; r++) rows_at[r] = x + (row + (r < here ? r : here - 1)) * dimension;
+        // Ask for the group after next now, so its lines arrive while this one is computed.
+        if (row + 3 * DOPPEL_TILE_ROWS <= rows) {
+            const char *ahead = (const char *)(x + (row + 2 * DOPPEL_TILE_ROWS) * dimension);
+            for (size_t line = 0; line < DOPPEL_TILE_ROWS * dimension * sizeof(float); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+        }
+        float *target = out + row;
+        size_t query = 0;
+        for (; query + 16 <= padded; query += 16) products_tile(rows_at, dimension, queries_t, padded, query, count, target, ldo, here, 2);
+        if (query < padded) products_tile(rows_at, dimension, queries_t, padded, query, count, target, ldo, here, 1);
+    }
+}
+
 // Asked once; racing first callers store the same answer.
 static int avx2_available(void) {
     static int cached = -1;
@@ -155,4 +239,22 @@ void doppel_scan_f16(const float *query, const uint16_t *halves, size_t dimensio
     if (avx2_available()) { scan_f16_avx2(query, halves, dimension, rows, out); return; }
 #endif
     doppel_scan_f16_portable(query, halves, dimension, rows, out);
+}
+
+void doppel_products_f32_portable(const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
+    const size_t padded = (count + 7) / 8 * 8;
+    for (size_t q = 0; q < count; q++) {
+        for (size_t r = 0; r < rows; r++) {
+            float sum = 0;
+            for (size_t d = 0; d < dimension; d++) sum += x[r * dimension + d] * queries_t[d * padded + q];
+            out[q * ldo + r] = sum;
+        }
+    }
+}
+
+void doppel_products_f32(const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
+#ifdef DOPPEL_X86
+    if (avx2_available()) { products_avx2(x, rows, dimension, queries_t, count, out, ldo); return; }
+#endif
+    doppel_products_f32_portable(x, rows, dimension, queries_t, count, out, ldo);
 }

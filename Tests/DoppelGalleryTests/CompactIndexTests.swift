@@ -127,6 +127,32 @@ import CScanKernels
             for got in [fastHalves[row], portableHalves[row]] { #expect(abs(got - plainHalves) < 1e-4, "float16 row \(row): \(got) against \(plainHalves)") }
         }
     }
+
+    /// The batched search's float32 kernel: every query's products with every row, written to
+    /// its own run of the output and nowhere else, for whole 6-row groups and short ones, whole
+    /// 16-query blocks, an 8-query block and a partial one, against the plain sum in double.
+    @Test(arguments: [(1, 1, 1), (6, 16, 64), (7, 9, 3), (13, 24, 5), (100, 33, 64), (5, 8, 17)])
+    func theBatchedProductKernelGivesThePlainProducts(shape: (rows: Int, count: Int, dimension: Int)) {
+        let (rows, count, dimension) = shape
+        let x = (0..<(rows * dimension)).map { Float(($0 * 29) % 23) / 7 - 1.5 }
+        let queries = (0..<(count * dimension)).map { Float(($0 * 13) % 17) / 5 - 1.7 }
+        let padded = (count + 7) / 8 * 8
+        var transposed = [Float](repeating: 0, count: dimension * padded)
+        for q in 0..<count { for d in 0..<dimension { transposed[d * padded + q] = queries[q * dimension + d] } }
+        let ldo = rows + 3  // a gap after each query's run, which must stay untouched
+        var fast = [Float](repeating: .nan, count: count * ldo), portable = fast
+        doppel_products_f32(x, rows, dimension, transposed, count, &fast, ldo)
+        doppel_products_f32_portable(x, rows, dimension, transposed, count, &portable, ldo)
+        for q in 0..<count {
+            for r in 0..<rows {
+                let plain = (0..<dimension).reduce(0.0) { $0 + Double(x[r * dimension + $1]) * Double(queries[q * dimension + $1]) }
+                for got in [fast[q * ldo + r], portable[q * ldo + r]] {
+                    #expect(abs(Double(got) - plain) <= 1e-5 * max(1, abs(plain)), "query \(q) row \(r): \(got) against \(plain)")
+                }
+            }
+            for gap in rows..<ldo { #expect(fast[q * ldo + gap].isNaN && portable[q * ldo + gap].isNaN, "query \(q) wrote past its run") }
+        }
+    }
 }
 
 /// Index snapshots: read back equal, refused when stale, damaged, truncated or made for

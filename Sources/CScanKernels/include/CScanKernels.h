@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The compact index's row kernels (DoppelGallery's EncodedVectors): products of one float32
-// query with a run of int8 or float16 rows. In C because the fast form needs x86 instructions
-// Swift's SIMD types do not reach (byte-to-int widening loads, F16C conversion); each kernel
-// picks its AVX2 body at run time and falls back to portable C on other processors.
+// The gallery index's row kernels: products of one float32 query with a run of int8 or float16
+// rows (DoppelGallery's EncodedVectors), and of a batch of queries with a tile of float32 rows
+// (the batched search). In C because the fast forms need x86 instructions Swift's SIMD types
+// do not reach (byte-to-int widening loads, F16C conversion, in-register transposes); each
+// kernel picks its AVX2 body at run time and falls back to portable C on other processors.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -36,9 +37,16 @@ void doppel_scan_u8(const float *query, const uint8_t *codes, size_t dimension, 
 /// out[r] = sum_d query[d] * half(halves[r * dimension + d]) (IEEE binary16), for r in 0..<rows.
 void doppel_scan_f16(const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out);
 
+/// out[q * ldo + r] = sum_d rows[r * dimension + d] * queries_t[d * padded + q] for q < count,
+/// r < rows, where padded = count rounded up to a multiple of 8 and queries_t holds the queries
+/// transposed (dimension x padded, the padding columns any finite value). The batched search's
+/// products of a tile of float32 rows, read in place: no packed copy, no zeroing pass.
+void doppel_products_f32(const float *rows, size_t row_count, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo);
+
 /// The portable bodies, which other processors run (tests compare the two).
 void doppel_scan_u8_portable(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out);
 void doppel_scan_f16_portable(const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out);
+void doppel_products_f32_portable(const float *rows, size_t row_count, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo);
 
 /// Whether the AVX2 bodies run on this processor (`doppel bench search` reports it).
 int doppel_scan_uses_avx2(void);
