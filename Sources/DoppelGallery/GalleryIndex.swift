@@ -41,7 +41,8 @@ public protocol ExactVectorSource: Sendable {
 /// float16 / int8 codes: `IndexPrecision`) with precomputed squared norms, and row -> sample
 /// -> identity maps. Exact search: one query is
 /// one fused pass over the matrix on all cores (memory-bound: N d 4 bytes read once), a batch
-/// of queries is sgemm in tiles of rows; both keep a running top-k of identities
+/// of queries is a matrix product in tiles of rows (an AVX2 kernel reading the rows in place,
+/// sgemm elsewhere); both keep a running top-k of identities
 /// (`IdentitySelection`) instead of per-identity arrays. Deletion moves the last row into the
 /// hole, so nothing is rebuilt.
 ///
@@ -428,7 +429,7 @@ public final class GalleryIndex: @unchecked Sendable {
     /// The scores ranked the rows; each kept match's distance is then computed directly from
     /// its row, sum (q - x)^2 or 1 - q.x / |q||x| (k x d work), not from the score's
     /// |q|^2 + |x|^2 - 2 q.x, whose rounding near zero reaches 1e-3 and differs between the
-    /// single scan and the batched sgemm. So every path reports the same distance for a match.
+    /// single scan and the batched product. So every path reports the same distance for a match.
     private func matches(_ selection: IdentitySelection, query: UnsafeBufferPointer<Float>, threshold: Float?) -> [Match] {
         var found = [Match]()
         for entry in selection.entries {
@@ -479,7 +480,7 @@ public final class GalleryIndex: @unchecked Sendable {
     }
 
     /// Rows per tile of the batched search is the largest that keeps the tile's products
-    /// within this many floats (256 KB: in a core's L2 while the sgemm writes them and the
+    /// within this many floats (256 KB: in a core's L2 while the product writes them and the
     /// selections read them; 4 MB tiles measured 0.27-0.30 ms per query in batches of 34,
     /// these 0.23).
     var tileFloats = 1 << 16
@@ -487,8 +488,8 @@ public final class GalleryIndex: @unchecked Sendable {
     var minimumShareRows = 1024
 
     /// Searches `count` queries laid out back to back. The default aggregation goes through
-    /// the gallery in tiles of rows: one sgemm gives every query's products with the tile, and
-    /// each query's running selection takes them while they are in cache, so no
+    /// the gallery in tiles of rows: one matrix product gives every query's products with the
+    /// tile, and each query's running selection takes them while they are in cache, so no
     /// `[count, N]` block is written and read back and no per-identity arrays are made
     /// (100 x 100k x 128: 0.75 ms a query before, with both). The other aggregations rank
     /// each query's full row of products.
@@ -510,7 +511,7 @@ public final class GalleryIndex: @unchecked Sendable {
 
     /// The tiled batched search for the default aggregation. Caller holds the lock.
     ///
-    /// Each core takes a contiguous share of the rows and walks it in tiles: one sgemm gives
+    /// Each core takes a contiguous share of the rows and walks it in tiles: one product gives
     /// every query's products with the tile, and each query's selection takes them while they
     /// are in cache. The cores never wait on each other until the end, where each query's
     /// selections are merged in row order (so ties resolve as in one pass). An identity in the
@@ -522,9 +523,9 @@ public final class GalleryIndex: @unchecked Sendable {
         let tileRows = max(16, min((n + workers - 1) / workers, tileFloats / count))
         var shares = Array(repeating: [IdentitySelection](), count: workers)
         let names = identityNames, metric = self.metric
-        // Each core runs its own sgemm, so OpenBLAS must not split them again: its threads
-        // would spin on the cores the selections need (measured: 0.30-0.34 ms per query with
-        // two BLAS threads, 0.25-0.27 with one).
+        // Each core runs its own product, so OpenBLAS (without AVX2) must not split them again:
+        // its threads would spin on the cores the selections need (measured: 0.30-0.34 ms per
+        // query with two BLAS threads, 0.25-0.27 with one).
         let blasThreads = openblas_get_num_threads()
         if workers > 1 && blasThreads != 1 { openblas_set_num_threads(1) }
         defer { if workers > 1 && blasThreads != 1 { openblas_set_num_threads(blasThreads) } }
@@ -545,10 +546,10 @@ public final class GalleryIndex: @unchecked Sendable {
                         nonisolated(unsafe) let (q, norms, owner, shares, transposed) = (q, norms, owner, shares, transposed)
                         DispatchQueue.concurrentPerform(iterations: workers) { worker in
                             var selections = Array(repeating: IdentitySelection(k: k), count: count)
-                            // Not zeroed: the sgemm (beta 0) and the decoder write every float
+                            // Not zeroed: the product and the decoder write every float
                             // before it is read (zeroing the tiles took 3% of a loaded server).
                             var block = [Float](unsafeUninitializedCapacity: count * tileRows) { $1 = count * tileRows }
-                            // A compact index decodes each tile of rows to float32 for the sgemm.
+                            // A compact index decodes each tile of rows to float32 for the product.
                             let decodedCount = storage.readsFloats ? 0 : tileRows * d
                             var decoded = [Float](unsafeUninitializedCapacity: decodedCount) { $1 = decodedCount }
                             var start = worker * n / workers

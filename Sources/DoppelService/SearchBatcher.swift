@@ -5,7 +5,7 @@ import Foundation
 
 /// Answers concurrent searches of one gallery together: each request hands in its query and
 /// waits; one thread takes whatever is queued for a gallery, up to `maxBatch`, and runs one
-/// batched search (one tiled sgemm pass over the gallery for all of them) with the largest k
+/// batched search (one tiled pass over the gallery for all of them) with the largest k
 /// asked, then gives each request its own first k. A search's top k is the same in any batch
 /// (identities are ordered by distance, then name), so each request gets exactly what it
 /// would alone. With `maxBatch` 1 every search runs alone (batching off). Runs on its own
