@@ -523,27 +523,22 @@ public final class GalleryIndex: @unchecked Sendable {
         let tileRows = max(16, min((n + workers - 1) / workers, tileFloats / count))
         var shares = Array(repeating: [IdentitySelection](), count: workers)
         let names = identityNames, metric = self.metric
-        // Each core runs its own product, so OpenBLAS (without AVX2) must not split them again:
-        // its threads would spin on the cores the selections need (measured: 0.30-0.34 ms per
-        // query with two BLAS threads, 0.25-0.27 with one).
-        let blasThreads = openblas_get_num_threads()
+        let storage = self.storage
+        // With AVX2 the row kernel takes the products, wanting the queries transposed (d x
+        // count padded to 8); elsewhere the sgemm takes the queries as they are.
+        let rowKernel = doppel_scan_uses_avx2() != 0
+        let transposed = rowKernel ? Self.transposed(queries, count: count, dimension: d) : []
+        // Each core runs its own sgemm, so OpenBLAS must not split them again: its threads
+        // would spin on the cores the selections need (measured: 0.30-0.34 ms per query with
+        // two BLAS threads, 0.25-0.27 with one).
+        let blasThreads = rowKernel ? 1 : openblas_get_num_threads()
         if workers > 1 && blasThreads != 1 { openblas_set_num_threads(1) }
         defer { if workers > 1 && blasThreads != 1 { openblas_set_num_threads(blasThreads) } }
-        let storage = self.storage
-        // The row kernel wants the queries transposed (d x count padded to 8); without AVX2
-        // the sgemm takes them as they are.
-        let rowKernel = doppel_scan_uses_avx2() != 0
-        let padded = (count + 7) / 8 * 8
-        var transposed = [Float](repeating: 0, count: rowKernel ? d * padded : 0)
-        if rowKernel {
-            for query in 0..<count { for j in 0..<d { transposed[j * padded + query] = queries[query * d + j] } }
-        }
-        transposed.withUnsafeBufferPointer { transposed in
         queries.withUnsafeBufferPointer { q in
             norms.withUnsafeBufferPointer { norms in
                 identityOfRow.withUnsafeBufferPointer { owner in
                     shares.withUnsafeMutableBufferPointer { shares in
-                        nonisolated(unsafe) let (q, norms, owner, shares, transposed) = (q, norms, owner, shares, transposed)
+                        nonisolated(unsafe) let (q, norms, owner, shares) = (q, norms, owner, shares)
                         DispatchQueue.concurrentPerform(iterations: workers) { worker in
                             var selections = Array(repeating: IdentitySelection(k: k), count: count)
                             // Not zeroed: the product and the decoder write every float
@@ -571,7 +566,7 @@ public final class GalleryIndex: @unchecked Sendable {
                                                 // Reads the rows in place: no packed copy of the tile and no
                                                 // zeroing pass, which took a fifth of a loaded server's time
                                                 // in batches of 32.
-                                                doppel_products_f32(tile, rows, d, transposed.baseAddress, count, block.baseAddress, rows)
+                                                doppel_products_f32(tile, rows, d, transposed, count, block.baseAddress, rows)
                                             } else {
                                                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(rows), Int32(d), 1,
                                                             q.baseAddress, Int32(d), tile, Int32(d), 0, block.baseAddress, Int32(rows))
@@ -591,7 +586,6 @@ public final class GalleryIndex: @unchecked Sendable {
                 }
             }
         }
-        }
         return (0..<count).map { query in
             var selection = shares[0][query]
             for worker in 1..<workers { selection.merge(shares[worker][query], names: names) }
@@ -600,6 +594,17 @@ public final class GalleryIndex: @unchecked Sendable {
             }
             return queries.withUnsafeBufferPointer { matches(selection, query: UnsafeBufferPointer(rebasing: $0[(query * d)..<((query + 1) * d)]), threshold: threshold) }
         }
+    }
+
+    /// `count` queries of `dimension` values laid out back to back -> `[dimension, padded]`,
+    /// padded = count rounded up to 8 (zeros), as `doppel_products_f32` reads them.
+    private static func transposed(_ queries: [Float], count: Int, dimension: Int) -> [Float] {
+        let padded = (count + 7) / 8 * 8
+        var out = [Float](repeating: 0, count: dimension * padded)
+        for query in 0..<count {
+            for j in 0..<dimension { out[j * padded + query] = queries[query * dimension + j] }
+        }
+        return out
     }
 
     /// q.x for every row: one sgemv (or, compact, one pass of the row kernel), one pass over
