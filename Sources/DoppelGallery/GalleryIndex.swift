@@ -530,10 +530,11 @@ public final class GalleryIndex: @unchecked Sendable {
         let transposed = rowKernel ? Self.transposed(queries, count: count, dimension: d) : []
         // Each core runs its own sgemm, so OpenBLAS must not split them again: its threads
         // would spin on the cores the selections need (measured: 0.30-0.34 ms per query with
-        // two BLAS threads, 0.25-0.27 with one).
-        let blasThreads = rowKernel ? 1 : openblas_get_num_threads()
-        if workers > 1 && blasThreads != 1 { openblas_set_num_threads(1) }
-        defer { if workers > 1 && blasThreads != 1 { openblas_set_num_threads(blasThreads) } }
+        // two BLAS threads, 0.25-0.27 with one). The row kernel leaves OpenBLAS alone.
+        let blasThreads = openblas_get_num_threads()
+        let pinsBLAS = !rowKernel && workers > 1 && blasThreads != 1
+        if pinsBLAS { openblas_set_num_threads(1) }
+        defer { if pinsBLAS { openblas_set_num_threads(blasThreads) } }
         queries.withUnsafeBufferPointer { q in
             norms.withUnsafeBufferPointer { norms in
                 identityOfRow.withUnsafeBufferPointer { owner in
