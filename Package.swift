@@ -23,15 +23,19 @@ let package = Package(
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
 
         .target(name: "DoppelImaging", dependencies: ["CPNG", "CJPEG", "CZlib"]),
-        // The packed-weights matrix product for one image at a time (AVX2 with a run-time check).
-        .target(name: "CGEMMKernels"),
-        .target(name: "DoppelNN", dependencies: ["CBLAS", "CGEMMKernels"]),
+        // Which instruction-set bodies Doppel's own C kernels may run (DOPPEL_KERNELS, `kernels`).
+        .target(name: "CKernelLevels"),
+        // The packed-weights matrix product for one image at a time (AVX2 / AVX-512, self-checked at first use).
+        .target(name: "CGEMMKernels", dependencies: ["CKernelLevels"]),
+        // What the network engine and the gallery share below them: OpenBLAS's thread count, kernel levels.
+        .target(name: "DoppelKernels", dependencies: ["CBLAS", "CKernelLevels", "CGEMMKernels", "CScanKernels"]),
+        .target(name: "DoppelNN", dependencies: ["CBLAS", "CGEMMKernels", "DoppelKernels"]),
         // ONNX files -> DoppelNN graphs (a protobuf reader of its own: no generated code).
         .target(name: "DoppelONNX", dependencies: ["DoppelNN"]),
         .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
-        // The index's row kernels (AVX2 with a run-time check, portable C otherwise).
-        .target(name: "CScanKernels"),
-        .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite", "CPostgres", "CScanKernels"]),
+        // The index's row kernels (AVX2 / AVX-512, self-checked at first use; portable C otherwise).
+        .target(name: "CScanKernels", dependencies: ["CKernelLevels"]),
+        .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite", "CPostgres", "CScanKernels", "CKernelLevels", "DoppelKernels"]),
         // epoll and eventfd headers (Linux), which Swift's Glibc module leaves out.
         .target(name: "CLinuxEvents"),
 
@@ -47,21 +51,21 @@ let package = Package(
         .executableTarget(
             name: "doppel",
             dependencies: [
-                "DoppelImaging", "DoppelNN", "DoppelONNX", "DoppelTraining", "DoppelGallery", "DoppelHTTP", "DoppelService",
+                "DoppelImaging", "DoppelKernels", "DoppelNN", "DoppelONNX", "DoppelTraining", "DoppelGallery", "DoppelHTTP", "DoppelService",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
-        .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG"]),
-        .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN", "CGEMMKernels"], exclude: ["Fixtures"]),
-        .testTarget(name: "DoppelONNXTests", dependencies: ["DoppelONNX", "DoppelNN"], exclude: ["Fixtures"]),
-        .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery", "CScanKernels", "TestSupport"]),
+        .testTarget(name: "DoppelImagingTests", dependencies: ["DoppelImaging", "CJPEG", "TestSupport"]),
+        .testTarget(name: "DoppelNNTests", dependencies: ["DoppelNN", "DoppelKernels", "CGEMMKernels", "CKernelLevels", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "DoppelONNXTests", dependencies: ["DoppelONNX", "DoppelNN", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "DoppelGalleryTests", dependencies: ["DoppelGallery", "CScanKernels", "CKernelLevels", "TestSupport"]),
         // Test helpers shared by the test targets (a raw HTTP client).
-        .target(name: "TestSupport", dependencies: ["DoppelHTTP"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["DoppelHTTP", "DoppelNN"], path: "Tests/TestSupport"),
         .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),
         .testTarget(name: "DoppelServiceTests", dependencies: ["DoppelService", "DoppelHTTP"]),
-        .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "DoppelGallery", "DoppelNN", "TestSupport", "doppel"]),
+        .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "DoppelGallery", "DoppelKernels", "DoppelNN", "TestSupport", "doppel"]),
     ]
 )

@@ -2,7 +2,12 @@
 // Row kernels for the compact index: int8 in 16-bit integer products, four rows at a time;
 // float16 through F16C, two 8-lane accumulators a row. The caller asks for a block of rows at
 // a time, so the call, the dispatch and the query's preparation are paid once per block.
+// These two read memory at its bandwidth with AVX2 already, so an AVX-512 processor runs the
+// AVX2 bodies; the batched products, bound by arithmetic, have a 16-lane body
+// (`ProductsWideTile.h`).
 #include "CScanKernels.h"
+#include "CKernelLevels.h"
+#include "CKernelWideLanes.h"
 #include <math.h>
 
 #if defined(__x86_64__)
@@ -10,7 +15,7 @@
 #define DOPPEL_X86 1
 #endif
 
-void doppel_scan_u8_portable(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out) {
+static void scan_u8_portable(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out) {
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = codes + r * dimension;
         float sum = 0;
@@ -19,7 +24,7 @@ void doppel_scan_u8_portable(const float *query, const uint8_t *codes, size_t di
     }
 }
 
-void doppel_scan_f16_portable(const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out) {
+static void scan_f16_portable(const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out) {
     for (size_t r = 0; r < rows; r++) {
         const uint16_t *row = halves + r * dimension;
         float sum = 0;
@@ -49,7 +54,7 @@ __attribute__((target("avx2,fma"))) static void scan_u8_avx2(const float *query,
     float peak = 0;
     for (size_t d = 0; d < blocked; d++) peak = fabsf(query[d]) > peak ? fabsf(query[d]) : peak;
     if (blocked == 0 || blocked > integer_dimension_limit || peak == 0 || !isfinite(peak)) {
-        doppel_scan_u8_portable(query, codes, dimension, rows, offset, out);
+        scan_u8_portable(query, codes, dimension, rows, offset, out);
         return;
     }
     // Each 32-bit lane sums blocked / 8 products of at most 255 * largest.
@@ -186,19 +191,26 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void products_t
     }
 }
 
+// The rows of the group starting at `row` (a short last group repeats its last row in the
+// missing places, never stored); asks for the group after next now, so its lines arrive while
+// this one is computed. Returns how many rows the group really has.
+__attribute__((always_inline)) static inline size_t row_group(const float *x, size_t rows, size_t dimension, size_t row,
+                                                              const float *rows_at[DOPPEL_TILE_ROWS]) {
+    const size_t here = rows - row < DOPPEL_TILE_ROWS ? rows - row : DOPPEL_TILE_ROWS;
+    for (size_t r = 0; r < DOPPEL_TILE_ROWS; r++) rows_at[r] = x + (row + (r < here ? r : here - 1)) * dimension;
+    if (row + 3 * DOPPEL_TILE_ROWS <= rows) {
+        const char *ahead = (const char *)(x + (row + 2 * DOPPEL_TILE_ROWS) * dimension);
+        for (size_t line = 0; line < DOPPEL_TILE_ROWS * dimension * sizeof(float); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+    }
+    return here;
+}
+
 __attribute__((target("avx2,fma"))) static void products_avx2(
     const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
     const size_t padded = (count + 7) / 8 * 8;
     for (size_t row = 0; row < rows; row += DOPPEL_TILE_ROWS) {
-        const size_t here = rows - row < DOPPEL_TILE_ROWS ? rows - row : DOPPEL_TILE_ROWS;
-        // A short last group repeats its last row in the missing places (never stored).
         const float *rows_at[DOPPEL_TILE_ROWS];
-        for (size_t r = 0; r < DOPPEL_TILE_ROWS; r++) rows_at[r] = x + (row + (r < here ? r : here - 1)) * dimension;
-        // Ask for the group after next now, so its lines arrive while this one is computed.
-        if (row + 3 * DOPPEL_TILE_ROWS <= rows) {
-            const char *ahead = (const char *)(x + (row + 2 * DOPPEL_TILE_ROWS) * dimension);
-            for (size_t line = 0; line < DOPPEL_TILE_ROWS * dimension * sizeof(float); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
-        }
+        const size_t here = row_group(x, rows, dimension, row, rows_at);
         float *target = out + row;
         size_t query = 0;
         for (; query + 16 <= padded; query += 16) products_tile(rows_at, dimension, queries_t, padded, query, count, target, ldo, here, 2);
@@ -206,42 +218,21 @@ __attribute__((target("avx2,fma"))) static void products_avx2(
     }
 }
 
-// Asked once; racing first callers store the same answer.
-static int avx2_available(void) {
-    static int cached = -1;
-    int known = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-        __atomic_store_n(&cached, known, __ATOMIC_RELAXED);
-    }
-    return known;
-}
+// The 16-lane products, and the same code on pairs of AVX2 registers for the tests.
+#define WIDE_NAME(name) name##_avx512
+#define WIDE(op) doppel_z_##op
+#define WIDE_TARGET DOPPEL_AVX512_TARGET
+#define WIDE_VECTOR __m512
+#include "ProductsWideTile.h"
+
+#define WIDE_NAME(name) name##_avx512_on_avx2
+#define WIDE(op) doppel_p_##op
+#define WIDE_TARGET DOPPEL_AVX2_TARGET
+#define WIDE_VECTOR doppel_pair
+#include "ProductsWideTile.h"
 #endif
 
-int doppel_scan_uses_avx2(void) {
-#ifdef DOPPEL_X86
-    return avx2_available();
-#else
-    return 0;
-#endif
-}
-
-void doppel_scan_u8(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out) {
-#ifdef DOPPEL_X86
-    if (avx2_available()) { scan_u8_avx2(query, codes, dimension, rows, offset, out); return; }
-#endif
-    doppel_scan_u8_portable(query, codes, dimension, rows, offset, out);
-}
-
-void doppel_scan_f16(const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out) {
-#ifdef DOPPEL_X86
-    if (avx2_available()) { scan_f16_avx2(query, halves, dimension, rows, out); return; }
-#endif
-    doppel_scan_f16_portable(query, halves, dimension, rows, out);
-}
-
-void doppel_products_f32_portable(const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
+static void products_f32_portable(const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
     const size_t padded = (count + 7) / 8 * 8;
     for (size_t q = 0; q < count; q++) {
         for (size_t r = 0; r < rows; r++) {
@@ -252,9 +243,130 @@ void doppel_products_f32_portable(const float *x, size_t rows, size_t dimension,
     }
 }
 
-void doppel_products_f32(const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
+// A level's three bodies; NULL members when this processor cannot run that level.
+typedef struct {
+    void (*scan_u8)(const float *, const uint8_t *, size_t, size_t, float, float *);
+    void (*scan_f16)(const float *, const uint16_t *, size_t, size_t, float *);
+    void (*products)(const float *, size_t, size_t, const float *, size_t, float *, size_t);
+} scan_bodies;
+
+static scan_bodies bodies_of(int level) {
+    const scan_bodies none = {NULL, NULL, NULL};
+    const scan_bodies portable = {scan_u8_portable, scan_f16_portable, products_f32_portable};
 #ifdef DOPPEL_X86
-    if (avx2_available()) { products_avx2(x, rows, dimension, queries_t, count, out, ldo); return; }
+    const int supported = doppel_kernels_supported();
+    switch (level) {
+    case DOPPEL_KERNELS_PORTABLE: return portable;
+    case DOPPEL_KERNELS_AVX2:
+        return supported >= DOPPEL_KERNELS_AVX2 ? (scan_bodies){scan_u8_avx2, scan_f16_avx2, products_avx2} : none;
+    case DOPPEL_KERNELS_AVX512:
+        return supported >= DOPPEL_KERNELS_AVX512 ? (scan_bodies){scan_u8_avx2, scan_f16_avx2, products_avx512} : none;
+    case DOPPEL_KERNELS_AVX512_ON_AVX2:
+        return supported >= DOPPEL_KERNELS_AVX2 ? (scan_bodies){scan_u8_avx2, scan_f16_avx2, products_avx512_on_avx2} : none;
+    default: return none;
+    }
+#else
+    return level == DOPPEL_KERNELS_PORTABLE ? portable : none;
 #endif
-    doppel_products_f32_portable(x, rows, dimension, queries_t, count, out, ldo);
+}
+
+int doppel_scan_u8_at(int level, const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out) {
+    scan_bodies bodies = bodies_of(level);
+    if (!bodies.scan_u8) return -1;
+    bodies.scan_u8(query, codes, dimension, rows, offset, out);
+    return 0;
+}
+
+int doppel_scan_f16_at(int level, const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out) {
+    scan_bodies bodies = bodies_of(level);
+    if (!bodies.scan_f16) return -1;
+    bodies.scan_f16(query, halves, dimension, rows, out);
+    return 0;
+}
+
+int doppel_products_f32_at(int level, const float *rows, size_t row_count, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
+    scan_bodies bodies = bodies_of(level);
+    if (!bodies.products) return -1;
+    bodies.products(rows, row_count, dimension, queries_t, count, out, ldo);
+    return 0;
+}
+
+// Each body against the portable one on shapes that reach its tiles and tails: 70 dimensions
+// (four blocks of 16 and a tail of 6 for the codes), 7 rows (four at once, then three), and
+// for the products 13 rows (two groups of 6 and a short one) by 45 queries (32 + 8 + 5: the
+// 16-lane tile, the 8-lane one and a partial block).
+int doppel_scan_self_check(int level) {
+    scan_bodies bodies = bodies_of(level);
+    if (!bodies.scan_u8) return -1;
+    enum { dimension = 70, rows = 7, product_rows = 13, queries = 45, padded = 48 };
+    float query[dimension], x[product_rows * dimension], queries_t[dimension * padded];
+    uint8_t codes[rows * dimension];
+    uint16_t halves[rows * dimension];
+    float got[queries * product_rows], want[queries * product_rows];
+    unsigned state = 777;
+    float peak = 0;
+    for (size_t d = 0; d < dimension; d++) {
+        query[d] = doppel_kernels_check_value(&state);
+        peak = fabsf(query[d]) > peak ? fabsf(query[d]) : peak;
+    }
+    for (size_t i = 0; i < rows * dimension; i++) {
+        codes[i] = (uint8_t)(state >> 24);
+        doppel_kernels_check_value(&state);
+        halves[i] = (uint16_t)(0x3000 + (state >> 22));  // halves in [2^-3, 2^-2)
+    }
+    for (size_t i = 0; i < product_rows * dimension; i++) x[i] = doppel_kernels_check_value(&state);
+    for (size_t i = 0; i < dimension * padded; i++) queries_t[i] = doppel_kernels_check_value(&state);
+
+    // Codes: the query rounded to integers of at most 32767 moves each product by at most
+    // code * peak / (2 * 32767); both sums round within dimension 2^-24 sum |term| besides.
+    bodies.scan_u8(query, codes, dimension, rows, 0.5f, got);
+    scan_u8_portable(query, codes, dimension, rows, 0.5f, want);
+    for (size_t r = 0; r < rows; r++) {
+        double magnitude = 0.5, codes_sum = 0;
+        for (size_t d = 0; d < dimension; d++) {
+            magnitude += fabs(query[d] * codes[r * dimension + d]);
+            codes_sum += codes[r * dimension + d];
+        }
+        const double bound = codes_sum * peak / (2.0 * 32767) + 2.0 * (dimension + 1) * 0x1p-24 * magnitude;
+        if (!(fabs((double)got[r] - want[r]) <= bound)) return 0;
+    }
+    // Halves convert exactly; only the order of the float sums differs.
+    bodies.scan_f16(query, halves, dimension, rows, got);
+    scan_f16_portable(query, halves, dimension, rows, want);
+    for (size_t r = 0; r < rows; r++) {
+        double magnitude = 0;
+        for (size_t d = 0; d < dimension; d++) magnitude += fabs(query[d] * doppel_half_to_float(halves[r * dimension + d]));
+        if (!(fabs((double)got[r] - want[r]) <= 2.0 * dimension * 0x1p-24 * magnitude)) return 0;
+    }
+    for (size_t i = 0; i < queries * product_rows; i++) got[i] = NAN;
+    bodies.products(x, product_rows, dimension, queries_t, queries, got, product_rows);
+    products_f32_portable(x, product_rows, dimension, queries_t, queries, want, product_rows);
+    for (size_t q = 0; q < queries; q++) {
+        for (size_t r = 0; r < product_rows; r++) {
+            double magnitude = 0;
+            for (size_t d = 0; d < dimension; d++) magnitude += fabs(x[r * dimension + d] * queries_t[d * padded + q]);
+            if (!(fabs((double)got[q * product_rows + r] - want[q * product_rows + r]) <= 2.0 * dimension * 0x1p-24 * magnitude)) return 0;
+        }
+    }
+    return 1;
+}
+
+static doppel_kernel_choice choice = DOPPEL_KERNEL_CHOICE_INIT;
+
+static int select_level(void) { return doppel_kernels_choose(&choice, doppel_scan_self_check); }
+
+int doppel_scan_level(void) { return select_level(); }
+
+int doppel_scan_self_check_failures(void) { return doppel_kernels_choice_failures(&choice, doppel_scan_self_check); }
+
+void doppel_scan_u8(const float *query, const uint8_t *codes, size_t dimension, size_t rows, float offset, float *out) {
+    bodies_of(select_level()).scan_u8(query, codes, dimension, rows, offset, out);
+}
+
+void doppel_scan_f16(const float *query, const uint16_t *halves, size_t dimension, size_t rows, float *out) {
+    bodies_of(select_level()).scan_f16(query, halves, dimension, rows, out);
+}
+
+void doppel_products_f32(const float *x, size_t rows, size_t dimension, const float *queries_t, size_t count, float *out, size_t ldo) {
+    bodies_of(select_level()).products(x, rows, dimension, queries_t, count, out, ldo);
 }

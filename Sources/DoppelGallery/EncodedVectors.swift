@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
+import CKernelLevels
 import CScanKernels
+import DoppelKernels
 
 /// How the index stores each vector: what a search reads per row, and so its speed (a single
 /// query is bound by memory) and the gallery's memory.
@@ -12,8 +14,9 @@ public enum IndexPrecision: String, Sendable, CaseIterable {
     /// learned from the gallery and cut into 255 steps.
     case int8
 
-    /// Which bodies the float16 and int8 row kernels run here: "avx2", or "portable" C.
-    public static var kernels: String { doppel_scan_uses_avx2() != 0 ? "avx2" : "portable" }
+    /// Which bodies the row kernels run here: "portable" C, "avx2" or "avx512" (the highest
+    /// level under the `DOPPEL_KERNELS` ceiling whose bodies passed their self-check).
+    public static var kernels: String { KernelLevels.scans }
 
     public var bytesPerValue: Int {
         switch self {

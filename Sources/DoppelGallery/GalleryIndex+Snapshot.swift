@@ -183,6 +183,7 @@ extension GalleryIndex {
         self.samplesPerIdentity = samplesPerIdentity
         self.sampleOfRow = sampleOfRow
         self.identityOfRow = identityOfRow
+        changes += 1
         self.norms = norms
         self.storage = storage
         let rows = RowsOfSamples()

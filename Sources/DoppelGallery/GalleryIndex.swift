@@ -3,7 +3,9 @@
 // k-nearest-neighbour search over them at memory speed. It knows nothing of networks,
 // images or HTTP.
 import CBLAS
+import CKernelLevels
 import CScanKernels
+import DoppelKernels
 import Foundation
 
 /// How a search ranks identities from their samples' distances.
@@ -86,6 +88,12 @@ public final class GalleryIndex: @unchecked Sendable {
     /// scratch) without bound.
     var freeSlots: [Int32] = []
     var lock = pthread_rwlock_t()
+    /// Row and identity changes so far (`RowsByIdentity` is rebuilt when it lags). Written
+    /// under the write lock.
+    var changes = 0
+    let rowsByIdentity = RowsByIdentity()
+    /// Searches share the read lock; the first after a change rebuilds the grouping under this.
+    let rowsByIdentityLock = NSLock()
 
     public enum IndexMetric: String, Sendable {
         case euclidean, cosine
@@ -242,6 +250,7 @@ public final class GalleryIndex: @unchecked Sendable {
     /// Appends a row for a sample not in the index. Caller holds the write lock or owns the
     /// index alone; the loader resolves each identity's slot once and calls this per row.
     func append(sample: Int64, slot id: Int32, vector: UnsafeBufferPointer<Float>) {
+        changes += 1
         precondition(vector.count == dimension, "vector has \(vector.count) values, the index \(dimension)")
         let base = Int(id) * dimension, n = Int32(dimension)
         let wasTrained = storage.quantizer != nil
@@ -312,6 +321,7 @@ public final class GalleryIndex: @unchecked Sendable {
 
     /// The last row moves into `row`; O(dimension).
     private func removeRow(_ row: Int) {
+        changes += 1
         let last = sampleOfRow.count - 1
         let id = Int(identityOfRow[row])
         if tracksCentroids {
@@ -346,26 +356,78 @@ public final class GalleryIndex: @unchecked Sendable {
         precondition(query.count == dimension, "query has \(query.count) values, the index \(dimension)")
         return reading {
             guard !sampleOfRow.isEmpty, k > 0 else { return [] }
-            if let rerank { return reranked(scan(query, k: k * rerank.factor), query: query, k: k, threshold: threshold, source: rerank.source) }
+            if let rerank {
+                let shortlist = scan(query, k: k * rerank.factor)
+                return reranked(shortlist, rows: rows(of: [shortlist]), query: query, k: k, threshold: threshold, source: rerank.source)
+            }
             return query.withUnsafeBufferPointer { matches(scan(query, k: k), query: $0, threshold: threshold) }
         }
     }
 
-    /// The candidates' exact distances, from their stored float32 vectors: the `k` nearest,
-    /// within `threshold`. A candidate whose vector the source lacks keeps its code distance.
-    /// Caller holds the lock.
-    private func reranked(_ selection: IdentitySelection, query: [Float], k: Int, threshold: Float?, source: any ExactVectorSource) -> [Match] {
-        let candidates = query.withUnsafeBufferPointer { matches(selection, query: $0, threshold: nil) }
-        let exact = source.vectors(of: candidates.map(\.sample))
-        let metric = self.metric
-        let rescored = query.withUnsafeBufferPointer { q in
-            candidates.map { match -> Match in
-                guard let vector = exact[match.sample], vector.count == dimension else { return match }
-                return Match(identity: match.identity, distance: Self.distance(q, vector, metric: metric), sample: match.sample)
+    /// The shortlisted identities ranked by their exact distances: every sample of each
+    /// identity the codes' selection named is scored on its stored float32 vector (not only
+    /// the sample the codes ranked best, which rounding on another processor may not pick),
+    /// so each identity returned carries its exact best distance and that sample. The `k`
+    /// nearest within `threshold`. A sample whose vector the source lacks keeps its code
+    /// distance. Caller holds the lock.
+    private func reranked(_ selection: IdentitySelection, rows: [Int32: [Int]], query: [Float], k: Int, threshold: Float?,
+                          source: any ExactVectorSource) -> [Match] {
+        let candidates = selection.entries.flatMap { rows[$0.identity] ?? [$0.row] }
+        let exact = source.vectors(of: candidates.map { sampleOfRow[$0] })
+        var best = [Int32: (distance: Float, row: Int)]()
+        query.withUnsafeBufferPointer { q in
+            for row in candidates {
+                let vector = exact[sampleOfRow[row]].flatMap { $0.count == dimension ? $0 : nil } ?? storage.decode(row: row)
+                let distance = Self.distance(q, vector, metric: metric), identity = identityOfRow[row]
+                // Rows come in increasing order per identity, so equal distances keep the earlier row.
+                if distance < best[identity]?.distance ?? .infinity { best[identity] = (distance, row) }
             }
         }
-        let ordered = rescored.sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }
-        return Array(ordered.filter { threshold == nil || $0.distance <= threshold! }.prefix(k))
+        let ranked = best.map { Match(identity: identityNames[Int($0.key)], distance: $0.value.distance, sample: sampleOfRow[$0.value.row]) }
+            .filter { threshold == nil || $0.distance <= threshold! }
+            .sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }
+        return Array(ranked.prefix(k))
+    }
+
+    /// Every row of each identity the selections name, in one pass over the rows (a bitmap of
+    /// identity slots, so the pass costs one byte read per row beside the 4-byte owner).
+    /// Caller holds the lock.
+    private func rows(of selections: [IdentitySelection]) -> [Int32: [Int]] {
+        rowsByIdentityLock.withLock {
+            if rowsByIdentity.version != changes { rowsByIdentity.rebuild(owners: identityOfRow, identities: identityNames.count, version: changes) }
+            var rows = [Int32: [Int]]()
+            for selection in selections {
+                for entry in selection.entries where rows[entry.identity] == nil { rows[entry.identity] = rowsByIdentity.rows(of: entry.identity) }
+            }
+            return rows
+        }
+    }
+
+    /// Every row grouped by identity (counting sort: an offset per identity slot into one
+    /// array of rows), made when re-ranking first needs it after a change and reused until the
+    /// next: a pass over all rows per search would cost a tenth of an int8 scan at 1 M rows.
+    final class RowsByIdentity: @unchecked Sendable {
+        private(set) var version = -1
+        private var start: [Int32] = []
+        private var sorted: [Int32] = []
+
+        func rebuild(owners: [Int32], identities: Int, version: Int) {
+            start = [Int32](repeating: 0, count: identities + 1)
+            for owner in owners { start[Int(owner) + 1] += 1 }
+            for id in 0..<identities { start[id + 1] += start[id] }
+            var next = start
+            sorted = [Int32](repeating: 0, count: owners.count)
+            for (row, owner) in owners.enumerated() {
+                sorted[Int(next[Int(owner)])] = Int32(row)
+                next[Int(owner)] += 1
+            }
+            self.version = version
+        }
+
+        /// The rows of one identity slot, in increasing order.
+        func rows(of identity: Int32) -> [Int] {
+            sorted[Int(start[Int(identity)])..<Int(start[Int(identity) + 1])].map(Int.init)
+        }
     }
 
     /// The k best identities for one query in one fused pass over the matrix: each core scans
@@ -417,9 +479,9 @@ public final class GalleryIndex: @unchecked Sendable {
                         start = rows.upperBound
                     }
                 }
-                partials.selections[worker] = selection
+                partials[worker] = selection
             }
-            return partials.selections.map { $0! }
+            return partials.selections
         }
     }
 
@@ -463,9 +525,17 @@ public final class GalleryIndex: @unchecked Sendable {
 
     private static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
+    /// One result slot per worker, written by that worker alone: a buffer allocated up front,
+    /// not an array, whose copy-on-write check every worker's write would race on.
     private final class ScanSlots: @unchecked Sendable {
-        var selections: [IdentitySelection?]
-        init(workers: Int) { selections = Array(repeating: nil, count: workers) }
+        private let slots: UnsafeMutableBufferPointer<IdentitySelection?>
+        init(workers: Int) { slots = .allocate(capacity: workers); slots.initialize(repeating: nil) }
+        deinit { slots.deinitialize(); slots.deallocate() }
+        subscript(worker: Int) -> IdentitySelection? {
+            get { slots[worker] }
+            set { slots[worker] = newValue }
+        }
+        var selections: [IdentitySelection] { slots.map { $0! } }
     }
 
     /// The `k` nearest samples (an identity may appear several times).
@@ -524,76 +594,85 @@ public final class GalleryIndex: @unchecked Sendable {
         var shares = Array(repeating: [IdentitySelection](), count: workers)
         let names = identityNames, metric = self.metric
         let storage = self.storage
-        // With AVX2 the row kernel takes the products, wanting the queries transposed (d x
-        // count padded to 8); elsewhere the sgemm takes the queries as they are.
-        let rowKernel = doppel_scan_uses_avx2() != 0
+        // With vector bodies the row kernel takes the products, wanting the queries transposed
+        // (d x count padded to 8); at the portable level the sgemm takes the queries as they are.
+        let rowKernel = doppel_scan_level() > DOPPEL_KERNELS_PORTABLE
         let transposed = rowKernel ? Self.transposed(queries, count: count, dimension: d) : []
         // Each core runs its own sgemm, so OpenBLAS must not split them again: its threads
         // would spin on the cores the selections need (measured: 0.30-0.34 ms per query with
         // two BLAS threads, 0.25-0.27 with one). The row kernel leaves OpenBLAS alone.
-        let blasThreads = openblas_get_num_threads()
-        let pinsBLAS = !rowKernel && workers > 1 && blasThreads != 1
-        if pinsBLAS { openblas_set_num_threads(1) }
-        defer { if pinsBLAS { openblas_set_num_threads(blasThreads) } }
-        queries.withUnsafeBufferPointer { q in
-            norms.withUnsafeBufferPointer { norms in
-                identityOfRow.withUnsafeBufferPointer { owner in
-                    shares.withUnsafeMutableBufferPointer { shares in
-                        nonisolated(unsafe) let (q, norms, owner, shares) = (q, norms, owner, shares)
-                        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                            var selections = Array(repeating: IdentitySelection(k: k), count: count)
-                            // Not zeroed: the product and the decoder write every float
-                            // before it is read (zeroing the tiles took 3% of a loaded server).
-                            var block = [Float](unsafeUninitializedCapacity: count * tileRows) { $1 = count * tileRows }
-                            // A compact index decodes each tile of rows to float32 for the product.
-                            let decodedCount = storage.readsFloats ? 0 : tileRows * d
-                            var decoded = [Float](unsafeUninitializedCapacity: decodedCount) { $1 = decodedCount }
-                            var start = worker * n / workers
-                            let end = (worker + 1) * n / workers
-                            block.withUnsafeMutableBufferPointer { block in
-                                decoded.withUnsafeMutableBufferPointer { decoded in
-                                    storage.floats.withUnsafeBufferPointer { floats in
-                                        while start < end {
-                                            let rows = min(tileRows, end - start)
-                                            let tile: UnsafePointer<Float>
-                                            if storage.readsFloats {
-                                                tile = floats.baseAddress! + start * d
-                                            } else {
-                                                storage.decode(rows: start..<(start + rows), into: decoded.baseAddress!)
-                                                tile = UnsafePointer(decoded.baseAddress!)
+        let splitsBLAS = !rowKernel && workers > 1
+        func run(_ body: () -> Void) { if splitsBLAS { BLASThreads.splitting(body) } else { body() } }
+        run {
+            queries.withUnsafeBufferPointer { q in
+                norms.withUnsafeBufferPointer { norms in
+                    identityOfRow.withUnsafeBufferPointer { owner in
+                        shares.withUnsafeMutableBufferPointer { shares in
+                            nonisolated(unsafe) let (q, norms, owner, shares) = (q, norms, owner, shares)
+                            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                var selections = Array(repeating: IdentitySelection(k: k), count: count)
+                                // Not zeroed: the product and the decoder write every float
+                                // before it is read (zeroing the tiles took 3% of a loaded server).
+                                var block = [Float](unsafeUninitializedCapacity: count * tileRows) { $1 = count * tileRows }
+                                // A compact index decodes each tile of rows to float32 for the product.
+                                let decodedCount = storage.readsFloats ? 0 : tileRows * d
+                                // (Not made for 0: the standard library then writes the count into its
+                                // one shared empty array, a race between workers.)
+                                var decoded = decodedCount == 0 ? [] : [Float](unsafeUninitializedCapacity: decodedCount) { $1 = decodedCount }
+                                var start = worker * n / workers
+                                let end = (worker + 1) * n / workers
+                                block.withUnsafeMutableBufferPointer { block in
+                                    decoded.withUnsafeMutableBufferPointer { decoded in
+                                        storage.floats.withUnsafeBufferPointer { floats in
+                                            while start < end {
+                                                let rows = min(tileRows, end - start)
+                                                let tile: UnsafePointer<Float>
+                                                if storage.readsFloats {
+                                                    tile = floats.baseAddress! + start * d
+                                                } else {
+                                                    storage.decode(rows: start..<(start + rows), into: decoded.baseAddress!)
+                                                    tile = UnsafePointer(decoded.baseAddress!)
+                                                }
+                                                // products[count, rows] = queries[count, d] X[start..<start+rows, d]^T
+                                                if rowKernel {
+                                                    // Reads the rows in place: no packed copy of the tile and no
+                                                    // zeroing pass, which took a fifth of a loaded server's time
+                                                    // in batches of 32.
+                                                    doppel_products_f32(tile, rows, d, transposed, count, block.baseAddress, rows)
+                                                } else {
+                                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(rows), Int32(d), 1,
+                                                                q.baseAddress, Int32(d), tile, Int32(d), 0, block.baseAddress, Int32(rows))
+                                                }
+                                                for query in 0..<count {
+                                                    selections[query].take(products: UnsafeBufferPointer(rebasing: block[(query * rows)..<((query + 1) * rows)]),
+                                                                           firstRow: start, norms: norms, owners: owner, metric: metric, names: names)
+                                                }
+                                                start += rows
                                             }
-                                            // products[count, rows] = queries[count, d] X[start..<start+rows, d]^T
-                                            if rowKernel {
-                                                // Reads the rows in place: no packed copy of the tile and no
-                                                // zeroing pass, which took a fifth of a loaded server's time
-                                                // in batches of 32.
-                                                doppel_products_f32(tile, rows, d, transposed, count, block.baseAddress, rows)
-                                            } else {
-                                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(rows), Int32(d), 1,
-                                                            q.baseAddress, Int32(d), tile, Int32(d), 0, block.baseAddress, Int32(rows))
-                                            }
-                                            for query in 0..<count {
-                                                selections[query].take(products: UnsafeBufferPointer(rebasing: block[(query * rows)..<((query + 1) * rows)]),
-                                                                       firstRow: start, norms: norms, owners: owner, metric: metric, names: names)
-                                            }
-                                            start += rows
                                         }
                                     }
                                 }
+                                shares[worker] = selections
                             }
-                            shares[worker] = selections
                         }
                     }
                 }
             }
         }
-        return (0..<count).map { query in
+        let selections = (0..<count).map { query in
             var selection = shares[0][query]
             for worker in 1..<workers { selection.merge(shares[worker][query], names: names) }
-            if let rerank {
-                return reranked(selection, query: Array(queries[(query * d)..<((query + 1) * d)]), k: requested, threshold: threshold, source: rerank.source)
+            return selection
+        }
+        if let rerank {
+            let rows = rows(of: selections)
+            return selections.indices.map { query in
+                reranked(selections[query], rows: rows, query: Array(queries[(query * d)..<((query + 1) * d)]), k: requested,
+                         threshold: threshold, source: rerank.source)
             }
-            return queries.withUnsafeBufferPointer { matches(selection, query: UnsafeBufferPointer(rebasing: $0[(query * d)..<((query + 1) * d)]), threshold: threshold) }
+        }
+        return selections.indices.map { query in
+            queries.withUnsafeBufferPointer { matches(selections[query], query: UnsafeBufferPointer(rebasing: $0[(query * d)..<((query + 1) * d)]), threshold: threshold) }
         }
     }
 

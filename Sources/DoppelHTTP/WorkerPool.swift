@@ -31,6 +31,9 @@ final class WorkerPool: @unchecked Sendable {
         self.name = name
     }
 
+    /// What a consumed slot of `jobs` holds until the prefix is dropped.
+    private static let taken: @Sendable () -> Void = {}
+
     func submit(_ job: @escaping () -> Void) {
         condition.lock()
         jobs.append(job)
@@ -99,6 +102,9 @@ final class WorkerPool: @unchecked Sendable {
                 continue
             }
             let job = jobs[head]
+            // Release the taken job now: a consumed slot kept its closure (and the request it
+            // captured, body and all) until the next compaction, up to 1,024 requests later.
+            jobs[head] = Self.taken
             head += 1
             if head > 1024 && head * 2 > jobs.count {
                 // Drop the consumed prefix now and then instead of shifting on every take.

@@ -71,35 +71,6 @@ enum BLAS {
         guard rows > 0, columns > 0 else { return }
         cblas_sgemv(CblasRowMajor, trans.cblas, Int32(rows), Int32(columns), alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
-
-    /// The thread count last given to OpenBLAS (it starts with one per core).
-    nonisolated(unsafe) private static var threads = 0
-    /// Set by `BLASThreads.pin`: the count no longer changes.
-    nonisolated(unsafe) fileprivate static var pinned = false
-
-    /// Sets the number of OpenBLAS threads, only when it changes: a switch back to several
-    /// threads wakes OpenBLAS's workers, which then spin for a while on cores that split
-    /// batches need for their own work. Call from one thread at a time.
-    static func setThreads(_ count: Int) {
-        guard !pinned, count != threads else { return }
-        threads = count
-        openblas_set_num_threads(Int32(count))
-    }
-}
-
-/// The number of threads BLAS may use, for benchmarks and servers that pin it.
-public enum BLASThreads {
-    public static func set(_ count: Int) { BLAS.setThreads(max(1, count)) }
-
-    /// Sets the count once for the rest of the process: later changes (a network switching
-    /// between split and whole batches) do nothing. For a server, where concurrent requests and
-    /// Doppel's own per-core splits already keep every core busy: OpenBLAS's extra threads only
-    /// spin against them, and a count switched by one thread (the embedder) under another's
-    /// running sgemm (the search batcher) wakes them at random. Call before any concurrency.
-    public static func pin(_ count: Int) {
-        BLAS.setThreads(max(1, count))
-        BLAS.pinned = true
-    }
 }
 
 extension BLAS {

@@ -147,8 +147,9 @@ final class Conv2D: Layer {
 
     // MARK: one image by packed weights
 
-    /// Whether this processor runs the packed-weights kernel (`forwardPacked`).
-    static let packedKernelAvailable = doppel_gemm_uses_avx2() != 0
+    /// Whether the packed-weights kernel (`forwardPacked`) has a vector body here (under the
+    /// `DOPPEL_KERNELS` ceiling); otherwise BLAS runs one image as it runs a batch.
+    static var packedKernelAvailable: Bool { doppel_gemm_level() > 0 }
 
     /// Floats of the packed copy of this layer's weights (`packWeights`); nil when the layer is
     /// grouped, which the packed path does not take.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 
 import Dispatch
+import DoppelKernels
 
 /// How a network infers: the graph's nodes as steps, with
 /// - batch norm after a convolution or dense layer (its only reader) folded into that layer's
@@ -329,14 +330,16 @@ final class InferencePlan {
                 counters.finish()
             }
         }
-        BLAS.setThreads(1)  // the other cores are this region's; OpenBLAS's threads would spin against them
-        if parts == 1 {
-            body(0)
-        } else {
-            nonisolated(unsafe) let body = body
-            DispatchQueue.concurrentPerform(iterations: parts) { body($0) }
+        // The other cores are this region's; OpenBLAS's threads would spin against them.
+        BLASThreads.splitting {
+            if parts == 1 {
+                body(0)
+            } else {
+                nonisolated(unsafe) let body = body
+                DispatchQueue.concurrentPerform(iterations: parts) { body($0) }
+            }
+            counters.waitUntilFinished(total)
         }
-        counters.waitUntilFinished(total)
     }
 
     /// Step `position`'s convolution (worker 0's, with its fused epilogue) when the packed

@@ -4,6 +4,7 @@
 // distances and losses, optimizers, and the safetensors model file. Every heavy step is a
 // BLAS call. It knows nothing of images, galleries, ONNX files or HTTP.
 import Dispatch
+import DoppelKernels
 import Foundation
 
 /// A network built from an `Architecture` for one input shape: a directed acyclic graph of
@@ -216,14 +217,14 @@ public final class Network {
     /// BLAS single-threaded meanwhile (each worker is already a core).
     func forEachSlice(_ slices: [Range<Int>], _ body: (Int, Range<Int>) -> Void) {
         guard slices.count > 1 else {
-            BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
-            body(0, slices[0])
+            BLASThreads.usingAllCores { body(0, slices[0]) }
             return
         }
-        BLAS.setThreads(1)
-        withoutActuallyEscaping(body) { body in
-            nonisolated(unsafe) let body = body
-            DispatchQueue.concurrentPerform(iterations: slices.count) { worker in body(worker, slices[worker]) }
+        BLASThreads.splitting {
+            withoutActuallyEscaping(body) { body in
+                nonisolated(unsafe) let body = body
+                DispatchQueue.concurrentPerform(iterations: slices.count) { worker in body(worker, slices[worker]) }
+            }
         }
     }
 
@@ -453,6 +454,36 @@ public final class Network {
             case let conv as Conv2D:
                 return total + 2 * Double(conv.outputShape.count * conv.inputShape.channels / conv.groups * conv.kernel * conv.kernel)
             default: return total
+            }
+        }
+    }
+
+    /// The length of the dot products each weight layer computes, in order (a convolution's
+    /// C/groups x k x k, a dense layer's inputs), and whether one image may run that layer by
+    /// Winograd's F(2x2, 3x3): what a rounding-error estimate of the forward pass needs.
+    public var dotProductLengths: [(length: Int, winograd: Bool)] {
+        graph.nodes.compactMap { node in
+            switch node.spec {
+            case .conv(_, let kernel, _, _, let groups, _):
+                return (node.inputShapes[0].channels / groups * kernel * kernel, InferencePlan.usesWinograd(node.spec, input: node.inputShapes[0]))
+            case .dense: return (node.inputShapes[0].count, false)
+            default: return nil
+            }
+        }
+    }
+
+    /// The lengths of the sums a training step's backward pass and batch statistics add for a
+    /// batch of `batch`: each weight gradient sums over the batch's output positions, each
+    /// input gradient over the layer's filters x k x k (or units), each batch norm over the
+    /// batch's positions.
+    public func backwardSumLengths(batch: Int) -> [Int] {
+        graph.nodes.compactMap { node in
+            switch node.spec {
+            case .conv(let filters, let kernel, _, _, let groups, _):
+                return max(batch * node.outputShape.height * node.outputShape.width, filters / groups * kernel * kernel)
+            case .dense(let units, _): return max(batch, units)
+            case .batchNorm: return batch * node.outputShape.height * node.outputShape.width
+            default: return nil
             }
         }
     }

@@ -26,6 +26,10 @@ public final class ServedModel: @unchecked Sendable {
 
     public convenience init(path: String) throws {
         let file: ModelFile
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw LoadError(description: "no model file at \(path): name one with --model, DOPPEL_MODEL or \"model\" in the config "
+                + "(doppel train makes one, doppel import converts an ONNX file, scripts/demo trains the demo's)")
+        }
         do { file = try ModelFile.load(path: path) } catch {
             throw LoadError(description: "cannot load the model \(path): \(error)")
         }

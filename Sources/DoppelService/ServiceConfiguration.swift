@@ -67,6 +67,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var snapshotDelaySeconds = 30
 
     // server
+    /// The ceiling on the instruction sets Doppel's own C kernels use: `auto` (what the
+    /// processor runs), `avx512`, `avx2` or `portable` (plain C, what arm64 runs).
+    public var kernels = "auto"
     public var workers = 64
     public var eventLoops = 1
     public var shutdownDeadlineMilliseconds = 10_000
@@ -100,7 +103,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         var reader = FieldReader(source: source)
         try reader.object(root, known: ["host", "port", "model", "database", "database_password_file", "replication", "data_dir", "migrations", "store_images", "log_level",
-                                        "access_log", "console", "limits", "batching", "search_batching", "index", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                                        "access_log", "console", "kernels", "limits", "batching", "search_batching", "index", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
             try r.read(o, "host", into: &host)
             try r.read(o, "port", into: &port)
             try r.read(o, "model", into: &model)
@@ -116,6 +119,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
             try r.read(o, "log_level", into: &logLevel)
             try r.read(o, "access_log", into: &accessLog)
             try r.read(o, "console", into: &console)
+            try r.read(o, "kernels", into: &kernels)
             try r.nested(o, "limits", known: ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k",
                                               "header_timeout_ms", "body_timeout_ms", "keep_alive_timeout_ms", "max_connections",
                                               "max_multipart_parts", "max_database_mb", "max_buffered_mb"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
@@ -170,7 +174,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// `DOPPEL_HOST`, `DOPPEL_PORT`, `DOPPEL_MODEL`, `DOPPEL_DATABASE`, `DOPPEL_DATABASE_PASSWORD_FILE`, `DOPPEL_DATA_DIR`,
     /// `DOPPEL_LOG_LEVEL`, `DOPPEL_CONSOLE`, `DOPPEL_ADMIN_KEYS` and `DOPPEL_CLIENT_KEYS` (comma-separated),
     /// `DOPPEL_MAX_BATCH`, `DOPPEL_MAX_WAIT_US`, `DOPPEL_WORKERS`, `DOPPEL_SEARCH_MAX_BATCH`,
-    /// `DOPPEL_INDEX_PRECISION`, `DOPPEL_INDEX_RERANK`.
+    /// `DOPPEL_INDEX_PRECISION`, `DOPPEL_INDEX_RERANK`, `DOPPEL_KERNELS`.
     public mutating func apply(environment: [String: String]) throws(Invalid) {
         func int(_ name: String, _ target: inout Int) throws(Invalid) {
             guard let text = environment[name] else { return }
@@ -196,6 +200,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try int("DOPPEL_SEARCH_MAX_BATCH", &searchMaxBatch)
         if let v = environment["DOPPEL_INDEX_PRECISION"] { indexPrecision = v }
         try int("DOPPEL_INDEX_RERANK", &indexRerank)
+        if let v = environment["DOPPEL_KERNELS"] { kernels = v }
     }
 
     /// Every setting in range, or the first one that is not, in words.
@@ -227,6 +232,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(["float32", "float16", "int8"].contains(indexPrecision), "index.precision \(indexPrecision) is not float32, float16 or int8")
         try check(indexRerank >= 0 && indexRerank <= 100, "index.rerank must be in 0...100")
         try check(snapshotDelaySeconds >= 1, "index.snapshot_delay_s must be at least 1")
+        try check(["auto", "portable", "avx2", "avx512"].contains(kernels), "kernels \(kernels) is not auto, portable, avx2 or avx512")
         try check(workers >= 1 && workers <= 4096, "server.workers must be in 1...4096")
         try check(eventLoops >= 1 && eventLoops <= 64, "server.event_loops must be in 1...64")
         try check(shutdownDeadlineMilliseconds >= 0, "server.shutdown_deadline_ms must not be negative")

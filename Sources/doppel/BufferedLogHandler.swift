@@ -30,12 +30,16 @@ struct BufferedLogHandler: LogHandler {
 /// The one buffer behind every handler, and the thread that flushes it.
 final class BufferedLogSink: Sendable {
     static let shared = BufferedLogSink()
-    private let buffer = Mutex<[UInt8]>([])
+    // NSLocks (pthread), which ThreadSanitizer sees, where Synchronization's futex Mutex on
+    // Linux is invisible to it.
+    nonisolated(unsafe) private var buffer: [UInt8] = []
+    private let bufferLock = NSLock()
     /// Held from taking the bytes to their last write(2): a flush returns only once every line
     /// appended before it is written, even when the flush thread took them first (else a
     /// fatal line could be lost to an exit right after logging it).
-    private let writing = Mutex<Void>(())
-    private let clock = Mutex<(second: Int, text: String)>((-1, ""))
+    private let writing = NSLock()
+    nonisolated(unsafe) private var clock = (second: -1, text: "")
+    private let clockLock = NSLock()
 
     private init() {
         let thread = Thread { [self] in
@@ -49,18 +53,18 @@ final class BufferedLogSink: Sendable {
     }
 
     func append(_ line: String, flushNow: Bool) {
-        let full = buffer.withLock { bytes in
-            bytes.append(contentsOf: line.utf8)
-            return bytes.count >= 65536
+        let full = bufferLock.withLock {
+            buffer.append(contentsOf: line.utf8)
+            return buffer.count >= 65536
         }
         if flushNow || full { flush() }
     }
 
     func flush() {
-        writing.withLock { _ in
-            let bytes = buffer.withLock { bytes in
-                defer { bytes.removeAll(keepingCapacity: true) }
-                return bytes
+        writing.withLock {
+            let bytes = bufferLock.withLock {
+                defer { buffer.removeAll(keepingCapacity: true) }
+                return buffer
             }
             guard !bytes.isEmpty else { return }
             bytes.withUnsafeBytes { raw in
@@ -77,13 +81,13 @@ final class BufferedLogSink: Sendable {
     /// Local time to the second, formatted once per second.
     func timestamp() -> String {
         let now = Int(Date().timeIntervalSince1970)
-        if let cached = clock.withLock({ $0.second == now ? $0.text : nil }) { return cached }
+        if let cached = clockLock.withLock({ clock.second == now ? clock.text : nil }) { return cached }
         var time = time_t(now), parts = tm()
         localtime_r(&time, &parts)
         var characters = [CChar](repeating: 0, count: 64)
         let count = strftime(&characters, characters.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
         let text = String(decoding: characters.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        clock.withLock { $0 = (now, text) }
+        clockLock.withLock { clock = (now, text) }
         return text
     }
 }

@@ -2,6 +2,9 @@
 // The `doppel` executable: one thin command per file over the library targets, so tests call
 // the libraries and the CLI only parses, prints and exits.
 import ArgumentParser
+import DoppelKernels
+import DoppelNN
+import Foundation
 
 @main
 struct Doppel: ParsableCommand {
@@ -24,6 +27,9 @@ struct Doppel: ParsableCommand {
 
     static func main() {
         BLASKernelSelection.useTheFastestKernels()
+        if let asked = ProcessInfo.processInfo.environment["DOPPEL_KERNELS"], !KernelLevels.names.contains(asked) {
+            FileHandle.standardError.write(Data("doppel: DOPPEL_KERNELS=\(asked) is not one of \(KernelLevels.names.joined(separator: ", ")); using auto\n".utf8))
+        }
         main(nil)
     }
 }

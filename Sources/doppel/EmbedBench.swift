@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
 import DoppelImaging
+import DoppelKernels
 import DoppelNN
 import Foundation
 
@@ -51,6 +52,8 @@ struct EmbedBench: ParsableCommand {
         let sgemmGFLOPs: Double
         /// The OpenBLAS kernel set that ran (`BLASKernels`).
         let blasKernels: String
+        /// The body the packed-weights product ran (`KernelLevels`: portable, avx2, avx512).
+        let packedKernels: String
         let forward: [Forward]
         let trainStep: TrainStep?
     }
@@ -116,7 +119,7 @@ struct EmbedBench: ParsableCommand {
         }
         let report = Report(architecture: architecture.description, input: "\(shape.channels)x\(shape.height)x\(shape.width)", parameters: network.parameterCount,
                             mflopsPerImage: (flopsPerImage / 1e4).rounded() / 100, sgemmGFLOPs: sgemm.rounded(),
-                            blasKernels: BLASKernels.chosen, forward: forward, trainStep: trainStep)
+                            blasKernels: BLASKernels.chosen, packedKernels: KernelLevels.packedGEMM, forward: forward, trainStep: trainStep)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -125,6 +128,7 @@ struct EmbedBench: ParsableCommand {
         }
         print("\(report.architecture.prefix(200)) on \(report.input): \(report.parameters) parameters, \(report.mflopsPerImage) MFLOP/image")
         print(String(format: "sgemm peak (1024^3) %.0f GFLOP/s", report.sgemmGFLOPs))
+        print("kernels: \(KernelLevels.report)")
         for f in forward {
             print(String(format: "forward batch %5d: %10.0f images/s  %6.1f GFLOP/s  %8.2f ms/batch", f.batch, f.imagesPerSecond, f.gflops, f.millisecondsPerBatch))
         }

@@ -49,6 +49,9 @@ struct SearchBench: ParsableCommand {
         let concurrency: Int
         let concurrentQueriesPerSecond: Double?
         let recallAtK: Double?
+        /// Of the identities both answers name, the share whose distance equals the exact
+        /// float32 one (re-ranking promises 1).
+        let exactDistanceShare: Double?
         let readBandwidthGBs: Double
         let memoryFloorMilliseconds: Double
         let singleQueryOverFloor: Double
@@ -95,7 +98,7 @@ struct SearchBench: ParsableCommand {
         let concurrent = concurrency > 0 ? concurrentRate(index, probes, dimension: dimension) : nil
 
         // Recall against the exact float32 answer, for anything approximate.
-        var recall: Double? = nil
+        var recall: Double? = nil, exactShare: Double? = nil
         if precision != .float32 && recallQueries > 0 {
             let exact = GalleryIndex(dimension: dimension, metric: .euclidean, tracksCentroids: false)
             Self.fill(exact, base, dimension: dimension, perIdentity: perIdentity)
@@ -104,6 +107,12 @@ struct SearchBench: ParsableCommand {
             let want = exact.search(queries: asked, count: q, k: k), got = index.search(queries: asked, count: q, k: k)
             let hits = zip(want, got).reduce(0) { total, pair in total + Set(pair.0.map(\.identity)).intersection(pair.1.map(\.identity)).count }
             recall = Double(hits) / Double(want.reduce(0) { $0 + $1.count })
+            var common = 0, equal = 0
+            for (w, g) in zip(want, got) {
+                let exactDistance = Dictionary(uniqueKeysWithValues: w.map { ($0.identity, $0.distance) })
+                for match in g { if let d = exactDistance[match.identity] { common += 1; if d == match.distance { equal += 1 } } }
+            }
+            exactShare = common > 0 ? Double(equal) / Double(common) : nil
         }
 
         let (bandwidth, allCoreBandwidth) = Self.readBandwidth(bytes: count * index.bytesPerVector, seconds: seconds)
@@ -118,7 +127,7 @@ struct SearchBench: ParsableCommand {
                             buildSeconds: round(buildSeconds, 100),
                             singleQueryMilliseconds: round(singleMs), batchedMillisecondsPerQuery: round(perQuery), batch: batchCount,
                             batchedQueriesPerSecond: round(1000 / perQuery, 1), concurrency: concurrency,
-                            concurrentQueriesPerSecond: concurrent.map { round($0, 1) }, recallAtK: recall.map { round($0, 10000) },
+                            concurrentQueriesPerSecond: concurrent.map { round($0, 1) }, recallAtK: recall.map { round($0, 10000) }, exactDistanceShare: exactShare.map { round($0, 10000) },
                             readBandwidthGBs: round(bandwidth, 10), memoryFloorMilliseconds: round(floor), singleQueryOverFloor: round(singleMs / floor, 100),
                             allCoreReadBandwidthGBs: round(allCoreBandwidth, 10), allCoreMemoryFloorMilliseconds: round(allCoreFloor),
                             singleQueryOverAllCoreFloor: round(singleMs / allCoreFloor, 100))
@@ -135,6 +144,7 @@ struct SearchBench: ParsableCommand {
         print(String(format: "%d bytes per vector, index %.1f MB, resident %.0f MB, built in %.2f s, %@ row kernels", report.bytesPerVector, report.indexMegabytes,
                      report.residentMegabytes, report.buildSeconds, report.scanKernels)
               + (recall.map { String(format: "; recall@%d %.4f against exact", k, $0) } ?? "")
+              + (exactShare.map { String(format: ", exact distances %.4f", $0) } ?? "")
               + (concurrent.map { String(format: "; %d concurrent callers %.0f queries/s", concurrency, $0) } ?? ""))
     }
 

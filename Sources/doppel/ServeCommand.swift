@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
 import DoppelHTTP
+import DoppelKernels
 import DoppelNN
 import DoppelService
 import Foundation
@@ -68,6 +69,8 @@ struct ServeCommand: ParsableCommand {
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         LoggingSystem.bootstrap { label in BufferedLogHandler(label: label, logLevel: level) }
         let logger = Logger(label: "doppel")
+        KernelLevels.setCeiling(settings.kernels)
+        logger.notice("kernels: \(KernelLevels.report)")
         let service: Service
         do { service = try Service(configuration: settings, logger: logger) } catch {
             FileHandle.standardError.write(Data("doppel serve: \(error)\n".utf8))

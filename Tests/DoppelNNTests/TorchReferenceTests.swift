@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import Foundation
 import Testing
+import TestSupport
 @testable import DoppelNN
 
 /// The engine against PyTorch: a model built and run in PyTorch (conv with stride and
@@ -17,7 +18,9 @@ import Testing
         #expect(input.shape == [5, 2, 13, 11] && expected.shape == [5, 3])
         let output = model.network.forward(input.values, batch: 5, mode: .inference)
         let maxDifference = zip(output, expected.values).map { abs($0 - $1) }.max()!
-        print("PyTorch reference (\(probe.metadata["made_by"] ?? "")): max |doppel - torch| = \(maxDifference)")
-        #expect(maxDifference < 1e-5)
+        // PyTorch sums in its own order: the two differ by rounding of the network's sums.
+        let bound = RoundingBound.forward(model.network, scale: Double(expected.values.map { abs($0) }.max()!))
+        print("PyTorch reference (\(probe.metadata["made_by"] ?? "")): max |doppel - torch| = \(maxDifference) (bound \(bound))")
+        #expect(Double(maxDifference) <= bound)
     }
 }

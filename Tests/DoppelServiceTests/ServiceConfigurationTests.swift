@@ -26,8 +26,9 @@ import Testing
         try c.apply(json: Data(#"{"port": 9000, "batching": {"max_batch": 8}, "keys": {"admin": ["0123456789abcdef0"]}, "threshold": {"max_threshold": 1.5}}"#.utf8),
                     source: "test")
         #expect(c.port == 9000 && c.maxBatch == 8 && c.adminKeys == ["0123456789abcdef0"] && c.maxThreshold == 1.5)
-        try c.apply(environment: ["DOPPEL_PORT": "9100", "DOPPEL_ADMIN_KEYS": "aaaaaaaaaaaaaaaa1,bbbbbbbbbbbbbbbb2", "DOPPEL_MAX_BATCH": "1"])
-        #expect(c.port == 9100 && c.adminKeys == ["aaaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbbb2"] && c.maxBatch == 1)
+        try c.apply(environment: ["DOPPEL_PORT": "9100", "DOPPEL_ADMIN_KEYS": "aaaaaaaaaaaaaaaa1,bbbbbbbbbbbbbbbb2", "DOPPEL_MAX_BATCH": "1",
+                                  "DOPPEL_KERNELS": "portable"])
+        #expect(c.port == 9100 && c.adminKeys == ["aaaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbbb2"] && c.maxBatch == 1 && c.kernels == "portable")
         try c.validate()
     }
 
@@ -53,6 +54,7 @@ import Testing
         ({ @Sendable (c: inout ServiceConfiguration) in c.logLevel = "loud" }, "log_level loud"),
         ({ @Sendable (c: inout ServiceConfiguration) in c.aggregation = "median" }, "threshold.aggregation median"),
         ({ @Sendable (c: inout ServiceConfiguration) in c.maxK = 0 }, "limits.max_k"),
+        ({ @Sendable (c: inout ServiceConfiguration) in c.kernels = "sse9" }, "kernels sse9 is not auto, portable, avx2 or avx512"),
     ] as [(@Sendable (inout ServiceConfiguration) -> Void, String)])
     func validationSaysWhatIsWrong(change: @Sendable (inout ServiceConfiguration) -> Void, message: String) {
         var c = ServiceConfiguration()

@@ -3,6 +3,7 @@ import DoppelImaging
 import DoppelNN
 import Foundation
 import Testing
+import TestSupport
 @testable import DoppelTraining
 
 /// Embedding whitening: the eigen-decomposition it rests on, what the fitted matrix does to
@@ -23,6 +24,8 @@ import Testing
         for i in 0..<d {
             for j in 0..<d {
                 let dot = (0..<d).reduce(0.0) { $0 + v[$1 * d + i] * v[$1 * d + j] }
+                // Jacobi in Double: about 2^-52 per rotation, d^2 rotations a sweep, a few sweeps:
+                // under 1e-12, so 1e-9 leaves room without hiding a wrong rotation (order 1).
                 #expect(abs(dot - (i == j ? 1 : 0)) < 1e-9, "V^T V at \(i), \(j): \(dot)")
                 let rebuilt = (0..<d).reduce(0.0) { $0 + v[i * d + $1] * values[$1] * v[j * d + $1] }
                 #expect(abs(rebuilt - a[i * d + j]) < 1e-8 * (1 + abs(a[i * d + j])), "V L V^T at \(i), \(j): \(rebuilt) vs \(a[i * d + j])")
@@ -44,7 +47,11 @@ import Testing
             for n in 0..<count { for i in 0..<d { out[n * d + i] = (0..<d).reduce(Float(0)) { $0 + w[i * d + $1] * (embeddings[n * d + $1] - mean[$1]) } } }
             return (0..<d).map { i in (0..<count).reduce(Float(0)) { $0 + out[$1 * d + i] * out[$1 * d + i] } / Float(count - 1) }
         }
-        for variance in varianceAfter(1e-6) { #expect(abs(variance - 1) < 1e-3, "whitened variances \(varianceAfter(1e-6))") }
+        // The floor, 1e-6 x the largest variance (about 100: the stretched direction), over the
+        // smallest (about 1, as low as 0.7 in 400 draws) lowers a whitened variance by up to
+        // 1.5e-4; the Float sums of 400 products (and of 4 per value) add gamma(404) = 2.4e-5
+        // relative: within 2e-4 of one.
+        for variance in varianceAfter(1e-6) { #expect(abs(variance - 1) < 2e-4, "whitened variances \(varianceAfter(1e-6))") }
         let floored = varianceAfter(1)
         #expect(floored[0] > 2 * floored[1] && floored[0] < 1, "with the floor at the largest variance: \(floored)")
     }
@@ -66,11 +73,14 @@ import Testing
         let served = try EmbeddingModel(model)
         let validation = trainer.validation
         let raw = plain.embed(validation), whitened = served.embed(validation)
+        // The served network computes the appended dense layer in its own order; the rest is the
+        // same network: its rounding at unit scale (embeddings are normalised), plus this loop's.
+        let bound = Float(RoundingBound.forward(served.network, scale: 1) + RoundingBound.operations(40, magnitude: 1))
         for n in 0..<validation.count {
             var expected = (0..<16).map { i in (0..<16).reduce(Float(0)) { $0 + fitted.matrix[i * 16 + $1] * (raw[n * 16 + $1] - fitted.mean[$1]) } }
             let norm = expected.reduce(0) { $0 + $1 * $1 }.squareRoot()
             expected = expected.map { $0 / norm }
-            for i in 0..<16 { #expect(abs(whitened[n * 16 + i] - expected[i]) < 1e-4, "sample \(n) value \(i)") }
+            for i in 0..<16 { #expect(abs(whitened[n * 16 + i] - expected[i]) <= bound, "sample \(n) value \(i)") }
         }
         // Saved and loaded, the model embeds the same.
         var file = model

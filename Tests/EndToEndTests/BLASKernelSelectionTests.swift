@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import DoppelKernels
 import DoppelNN
 import Foundation
 import Testing

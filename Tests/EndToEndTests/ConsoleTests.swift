@@ -69,8 +69,8 @@ import TestSupport
         try Self.withFixtureServer { f, folder, server, api in
             let alice = try api.form("POST", "/v1/identities", [("id", nil, Array("alice".utf8)), ("images", "a.png", f.image(1, 0)), ("images", "b.png", f.image(1, 1))])
             let samples = alice.json["samples"] as? [Int] ?? []
-            try api.form("POST", "/v1/identities", [("id", nil, Array("alina".utf8)), ("images", "c.png", f.image(2, 0))])
-            try api.form("POST", "/v1/identities", [("id", nil, Array("bob".utf8)), ("images", "d.png", f.image(3, 0))])
+            _ = try api.form("POST", "/v1/identities", [("id", nil, Array("alina".utf8)), ("images", "c.png", f.image(2, 0))])
+            _ = try api.form("POST", "/v1/identities", [("id", nil, Array("bob".utf8)), ("images", "d.png", f.image(3, 0))])
             let path = "/v1/identities/alice/samples/\(samples[0])/image"
 
             let original = try Self.get(server, path, key: Self.key)
@@ -116,7 +116,7 @@ import TestSupport
     @Test func theConsoleWorksInARealBrowser() throws {
         try Self.withFixtureServer { f, folder, server, api in
             for identity in 0..<6 {
-                try api.form("POST", "/v1/identities", [("id", nil, Array("glyph\(identity)".utf8)), ("images", "0.png", f.image(identity, 0)),
+                _ = try api.form("POST", "/v1/identities", [("id", nil, Array("glyph\(identity)".utf8)), ("images", "0.png", f.image(identity, 0)),
                                                         ("images", "1.png", f.image(identity, 1))])
             }
             let images = try [(0, 2), (0, 3), (9, 0)].map { identity, index -> String in

@@ -41,7 +41,10 @@ import TestSupport
         let spec = try ModelFile.load(path: model).metadata.inputSpec
         #expect(spec.contains("\"mirrorAverage\":true") && spec.contains("\"shiftAverage\":1"), "\(spec)")
         let cli = try Self.cliEmbeddings(model, [image, mirror])
-        #expect(cli.count == 2 && cli[0].count == 16 && zip(cli[0], cli[1]).allSatisfy { abs($0 - $1) < 1e-5 }, "doppel embed: the image and its mirror differ")
+        // The same ten views (the image and its mirror, each moved four ways and not), run at
+        // other places of the batch: equal up to the network's rounding of each view.
+        let bound = try RoundingBound.embedding(model: model, views: 10)
+        #expect(cli.count == 2 && cli[0].count == 16 && zip(cli[0], cli[1]).allSatisfy { abs($0 - $1) <= bound }, "doppel embed: the image and its mirror differ")
 
         // Gallery import (the CLI path) then the server's embed and search.
         let db = folder.appendingPathComponent("gallery.sqlite").path
@@ -53,12 +56,13 @@ import TestSupport
         let mirrorBytes = [UInt8](try Data(contentsOf: mirror))
         let served = try api.form("POST", "/v1/embed", key: nil, [("image", "m.png", mirrorBytes)]).json["embedding"] as? [Double] ?? []
         // Within float rounding: the server embeds the image alone, the CLI in a batch of two,
-        // and the sgemm rounds differently per batch size (4e-7 apart before the preset's
-        // whitening, 8e-7 after); the same image without the whitening is 0.5 off.
-        #expect(zip(served, cli[1]).allSatisfy { abs($0 - $1) < 1e-5 } && served.count == 16, "/v1/embed differs from doppel embed")
+        // and the products round differently per batch size; the same image without the
+        // whitening is 0.5 off.
+        #expect(zip(served, cli[1]).allSatisfy { abs($0 - $1) <= bound } && served.count == 16, "/v1/embed differs from doppel embed")
         var search = try api.form("POST", "/v1/search", key: nil, [("image", "m.png", mirrorBytes)])
         var best = (search.json["matches"] as? [[String: Any]])?.first
-        #expect(best?["identity"] as? String == "glyph" && (best?["distance"] as? Double ?? 1) < 1e-3, "\(search.text)")
+        let distanceBound = try RoundingBound.distance(model: model, views: 10)
+        #expect(best?["identity"] as? String == "glyph" && (best?["distance"] as? Double ?? 1) <= distanceBound, "\(search.text)")
         #expect(server.stop() == 0)
 
         // Enrolled under a model without the option, reindexed under the mirrored one.
@@ -71,7 +75,7 @@ import TestSupport
         api = try ServeTests.Checked(server)
         search = try api.form("POST", "/v1/search", key: nil, [("image", "m.png", mirrorBytes)])
         best = (search.json["matches"] as? [[String: Any]])?.first
-        #expect(best?["identity"] as? String == "glyph" && (best?["distance"] as? Double ?? 1) < 1e-3, "\(search.text)")
+        #expect(best?["identity"] as? String == "glyph" && (best?["distance"] as? Double ?? 1) <= distanceBound, "\(search.text)")
         #expect(server.stop() == 0)
         #expect(server.stderr.contains("reindexed 1 stored images"), "\(server.stderr)")
 

@@ -41,6 +41,7 @@ import TestSupport
         var server = try ServerProcess(model: f.model, folder: folder, arguments: ["--config", try Self.config(folder, #"{"search_batching": {"max_batch": 1}}"#)])
         try Self.enrollAll(server)
         let queries = (0..<12).flatMap { id in (2..<6).map { f.image(id, $0) } }
+        let distanceBound = try RoundingBound.distance(model: f.model)
         let alone = try queries.map { try Self.search(server, $0, k: 4) }
         #expect(server.stop() == 0)
         // Batched: 48 searches from 12 threads at once, the batch waiting up to 20 ms for company.
@@ -62,7 +63,8 @@ import TestSupport
         for (i, expected) in alone.enumerated() {
             let got = results.value?[i] ?? []
             #expect(got.map(\.0) == expected.map(\.0), "query \(i): batched \(got.map(\.0)), alone \(expected.map(\.0))")
-            #expect(zip(got, expected).allSatisfy { abs($0.1 - $1.1) < 1e-5 }, "query \(i): distances differ")
+            // Each query embedded in another batch: its distances move by at most its own shift.
+            #expect(zip(got, expected).allSatisfy { abs($0.1 - $1.1) <= distanceBound }, "query \(i): distances differ")
         }
         // Batches of more than one search happened.
         let metrics = try server.client().send("GET", "/metrics").text
@@ -84,6 +86,7 @@ import TestSupport
         #expect(server.stop() == 0)
         let config = try Self.config(folder, #"{"index": {"precision": "int8", "rerank": 4, "snapshot": false}}"#)
         server = try ServerProcess(model: f.model, folder: folder, arguments: ["--config", config])
+        let distanceBound = try RoundingBound.distance(model: f.model)
         let ready = try server.client().send("GET", "/readyz").json["index"] as? [String: Any]
         #expect(ready?["precision"] as? String == "int8")
         // 23 rows is below the size at which int8 learns its ranges from the gallery, and a
@@ -92,7 +95,9 @@ import TestSupport
         for (query, want) in zip(queries, exact) {
             let got = try Self.search(server, query)
             #expect(got.map(\.0) == want.map(\.0))
-            #expect(zip(got, want).allSatisfy { abs($0.1 - $1.1) < 1e-5 }, "re-ranked distances are the exact ones")
+            // Re-ranked from the stored float32 vectors by the routine the float32 index uses; the
+            // query alone may embed differently between the two servers' batches.
+            #expect(zip(got, want).allSatisfy { abs($0.1 - $1.1) <= distanceBound }, "re-ranked distances are the exact ones")
         }
         let metrics = try server.client().send("GET", "/metrics").text
         #expect(metrics.contains("doppel_index_vector_bytes 16"), "\(metrics.prefix(400))")
