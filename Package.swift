@@ -31,8 +31,10 @@ let package = Package(
         .target(name: "DoppelKernels", dependencies: ["CBLAS", "CKernelLevels", "CGEMMKernels", "CScanKernels"]),
         .target(name: "DoppelNN", dependencies: ["CBLAS", "CGEMMKernels", "DoppelKernels"]),
         // ONNX files -> DoppelNN graphs (a protobuf reader of its own: no generated code).
-        .target(name: "DoppelONNX", dependencies: ["DoppelNN"]),
-        .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging"]),
+        .target(name: "DoppelONNX", dependencies: ["DoppelNN", "DoppelModel", "DoppelImaging"]),
+        // What a model file is beyond its network: input spec, embedding path, calibration, decision rule.
+        .target(name: "DoppelModel", dependencies: ["DoppelNN", "DoppelImaging"]),
+        .target(name: "DoppelTraining", dependencies: ["DoppelNN", "DoppelImaging", "DoppelModel"]),
         // The index's row kernels (AVX2 / AVX-512, self-checked at first use; portable C otherwise).
         .target(name: "CScanKernels", dependencies: ["CKernelLevels"]),
         .target(name: "DoppelGallery", dependencies: ["CBLAS", "CSQLite", "CPostgres", "CScanKernels", "CKernelLevels", "DoppelKernels"]),
@@ -43,7 +45,7 @@ let package = Package(
         .target(
             name: "DoppelService",
             dependencies: [
-                "DoppelHTTP", "DoppelGallery", "DoppelNN", "DoppelImaging", "DoppelTraining",
+                "DoppelHTTP", "DoppelGallery", "DoppelNN", "DoppelImaging", "DoppelModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
@@ -51,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "doppel",
             dependencies: [
-                "DoppelImaging", "DoppelKernels", "DoppelNN", "DoppelONNX", "DoppelTraining", "DoppelGallery", "DoppelHTTP", "DoppelService",
+                "DoppelImaging", "DoppelKernels", "DoppelNN", "DoppelModel", "DoppelONNX", "DoppelTraining", "DoppelGallery", "DoppelHTTP", "DoppelService",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -65,7 +67,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["DoppelHTTP", "DoppelNN"], path: "Tests/TestSupport"),
         .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),
         .testTarget(name: "DoppelServiceTests", dependencies: ["DoppelService", "DoppelHTTP"]),
-        .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelImaging", "TestSupport"]),
+        .testTarget(name: "DoppelModelTests", dependencies: ["DoppelModel", "DoppelNN", "TestSupport"]),
+        .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelModel", "DoppelImaging", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "DoppelGallery", "DoppelKernels", "DoppelNN", "TestSupport", "doppel"]),
     ]
 )

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 import DoppelHTTP
 import DoppelNN
-import DoppelTraining
+import DoppelModel
 import Foundation
 
 /// Embeds images for concurrent requests together (micro-batching): each request hands in

@@ -1,21 +1,17 @@
 // SPDX-License-Identifier: MIT
 import DoppelImaging
+import DoppelModel
 import DoppelNN
-import DoppelTraining
 import Foundation
 
-/// The model being served and what its metadata says about deciding: the calibrated
-/// threshold, distance -> probability of same identity, and what a threshold costs in false
-/// accepts. Loading refuses a model that does not say how to decide.
+/// The model being served: its file, its one embedding path, and its decision rule (the
+/// calibrated threshold, distance -> probability of same identity, and what a threshold
+/// costs in false accepts). Loading refuses a model that does not say how to decide.
 public final class ServedModel: @unchecked Sendable {
     public let file: ModelFile
     public let id: String
     public let spec: InputSpec
-    public let metric: Metric
-    public let dimension: Int
-    public let threshold: Float
-    public let calibration: CalibrationRecord?
-    let head: KochHead?
+    public let rule: DecisionRule
     /// The model's one embedding path (test-time augmentation included); the batching
     /// embedder's thread is its only caller.
     let embedder: EmbeddingModel
@@ -39,55 +35,22 @@ public final class ServedModel: @unchecked Sendable {
     public init(_ file: ModelFile, path: String = "model") throws {
         self.file = file
         id = file.metadata.modelID
-        metric = file.metadata.metric
-        head = file.head
-        dimension = file.network.outputShape.count
-        do { spec = try JSONDecoder().decode(InputSpec.self, from: Data(file.metadata.inputSpec.utf8)) } catch {
-            throw LoadError(description: "\(path): the input spec in its metadata is unreadable: \(error)")
+        do {
+            spec = try file.inputSpec()
+            rule = try DecisionRule(file)
+        } catch {
+            throw LoadError(description: "\(path): \(error)")
         }
-        guard let threshold = file.metadata.threshold, threshold.isFinite else {
-            throw LoadError(description: "\(path) has no calibrated threshold in its metadata: run `doppel calibrate --model \(path) --data DIR` on labelled images of the population it will serve (one folder per identity), or import it again with --threshold")
-        }
-        self.threshold = threshold
-        embedder = EmbeddingModel(network: file.network, head: file.head, metric: metric, spec: spec)
-        calibration = file.metadata.calibration.flatMap { try? JSONDecoder().decode(CalibrationRecord.self, from: Data($0.utf8)) }
+        embedder = EmbeddingModel(network: file.network, head: file.head, metric: rule.metric, spec: spec)
     }
 
-    /// Whether embeddings are unit length (the architecture ends in l2norm), which bounds
-    /// euclidean distances by 2.
-    var normalizesEmbeddings: Bool { file.network.architecture.description.hasSuffix("l2norm") }
-
-    /// The largest threshold a request may ask for: the metric's natural bound.
-    var naturalMaxThreshold: Float {
-        if head != nil { return 1 }
-        switch metric {
-        case .cosine: return 2
-        case .euclidean: return normalizesEmbeddings ? 2 : max(threshold * 10, 1)
-        }
-    }
-
-    /// Distance between two embeddings under the model's decision rule (Koch head: 1 - P(same)).
-    func distance(_ a: [Float], _ b: [Float]) -> Float {
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                if let head { return 1 - head.probability(pa.baseAddress!, pb.baseAddress!) }
-                return metric.distance(pa.baseAddress!, pb.baseAddress!, dimension: dimension)
-            }
-        }
-    }
-
-    /// The calibrated probability that two images at `distance` show the same identity.
-    func similarity(distance: Float) -> Double {
-        if head != nil { return Double(1 - distance) }
-        if let calibration { return calibration.similarity.probability(distance: distance) }
-        return distance <= threshold ? 1 : 0
-    }
-
-    /// The estimated false accept rate of one comparison at `threshold`, from the calibration
-    /// pairs; nil when the model does not carry the curve and the threshold is not its own.
-    func falseAcceptRate(at threshold: Float) -> Double? {
-        if let curve = calibration?.falseAcceptCurve, let rate = FalseAcceptPoint.rate(at: threshold, on: curve) { return rate }
-        if threshold == self.threshold { return calibration?.falseAcceptRate }
-        return nil
-    }
+    public var metric: Metric { rule.metric }
+    public var dimension: Int { rule.dimension }
+    public var threshold: Float { rule.threshold }
+    public var calibration: CalibrationRecord? { rule.calibration }
+    var head: KochHead? { rule.head }
+    var naturalMaxThreshold: Float { rule.naturalMaxThreshold }
+    func distance(_ a: [Float], _ b: [Float]) -> Float { rule.distance(a, b) }
+    func similarity(distance: Float) -> Double { rule.similarity(distance: distance) }
+    func falseAcceptRate(at threshold: Float) -> Double? { rule.falseAcceptRate(at: threshold) }
 }

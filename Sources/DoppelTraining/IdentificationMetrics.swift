@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import DoppelModel
 import DoppelNN
 
 /// How an identity enrolled with several images is scored against a query, as the server's

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import DoppelImaging
+import DoppelModel
 import DoppelNN
 import Foundation
 
@@ -20,50 +21,6 @@ public struct TrainingHistory: Codable, Sendable, Equatable {
     public var seconds = 0.0
 
     public init() {}
-}
-
-/// The numbers a threshold and a similarity calibration came from.
-public struct CalibrationRecord: Codable, Sendable, Equatable {
-    public let policy: String
-    public let threshold: Float
-    public let identities: Int
-    public let samePairs: Int
-    public let differentPairs: Int
-    public let falseAcceptRate: Double
-    public let trueAcceptRate: Double
-    public let similarity: SimilarityCalibration
-    public let validation: VerificationMetrics
-    /// False accept rate against threshold on the calibration pairs, so a server can say
-    /// what any threshold it is asked to use costs (absent in models from before it existed).
-    public var falseAcceptCurve: [FalseAcceptPoint]?
-
-    /// The threshold by `policy` and the similarity calibration, fitted to distances of same-
-    /// and different-identity pairs drawn from `identities` identities.
-    public init(policy: ThresholdPolicy, identities: Int, same: [Float], different: [Float]) {
-        let threshold = policy.threshold(same: same, different: different)
-        self.policy = policy.description
-        self.threshold = threshold
-        self.identities = identities
-        samePairs = same.count
-        differentPairs = different.count
-        falseAcceptRate = VerificationMetrics.falseAcceptRate(different: different, atThreshold: threshold)
-        trueAcceptRate = VerificationMetrics.trueAcceptRate(same: same, atThreshold: threshold)
-        similarity = SimilarityCalibration.fit(same: same, different: different)
-        validation = VerificationMetrics(same: same, different: different)
-        falseAcceptCurve = FalseAcceptPoint.curve(different: different)
-    }
-}
-
-extension ModelMetadata {
-    /// Writes a calibration into the metadata: the threshold, how it was chosen on which
-    /// `population` (said in words), and the record with its numbers.
-    public mutating func record(_ calibration: CalibrationRecord, population: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        threshold = calibration.threshold
-        thresholdMethod = "\(calibration.policy) on \(calibration.identities) \(population), \(calibration.samePairs) same and \(calibration.differentPairs) different pairs"
-        self.calibration = String(decoding: try encoder.encode(calibration), as: UTF8.self)
-    }
 }
 
 /// Trains a Siamese embedder on the train identities of a split, validating on its
@@ -268,6 +225,15 @@ public final class Trainer {
 public struct TrainedRecipe: Codable, Sendable {
     public let recipe: TrainingRecipe
     public let data: String
+
+    /// The recipe a model file records: nil for a model Doppel did not train (imported), an
+    /// error when the record does not decode.
+    public static func of(_ file: ModelFile) throws(ModelMetadataError) -> TrainedRecipe? {
+        guard let text = file.metadata.recipe else { return nil }
+        do { return try JSONDecoder().decode(TrainedRecipe.self, from: Data(text.utf8)) } catch {
+            throw .unreadable(field: "recipe", detail: "\(error)")
+        }
+    }
 }
 
 extension TrainedRecipe {

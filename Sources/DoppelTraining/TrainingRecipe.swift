@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import DoppelImaging
+import DoppelModel
 import DoppelNN
 
 /// Everything that decides a training run, recorded in the model file so a run can be read

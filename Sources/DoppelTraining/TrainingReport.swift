@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import DoppelImaging
+import DoppelModel
 import DoppelNN
 import Foundation
 

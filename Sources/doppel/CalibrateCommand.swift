@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
+import DoppelModel
 import DoppelNN
 import DoppelTraining
 import Foundation
@@ -38,7 +39,7 @@ struct CalibrateCommand: ParsableCommand {
         let embedder = try EmbeddingModel(file)
         var dataset = try datasetOptions.loader.load(data)
         var population = "identities of \(data)"
-        let trained = file.metadata.recipe.flatMap { try? JSONDecoder().decode(TrainedRecipe.self, from: Data($0.utf8)) }
+        let trained = try TrainedRecipe.of(file)
         if let trained, data == trained.data {
             dataset = try trained.unseenPart(of: dataset).dataset
             population = trained.recipe.closedSet == true ? "identities of \(data), images not seen in training" : "identities of \(data) not seen in training"

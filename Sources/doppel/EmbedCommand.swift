@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
 import DoppelImaging
+import DoppelModel
 import DoppelNN
 import DoppelTraining
 import Foundation

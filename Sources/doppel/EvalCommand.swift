@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
+import DoppelModel
 import DoppelNN
 import DoppelTraining
 import Foundation
@@ -43,7 +44,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let file = try ModelFile.load(path: model)
         let embedder = try EmbeddingModel(file)
-        let trained = file.metadata.recipe.flatMap { try? JSONDecoder().decode(TrainedRecipe.self, from: Data($0.utf8)) }
+        let trained = try TrainedRecipe.of(file)
         guard let source = data ?? trained?.data else { throw ValidationError("the model records no training data; give --data") }
         let loader = datasetOptions.loader
         var dataset = try loader.load(source)
@@ -51,7 +52,7 @@ struct EvalCommand: ParsableCommand {
         if !allIdentities, let trained, source == trained.data {
             (dataset, identitySet) = try trained.unseenPart(of: dataset)
         }
-        let calibration = file.metadata.calibration.flatMap { try? JSONDecoder().decode(CalibrationRecord.self, from: Data($0.utf8)) }
+        let calibration = try file.calibrationRecord()
         var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold,
                                     calibratedFalseAcceptRate: calibration?.falseAcceptRate, dataset: dataset,
                                     identitySet: identitySet, pairs: pairs, episodes: episodes, ways: ways, seed: seed,

@@ -2,6 +2,7 @@
 import ArgumentParser
 import DoppelGallery
 import DoppelImaging
+import DoppelModel
 import DoppelNN
 import DoppelTraining
 import Foundation

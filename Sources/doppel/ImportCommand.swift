@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
 import DoppelImaging
+import DoppelModel
 import DoppelNN
 import DoppelONNX
 import Foundation
@@ -43,43 +44,17 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         let spec = try inputSpec()
-        let shape = TensorShape(channels: spec.channels, height: spec.height, width: spec.width)
         guard let metric = Metric(rawValue: metric) else { throw ValidationError("--metric must be cosine or euclidean") }
         if let threshold, !(threshold.isFinite && threshold >= 0) { throw ValidationError("--threshold must be a distance, 0 or more") }
-        let imported = try ONNXImporter.importModel(path: onnx, input: shape)
-        let network = try Network(architecture: imported.architecture, input: shape, seed: 0)
-        try network.load(tensors: imported.tensors)
-        var head: KochHead? = nil
-        if let siamese = imported.head {
-            let koch = KochHead(dimension: network.outputShape.count, seed: 0, distance: siamese.distance)
-            koch.parameters = siamese.weight + [siamese.bias]
-            head = koch
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let origin = [
-            "file": (onnx as NSString).lastPathComponent, "producer": imported.producer, "opset": String(imported.opset),
-            "sha256": SHA256.hex([UInt8](try Data(contentsOf: URL(fileURLWithPath: onnx)))),
-        ]
-        var metadata = ModelMetadata(architecture: imported.architecture, inputShape: shape, objective: head == nil ? "imported" : "koch",
-                                     metric: metric, inputSpec: String(decoding: try encoder.encode(spec), as: UTF8.self))
-        metadata.origin = String(decoding: try encoder.encode(origin), as: UTF8.self)
-        if let threshold {
-            metadata.threshold = threshold
-            metadata.thresholdMethod = "given at import (--threshold)"
-        } else if head != nil {
-            // The Siamese head decides by its own probability: same when p >= 0.5.
-            metadata.threshold = 0.5
-            metadata.thresholdMethod = "the imported Siamese head's own rule, p(same) >= 0.5"
-        }
-        var file = ModelFile(network: network, head: head, metadata: metadata)
+        var (file, imported) = try ONNXImporter.modelFile(path: onnx, spec: spec, metric: metric, threshold: threshold)
+        let (network, head) = (file.network, file.head)
         try file.save(to: out)
         let operators = imported.operatorCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         Terminal.standardError.line("""
             imported \(onnx) (\(imported.producer.trimmingCharacters(in: .whitespaces)), opset \(imported.opset)): \(operators)
             \(network.layerCount) layers, \(network.parameterCount) parameters, \(spec) -> \(network.outputShape.count)-D embeddings\(head.map { ", Siamese head on \($0.distance == .l1 ? "|a - b|" : "(a - b)^2")" } ?? ""), model id \(file.metadata.modelID)
             """)
-        if metadata.threshold == nil {
+        if file.metadata.threshold == nil {
             Terminal.standardError.line("no threshold yet: run doppel calibrate --model \(out) --data <labelled images, one folder per identity> (or import again with --threshold)")
         }
         print(out)

@@ -99,7 +99,7 @@ struct TrainCommand: ParsableCommand {
             guard arch == nil, input == nil else { throw ValidationError("--init keeps the model's architecture and input: drop --arch and --input") }
             let file = try ModelFile.load(path: initModel)
             recipe.architecture = file.network.architecture.description
-            recipe.input = try JSONDecoder().decode(InputSpec.self, from: Data(file.metadata.inputSpec.utf8))
+            recipe.input = try file.inputSpec()
             recipe.metric = file.metadata.metric
             recipe.initialModel = file.metadata.modelID
             // A whitening fitted on the preset's data is not the imported model's: asked for

@@ -78,14 +78,8 @@ public final class EmbeddingModel {
     }
 
     /// The model of a model file; its input spec is decoded from the metadata.
-    public convenience init(_ file: ModelFile) throws {
-        let spec = try JSONDecoder().decode(InputSpec.self, from: Data(file.metadata.inputSpec.utf8))
-        self.init(network: file.network, head: file.head, metric: file.metadata.metric, spec: spec)
-    }
-
-    /// Embeddings of every sample, `[count, dimension]`.
-    public func embed(_ data: TensorDataset) -> [Float] {
-        embed(values: data.values, count: data.count)
+    public convenience init(_ file: ModelFile) throws(ModelMetadataError) {
+        self.init(network: file.network, head: file.head, metric: file.metadata.metric, spec: try file.inputSpec())
     }
 
     public func embed(values: [Float], count: Int) -> [Float] {

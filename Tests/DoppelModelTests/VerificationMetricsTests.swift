@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import DoppelModel
 import Foundation
 import Testing
 @testable import DoppelTraining
