@@ -28,8 +28,9 @@ public enum ArchitectureError: Error, Equatable, Sendable, CustomStringConvertib
 ///   convolution with the right stride when the shapes differ), as in ResNet.
 /// - `@name` names the current value; `add(@a)`, `mul(@a)` and `concat(@a,@b)` combine the
 ///   current value with named ones (`mul` broadcasts a per-channel `C` vector over `CxHxW`,
-///   as squeeze-and-excitation blocks do); `from(@a)` continues from a named value. `@input`
-///   is the network's input.
+///   as squeeze-and-excitation blocks do; `addpad(@a)` adds two values of different sizes,
+///   each zero-padded to the larger channels, height and width, as dlib's residuals do);
+///   `from(@a)` continues from a named value. `@input` is the network's input.
 ///
 /// Layers: `conv(K,k[,stride=S][,pad=P][,groups=G][,init=he|glorot])`, `dense(N[,init=..])`,
 /// `maxpool(k[,stride=S][,pad=P])`, `avgpool(k[,stride=S][,pad=P][,countpad=1])`, `gap`,
@@ -62,13 +63,17 @@ public struct Architecture: Equatable, Sendable, CustomStringConvertible {
         case l2Normalize
         /// The current value combined with named ones.
         case add(String)
+        /// The current value plus a named one, each zero-padded to the larger channel count,
+        /// height and width (dlib's add_prev: a residual whose shortcut has fewer channels or
+        /// one row more).
+        case addPadded(String)
         case multiply(String)
         case concat([String])
 
         /// Whether the layer combines several values.
         var isMerge: Bool {
             switch self {
-            case .add, .multiply, .concat: true
+            case .add, .addPadded, .multiply, .concat: true
             default: false
             }
         }
@@ -87,7 +92,7 @@ public struct Architecture: Equatable, Sendable, CustomStringConvertible {
 
     public static let layerNames = ["conv", "dense", "maxpool", "avgpool", "gap", "gmp", "flatten", "relu", "leakyrelu", "prelu",
                                     "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "gelu", "clip", "relu6", "abs", "dropout",
-                                    "batchnorm", "layernorm", "lrn", "pad", "transpose", "affine", "l2norm", "add", "mul", "concat",
+                                    "batchnorm", "layernorm", "lrn", "pad", "transpose", "affine", "l2norm", "add", "addpad", "mul", "concat",
                                     "res", "from", "@name"]
 
     public let items: [Item]
@@ -164,6 +169,7 @@ public struct Architecture: Equatable, Sendable, CustomStringConvertible {
         case .affine: return "affine"
         case .l2Normalize: return "l2norm"
         case .add(let name): return "add(@\(name))"
+        case .addPadded(let name): return "addpad(@\(name))"
         case .multiply(let name): return "mul(@\(name))"
         case .concat(let names): return "concat(\(names.map { "@\($0)" }.joined(separator: ",")))"
         }
@@ -335,11 +341,11 @@ public struct Architecture: Equatable, Sendable, CustomStringConvertible {
                 spec = .transpose(permutation: permutation)
             case "affine": spec = .affine
             case "l2norm", "l2normalize": spec = .l2Normalize
-            case "add", "mul":
+            case "add", "addpad", "mul":
                 guard let text = arguments.raw(0, "from"), let label = reference(text) else {
                     throw .badArgument(token: number, text: token, detail: "\(name) takes one @name")
                 }
-                spec = name == "add" ? .add(label) : .multiply(label)
+                spec = name == "add" ? .add(label) : name == "addpad" ? .addPadded(label) : .multiply(label)
             case "concat":
                 var labels = [String]()
                 while let text = arguments.raw(labels.count, "from") {

@@ -36,6 +36,15 @@ final class Conv2D: Layer {
     /// 4-layer 64-channel CNN on 42x42, training step on 64 pairs 116.5 -> 103.5 ms; fashion CNN
     /// 9.7 -> 9.1 ms; ResNet-18 at 3x112x112, batch 32, 343 -> 367 images/s.
     static let maxColumnFloats = 1 << 18
+    /// One sample whose columns would exceed this (16 MB) is convolved in bands of output rows,
+    /// each band's columns made and multiplied in turn: the tiled image pyramid of a face
+    /// detector (a 640x480 photo upsampled once is 1304 x 3506) would otherwise need 450 MB of
+    /// columns in one layer. Smaller maps keep one GEMM per sample.
+    static let maxBandFloats = 1 << 22
+    /// A band's columns: about a core's L2 (1 MB), so the product reads what im2col just
+    /// wrote from cache (at least one output row, whatever its size). Against 16 MB bands the
+    /// detector's 5x5 layers on that pyramid run about twice as fast.
+    static let bandFloats = 1 << 18
 
     private let workspace: Workspace
 
@@ -87,6 +96,14 @@ final class Conv2D: Layer {
         (parameters + count).update(repeating: 0, count: filters)
     }
 
+    /// Output rows per band when one sample is convolved in bands (`bandFloats`).
+    private var bandRows: Int {
+        max(1, min(outputShape.height, Self.bandFloats / max(1, columnRows * outputShape.width)))
+    }
+
+    /// Whether one sample's columns are too large to make at once.
+    private var convolvesInBands: Bool { columnRows * outSpatial > Self.maxBandFloats && !isDepthwise }
+
     private func chunkSize(batch: Int) -> Int {
         max(1, min(batch, Self.maxColumnFloats / max(1, columnRows * outSpatial)))
     }
@@ -103,6 +120,21 @@ final class Conv2D: Layer {
             // A pointwise convolution's columns are its input: y_b[K/G, HW] = b + W_g x_{g,b}[C/G, HW].
             for b in 0..<batch {
                 writeSample(y + b * outputShape.count, columns: x + b * inputShape.count, rowStride: outSpatial, weight: weight, bias: bias)
+            }
+            return
+        }
+        if convolvesInBands {
+            let band = bandRows
+            let cols = workspace.columns.reserve(columnRows * band * outputShape.width)
+            for b in 0..<batch {
+                let out = y + b * outputShape.count
+                for k in 0..<filters { (out + k * outSpatial).update(repeating: bias[k], count: outSpatial) }
+                for first in Swift.stride(from: 0, to: outputShape.height, by: band) {
+                    let rows = first..<min(first + band, outputShape.height)
+                    im2col(x + b * inputShape.count, samples: 1, outputRows: rows, compact: true, into: cols)
+                    multiplyBand(rows, columns: cols, weight: weight, into: out)
+                }
+                epilogue?.apply(out, out, count: outputShape.count)
             }
             return
         }
@@ -160,18 +192,27 @@ final class Conv2D: Layer {
         doppel_gemm_pack(weight, filters, patch, patch, packed)
     }
 
-    /// Reserves the im2col columns of one image, before parts of `forwardPacked` share them.
-    func reserveColumnsForOneImage() { _ = workspace.columns.reserve(columnRows * outSpatial) }
+    /// Reserves the im2col columns of one image, before `parts` pieces of `forwardPacked`
+    /// share them (each its own bands when the map is convolved in bands).
+    func reserveColumnsForOneImage(parts: Int) {
+        if isThin { return }
+        _ = workspace.columns.reserve(convolvesInBands ? parts * columnRows * bandRows * outputShape.width : columnRows * outSpatial)
+    }
 
     /// Phases of one image by `forwardPacked` over `parts` pieces each: a wide map is one phase
     /// split by output rows (each piece writes its own im2col columns, then multiplies them); a
     /// thin one writes the columns by input channels first, then multiplies by filters (one
     /// phase when pointwise: its columns are its input).
     func packedPhases(parts: Int) -> Int {
-        isWideForPacking(parts: parts) || isPointwise ? 1 : 2
+        isWideForPacking(parts: parts) || isPointwise || isThin ? 1 : 2
     }
 
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+
+    /// A filter or two at stride 1 (a detector's score map): convolved directly by shifted
+    /// rows (`thinRows`). im2col would write C k k copies of the map to multiply each by one
+    /// weight row, which costs more than the arithmetic.
+    private var isThin: Bool { filters <= 2 && stride == 1 && kernel > 1 && groups == 1 }
 
     /// At least 32 columns a piece, the kernel's tiles being 16 wide.
     private func isWideForPacking(parts: Int) -> Bool {
@@ -190,7 +231,23 @@ final class Conv2D: Layer {
         let b: UnsafePointer<Float> = isPointwise ? x : UnsafePointer(columns)
         let (outH, outW) = (outputShape.height, outputShape.width)
         let panels = (filters + Int(DOPPEL_GEMM_PANEL_ROWS) - 1) / Int(DOPPEL_GEMM_PANEL_ROWS)
-        if isWideForPacking(parts: parts) {
+        if isThin {
+            thinRows(x, y, packed: packed, bias: bias, rows: share(of: outH, piece: piece, parts: parts))
+        } else if isWideForPacking(parts: parts) && convolvesInBands && !isPointwise {
+            // Each piece makes and multiplies its rows band by band in its own part of the columns.
+            let band = bandRows
+            let own = columns + piece * columnRows * band * outW
+            let rows = share(of: outH, piece: piece, parts: parts)
+            for start in Swift.stride(from: rows.lowerBound, to: rows.upperBound, by: band) {
+                let part = start..<min(start + band, rows.upperBound)
+                im2col(x, samples: 1, outputRows: part, compact: true, into: own)
+                let (first, count) = (part.lowerBound * outW, part.count * outW)
+                doppel_gemm_packed(packed, filters, patch, 0, panels, own, count, count, bias, y + first, outSpatial)
+                if let epilogue {
+                    for k in 0..<filters { epilogue.apply(y + k * outSpatial + first, y + k * outSpatial + first, count: count) }
+                }
+            }
+        } else if isWideForPacking(parts: parts) {
             let rows = share(of: outH, piece: piece, parts: parts)
             if !isPointwise { im2col(x, samples: 1, outputRows: rows, into: columns) }
             let (first, count) = (rows.lowerBound * outW, rows.count * outW)
@@ -209,6 +266,54 @@ final class Conv2D: Layer {
                 let start = y + firstRow * outSpatial
                 epilogue.apply(start, start, count: (endRow - firstRow) * outSpatial)
             }
+        }
+    }
+
+    /// Output rows `rows` of a thin convolution (`isThin`), every filter: for each input
+    /// channel and kernel tap, one multiply-add of a shifted input row into the output row,
+    /// which stays in L1 meanwhile. The weights are read from their packed panel (one panel,
+    /// the filters being fewer than its rows).
+    private func thinRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, packed: UnsafePointer<Float>,
+                          bias: UnsafePointer<Float>, rows: Range<Int>) {
+        let (inH, inW, outW) = (inputShape.height, inputShape.width, outputShape.width)
+        let panelRows = Int(DOPPEL_GEMM_PANEL_ROWS)
+        for k in 0..<filters {
+            for r in rows {
+                let out = y + k * outSpatial + r * outW
+                out.update(repeating: bias[k], count: outW)
+                for c in 0..<inputShape.channels {
+                    for ky in 0..<kernel {
+                        let iy = r * stride + ky - padding
+                        guard iy >= 0 && iy < inH else { continue }
+                        let input = x + (c * inH + iy) * inW
+                        for kx in 0..<kernel {
+                            let weight = packed[((c * kernel + ky) * kernel + kx) * panelRows + k]
+                            let shift = kx - padding
+                            let first = max(0, -shift), end = min(outW, inW - shift)
+                            guard first < end else { continue }
+                            let source = input + shift
+                            for j in first..<end { out[j] += weight * source[j] }
+                        }
+                    }
+                }
+                epilogue?.apply(out, out, count: outW)
+            }
+        }
+    }
+
+    /// y[K, rows] += W_g cols_g for one band of output rows whose columns are compact
+    /// ([C k k, rows x W']), written in place into the sample's NCHW output.
+    private func multiplyBand(_ rows: Range<Int>, columns: UnsafePointer<Float>, weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let (kg, cg) = (filtersPerGroup, patch)
+        let width = rows.count * outputShape.width, offset = rows.lowerBound * outputShape.width
+        for g in 0..<groups {
+            BLAS.gemm(
+                .none, .none,
+                m: kg, n: width, k: cg,
+                a: weight + g * kg * cg, lda: cg,
+                b: columns + g * cg * width, ldb: width,
+                beta: 1,
+                c: out + g * kg * outSpatial + offset, ldc: outSpatial)
         }
     }
 
@@ -422,11 +527,14 @@ final class Conv2D: Layer {
 
     /// cols[(c, ki, kj), (b, oy, ox)] = x[b, c, oy*stride - pad + ki, ox*stride - pad + kj], 0 outside;
     /// only the rows of `channels` and the columns of `outputRows` are written (all when nil).
+    /// With `compact`, the columns hold only `outputRows` (rows of outputRows.count x W'), as a
+    /// band's GEMM reads them; otherwise every row has its place in the full map.
     private func im2col(_ x: UnsafePointer<Float>, samples: Int, channels selected: Range<Int>? = nil, outputRows: Range<Int>? = nil,
-                        into cols: UnsafeMutablePointer<Float>) {
+                        compact: Bool = false, into cols: UnsafeMutablePointer<Float>) {
         let (channels, height, width) = (inputShape.channels, inputShape.height, inputShape.width)
         let (outH, outW) = (outputShape.height, outputShape.width)
-        let rowLength = samples * outSpatial
+        let firstRow = compact ? outputRows?.lowerBound ?? 0 : 0
+        let rowLength = compact ? (outputRows?.count ?? outH) * outW : samples * outSpatial
         for c in selected ?? 0..<channels {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
@@ -437,7 +545,7 @@ final class Conv2D: Layer {
                         let out = row + b * outSpatial
                         for oy in outputRows ?? 0..<outH {
                             let iy = oy * stride - padding + ki
-                            let dest = out + oy * outW
+                            let dest = out + (oy - firstRow) * outW
                             guard iy >= 0, iy < height, first <= last else {
                                 dest.update(repeating: 0, count: outW)
                                 continue

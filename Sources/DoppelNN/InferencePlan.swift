@@ -93,7 +93,7 @@ final class InferencePlan {
             let foldable: Bool, takesEpilogue: Bool
             switch node.spec {
             case .conv, .dense: (foldable, takesEpilogue) = (true, true)
-            case .add, .multiply, .concat: (foldable, takesEpilogue) = (false, true)
+            case .add, .addPadded, .multiply, .concat: (foldable, takesEpilogue) = (false, true)
             default: (foldable, takesEpilogue) = (false, false)
             }
             if foldable, let reader = soleReader(of: output), case .batchNorm = graph.nodes[reader].spec {
@@ -298,7 +298,7 @@ final class InferencePlan {
             if steps[position].packsWinograd {
                 winogradOperations[0][position]?.reserveForOneImage()
             } else {
-                packedConvolution(position)?.reserveColumnsForOneImage()
+                packedConvolution(position)?.reserveColumnsForOneImage(parts: parts)
             }
         }
         let counters = PieceCounters()

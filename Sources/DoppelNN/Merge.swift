@@ -107,6 +107,60 @@ final class ElementwiseMerge: MergeLayer {
     }
 }
 
+/// y = a + b where the two may differ in channels, height and width: each is zero-padded to
+/// the larger of each (at the end of the channels, the bottom and the right), as dlib's
+/// add_prev does. x: a [N, Ca, Ha, Wa], b [N, Cb, Hb, Wb] -> y: [N, max C, max H, max W]
+/// Backward: da (db) is dy cut to a's (b's) channels, rows and columns.
+final class PaddedAdd: MergeLayer {
+    let inputShapes: [TensorShape]
+    let outputShape: TensorShape
+    let name: String
+    var epilogue: ActivationFunction?
+    var token: String { "addpad(@\(name))" }
+
+    init(inputs: [TensorShape], name: String) {
+        precondition(inputs.count == 2)
+        inputShapes = inputs
+        outputShape = TensorShape(channels: max(inputs[0].channels, inputs[1].channels), height: max(inputs[0].height, inputs[1].height),
+                                  width: max(inputs[0].width, inputs[1].width))
+        self.name = name
+    }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        let (height, width) = (outputShape.height, outputShape.width)
+        y.update(repeating: 0, count: batch * outputShape.count)
+        for n in 0..<batch {
+            for (x, shape) in zip(inputs, inputShapes) {
+                for c in 0..<shape.channels {
+                    for row in 0..<shape.height {
+                        let source = x + ((n * shape.channels + c) * shape.height + row) * shape.width
+                        let target = y + ((n * outputShape.channels + c) * height + row) * width
+                        for column in 0..<shape.width { target[column] += source[column] }
+                    }
+                }
+            }
+        }
+        if let epilogue { epilogue.apply(y, y, count: batch * outputShape.count) }
+    }
+
+    func backward(_ inputs: [UnsafePointer<Float>], _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                  _ dInputs: [UnsafeMutablePointer<Float>?], batch: Int) {
+        precondition(epilogue == nil, "fused epilogues are for inference plans")
+        let (height, width) = (outputShape.height, outputShape.width)
+        for (d, shape) in zip(dInputs, inputShapes) {
+            guard let d else { continue }
+            for n in 0..<batch {
+                for c in 0..<shape.channels {
+                    for row in 0..<shape.height {
+                        let source = dy + ((n * outputShape.channels + c) * height + row) * width
+                        (d + ((n * shape.channels + c) * shape.height + row) * shape.width).update(from: source, count: shape.width)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Concatenation along channels of inputs with the same height and width.
 /// x_i: [N, C_i, H, W] -> y: [N, sum C_i, H, W]; dx_i is y's channel block of input i.
 final class Concat: MergeLayer {

@@ -78,11 +78,19 @@ public struct ModelFile {
     public var network: Network
     public var head: KochHead?
     public var metadata: ModelMetadata
+    /// Tensors of a stage that runs before the network (a face detector's weights, a landmark
+    /// model's trees), named under `attachmentPrefix`; the input spec says what they are.
+    public var attachments: [(name: String, tensor: SafeTensors.Tensor)]
 
-    public init(network: Network, head: KochHead?, metadata: ModelMetadata) {
+    /// Names of attached tensors start with this.
+    public static let attachmentPrefix = "face."
+
+    public init(network: Network, head: KochHead?, metadata: ModelMetadata, attachments: [(name: String, tensor: SafeTensors.Tensor)] = []) {
+        precondition(attachments.allSatisfy { $0.name.hasPrefix(Self.attachmentPrefix) }, "attachments are named face.*")
         self.network = network
         self.head = head
         self.metadata = metadata
+        self.attachments = attachments
     }
 
     static let layoutNote = "PyTorch nn.Sequential state dict order and shapes: dense weight [out, in], conv weight [K, C, kh, kw]; NCHW activations; flatten in C, H, W order; head.* is nn.Linear(D, 1) on |e1 - e2|"
@@ -93,7 +101,7 @@ public struct ModelFile {
             list.append(("head.weight", SafeTensors.Tensor(shape: [1, head.dimension], values: Array(head.parameters[0..<head.dimension]))))
             list.append(("head.bias", SafeTensors.Tensor(shape: [1], values: [head.parameters[head.dimension]])))
         }
-        return list
+        return list + attachments.map { ($0.name, $0.tensor) }
     }
 
     static func computeID(architecture: Architecture, inputSpec: String, tensors: [(String, SafeTensors.Tensor)],
@@ -174,7 +182,7 @@ public struct ModelFile {
             throw .badMetadata(key: "metric", detail: "must be \(Metric.allCases.map(\.rawValue).joined(separator: " or "))")
         }
         let network: Network
-        do { network = try Network(architecture: architecture, input: inputShape, seed: 0) } catch { throw .architecture(error) }
+        do { network = try Network(architecture: architecture, input: inputShape, seed: nil) } catch { throw .architecture(error) }
         guard Int(try required("embedding_dim")) == network.outputShape.count else {
             throw .badMetadata(key: "embedding_dim", detail: "says \(meta["embedding_dim"]!), the architecture gives \(network.outputShape.count)")
         }
@@ -190,7 +198,8 @@ public struct ModelFile {
             values[name] = tensor.values
         }
         let known = Set(expected.map(\.name))
-        if let extra = file.names.first(where: { !known.contains($0) }) { throw .unexpectedTensor(name: extra) }
+        if let extra = file.names.first(where: { !known.contains($0) && !$0.hasPrefix(attachmentPrefix) }) { throw .unexpectedTensor(name: extra) }
+        let attachments = file.names.filter { $0.hasPrefix(attachmentPrefix) }.map { ($0, file.tensors[$0]!) }
         network.assign(values)
         var head: KochHead? = nil
         if objective == "koch" {
@@ -212,7 +221,7 @@ public struct ModelFile {
             metadata.threshold = threshold
         }
         let recorded = try required("model_id")
-        var model = ModelFile(network: network, head: head, metadata: metadata)
+        var model = ModelFile(network: network, head: head, metadata: metadata, attachments: attachments)
         let computed = computeID(architecture: architecture, inputSpec: metadata.inputSpec, tensors: model.tensors, headDistance: head?.distance)
         guard computed == recorded else { throw .modelIDMismatch(recorded: recorded, computed: computed) }
         model.metadata.modelID = computed

@@ -80,12 +80,14 @@ public final class Network {
     /// reference the tests hold the plan to).
     var fusesInference = true
 
-    /// Builds and initialises (He or Glorot, per layer) from `seed`. `workers` defaults to the
-    /// machine's cores; results do not depend on it except through dropout's masks.
-    public init(architecture: Architecture, input: TensorShape, seed: UInt64,
+    /// Builds and initialises (He or Glorot, per layer) from `seed`; with no seed the parameters
+    /// start at zero, for a caller about to assign them all (loading a file). `workers` defaults
+    /// to the machine's cores; results do not depend on it except through dropout's masks.
+    public init(architecture: Architecture, input: TensorShape, seed initialSeed: UInt64?,
                 workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ArchitectureError) {
         self.architecture = architecture
         inputShape = input
+        let seed = initialSeed ?? 0
         let graph = try NetworkGraph(architecture, input: input)
         self.graph = graph
         // Only convolutional networks are split: their im2col, pooling and activations are
@@ -126,9 +128,11 @@ public final class Network {
             }
         }
         accumulatesGradient = accumulates
-        var generator = SeededGenerator(seed: seed)
-        for (index, operation) in replicas[0].enumerated() {
-            if case .unary(let layer) = operation { layer.initialize(parameterStorage.pointer + offsets[index], using: &generator) }
+        if initialSeed != nil {
+            var generator = SeededGenerator(seed: seed)
+            for (index, operation) in replicas[0].enumerated() {
+                if case .unary(let layer) = operation { layer.initialize(parameterStorage.pointer + offsets[index], using: &generator) }
+            }
         }
         trainingStages = makeTrainingStages()
     }

@@ -94,7 +94,7 @@ struct NetworkGraph {
                 case .layer(let spec):
                     var inputs = [current]
                     switch spec {
-                    case .add(let name), .multiply(let name): inputs.append(try value(named: name, token: token, spec: spec))
+                    case .add(let name), .addPadded(let name), .multiply(let name): inputs.append(try value(named: name, token: token, spec: spec))
                     case .concat(let list):
                         for name in list { inputs.append(try value(named: name, token: token, spec: spec)) }
                     default: break
@@ -218,6 +218,8 @@ struct NetworkGraph {
                                      detail: "\(inputs[0]) and \(inputs[1]) differ (one may be per channel: C or Cx1x1)")
             }
             return .merge(merge)
+        case .addPadded(let name):
+            return .merge(PaddedAdd(inputs: inputs, name: name))
         case .concat(let names):
             guard let merge = Concat(inputs: inputs, names: names) else {
                 throw .shapeMismatch(token: token, text: text, detail: "inputs \(inputs.map(\.description).joined(separator: ", ")) differ in height or width")

@@ -82,6 +82,9 @@ import Testing
               input: TensorShape(channels: 2, height: 4, width: 4)),
         .init(architecture: "conv(3,3,pad=1) tanh @a conv(2,1) tanh @b from(@a) conv(2,3,pad=1) tanh concat(@b,@a) conv(2,1)",
               input: TensorShape(channels: 2, height: 4, width: 3)),
+        // dlib's residual shortcut: a map with fewer channels and more rows and columns.
+        .init(architecture: "conv(4,3,pad=1) tanh @a conv(6,3,stride=2) tanh addpad(@a) tanh flatten dense(3)",
+              input: TensorShape(channels: 2, height: 5, width: 5)),
         .init(architecture: "tanh @a mul(@a) dense(3)", input: TensorShape(channels: 5)),
         .init(architecture: "dense(4) @a tanh add(@a) @b from(@input) dense(4) add(@b)", input: TensorShape(channels: 5)),
     ]

@@ -240,3 +240,92 @@ import TestSupport
         #expect(frozen.trainableOffset == frozen.parameterCount)
     }
 }
+
+/// Maps whose columns would pass `Conv2D.maxBandFloats` (a detector's image pyramid) are
+/// convolved band by band: the same outputs as the direct sum, alone (packed kernel, pieces
+/// in bands) and in a batch (BLAS, bands per sample).
+@Suite struct BandedConvolutionTests {
+    /// A convolution's direct sums in Double, and the sums of their terms' magnitudes.
+    static func conv(_ x: [Double], channels: Int, height: Int, width: Int, weight: [Float], bias: [Float], filters: Int, kernel: Int,
+              stride: Int, pad: Int) -> (values: [Double], magnitude: [Double], height: Int, width: Int) {
+        let (oh, ow) = ((height + 2 * pad - kernel) / stride + 1, (width + 2 * pad - kernel) / stride + 1)
+        var out = [Double](repeating: 0, count: filters * oh * ow), magnitude = out
+        for k in 0..<filters {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum = Double(bias[k]), size = abs(Double(bias[k]))
+                    for c in 0..<channels {
+                        for ki in 0..<kernel {
+                            let iy = oy * stride - pad + ki
+                            guard iy >= 0, iy < height else { continue }
+                            for kj in 0..<kernel {
+                                let ix = ox * stride - pad + kj
+                                guard ix >= 0, ix < width else { continue }
+                                let term = Double(weight[((k * channels + c) * kernel + ki) * kernel + kj]) * x[(c * height + iy) * width + ix]
+                                sum += term
+                                size += abs(term)
+                            }
+                        }
+                    }
+                    out[(k * oh + oy) * ow + ox] = sum
+                    magnitude[(k * oh + oy) * ow + ox] = size
+                }
+            }
+        }
+        return (out, magnitude, oh, ow)
+    }
+    @Test func bigMapsGiveTheDirectConvolution() throws {
+        let input = TensorShape(channels: 3, height: 250, width: 240)
+        // 75 column rows x 250 x 240 outputs = 4.5 M floats: past the 4 Mi band limit.
+        let network = try Network(architecture: Architecture(parsing: "conv(4,5,pad=2) relu conv(2,3,stride=2)"), input: input, seed: 3, workers: 2)
+        var generator = SeededGenerator(seed: 4)
+        let x = (0..<(2 * input.count)).map { _ in generator.nextGaussian() }
+        let tensors = Dictionary(uniqueKeysWithValues: network.namedTensors().map { ($0.name, $0.values) })
+        let (w1, b1, w2, b2) = (tensors["0.weight"]!, tensors["0.bias"]!, tensors["2.weight"]!, tensors["2.bias"]!)
+        let first = Self.conv(x[0..<input.count].map(Double.init), channels: 3, height: 250, width: 240, weight: w1, bias: b1, filters: 4, kernel: 5, stride: 1, pad: 2)
+        let second = Self.conv(first.values.map { max($0, 0) }, channels: 4, height: 250, width: 240, weight: w2, bias: b2, filters: 2, kernel: 3, stride: 2, pad: 0)
+        let alone = Array(network.forward(Array(x[0..<input.count]), batch: 1, mode: .inference))
+        let batched = Array(network.forward(x, batch: 2, mode: .inference))
+        // Each output sums 36 products of values carrying the first layer's rounding (75 terms):
+        // bounded by the sums' gamma times their magnitudes, the first layer's error carried
+        // through |weights| (at most 36 of them below 1).
+        let firstError = first.magnitude.map { RoundingBound.sum(terms: 76, magnitude: $0) }.max()!
+        for (name, got) in [("alone", alone), ("batched", Array(batched[0..<alone.count]))] {
+            var outside = 0
+            for i in 0..<second.values.count {
+                let bound = RoundingBound.sum(terms: 37, magnitude: second.magnitude[i]) + 36 * firstError
+                if abs(Double(got[i]) - second.values[i]) > bound { outside += 1 }
+            }
+            #expect(outside == 0, "\(name): \(outside) of \(second.values.count) outputs beyond their bound")
+        }
+    }
+
+    /// A filter or two at stride 1 (a detector's score map) is convolved directly by shifted
+    /// rows, not by im2col: against the Double sums, alone and in a batch, with the fused ReLU.
+    @Test func thinConvolutionsGiveTheDirectSums() throws {
+        let input = TensorShape(channels: 5, height: 23, width: 37)
+        for (architecture, filters, kernel) in [("conv(1,9,pad=4) relu", 1, 9), ("conv(2,3,pad=1) relu", 2, 3), ("conv(1,4)", 1, 4)] {
+            let network = try Network(architecture: Architecture(parsing: architecture), input: input, seed: 5, workers: 2)
+            var generator = SeededGenerator(seed: 6)
+            let x = (0..<(3 * input.count)).map { _ in generator.nextGaussian() }
+            let tensors = Dictionary(uniqueKeysWithValues: network.namedTensors().map { ($0.name, $0.values) })
+            let pad = kernel == 4 ? 0 : kernel / 2
+            let batched = Array(network.forward(x, batch: 3, mode: .inference))
+            for image in 0..<3 {
+                let expected = Self.conv(x[(image * input.count)..<((image + 1) * input.count)].map(Double.init), channels: 5, height: 23, width: 37,
+                                         weight: tensors["0.weight"]!, bias: tensors["0.bias"]!, filters: filters, kernel: kernel, stride: 1, pad: pad)
+                let alone = Array(network.forward(Array(x[(image * input.count)..<((image + 1) * input.count)]), batch: 1, mode: .inference))
+                let count = expected.values.count
+                #expect(alone.count == count)
+                for (name, got) in [("alone", alone), ("batched", Array(batched[(image * count)..<((image + 1) * count)]))] {
+                    var outside = 0
+                    for i in 0..<count {
+                        let value = architecture.hasSuffix("relu") ? max(expected.values[i], 0) : expected.values[i]
+                        if abs(Double(got[i]) - value) > RoundingBound.sum(terms: 5 * kernel * kernel + 1, magnitude: expected.magnitude[i]) { outside += 1 }
+                    }
+                    #expect(outside == 0, "\(architecture) image \(image) \(name): \(outside) of \(count) outputs beyond their bound")
+                }
+            }
+        }
+    }
+}
