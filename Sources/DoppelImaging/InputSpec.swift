@@ -44,6 +44,69 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     /// older model files decode unchanged.
     public var shiftAverage: Int?
 
+    /// A face stage before the network (`doppel import` of dlib's face models): faces are found
+    /// in the photo, their landmarks placed, and each face's aligned chip is what this spec
+    /// then turns into the network's input. Optional so older model files decode unchanged.
+    public var face: FaceStage?
+
+    /// What the face stage runs (DoppelModel's FaceStage executes it; its weights travel in the
+    /// model file as `face.*` tensors).
+    public struct FaceStage: Codable, Sendable, Equatable {
+        /// dlib's CNN face detector over an image pyramid.
+        public struct Detector: Codable, Sendable, Equatable {
+            /// The network on the tiled pyramid (a chain of convolutions, affine layers and ReLUs).
+            public var architecture: String
+            /// The per-channel averages subtracted before dividing by 256.
+            public var average: [Float]
+            /// Pixels between pyramid levels and around the tiled image.
+            public var padding: Int
+            public var outerPadding: Int
+            /// Each level is (rate - 1) / rate of the one before (pyramid_down<rate>).
+            public var pyramidRate: Int
+            public var windowWidth: Int
+            public var windowHeight: Int
+            /// Non-maximum suppression: a window is dropped when its overlap with a kept one
+            /// passes this intersection over the union's bounding box, or it covers this share
+            /// of either.
+            public var nmsOverlap: Double
+            public var nmsCovered: Double
+            /// Times the photo is doubled before detection (finds faces down to about 40 px
+            /// once, 20 px twice; each costs 4x).
+            public var upsample: Int
+            /// Scores above this are faces.
+            public var threshold: Double
+
+            public init(architecture: String, average: [Float], padding: Int, outerPadding: Int, pyramidRate: Int, windowWidth: Int,
+                        windowHeight: Int, nmsOverlap: Double, nmsCovered: Double, upsample: Int, threshold: Double) {
+                self.architecture = architecture
+                self.average = average
+                self.padding = padding
+                self.outerPadding = outerPadding
+                self.pyramidRate = pyramidRate
+                self.windowWidth = windowWidth
+                self.windowHeight = windowHeight
+                self.nmsOverlap = nmsOverlap
+                self.nmsCovered = nmsCovered
+                self.upsample = upsample
+                self.threshold = threshold
+            }
+        }
+
+        public var detector: Detector
+        /// Landmarks the shape predictor places (5: the eyes' corners and the nose).
+        public var landmarks: Int
+        /// The aligned chip's side in pixels and the share of the face's size around it.
+        public var chipSize: Int
+        public var chipPadding: Double
+
+        public init(detector: Detector, landmarks: Int, chipSize: Int, chipPadding: Double) {
+            self.detector = detector
+            self.landmarks = landmarks
+            self.chipSize = chipSize
+            self.chipPadding = chipPadding
+        }
+    }
+
     /// The views test-time augmentation averages, in the order they are summed: the image,
     /// its mirror, then each of those moved by (dx, dy).
     public var testViews: [(mirrored: Bool, dx: Int, dy: Int)] {
@@ -73,7 +136,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// "1x28x28 stretch": the compact form used in messages and the architecture string.
     public var description: String {
-        "\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")\((shiftAverage ?? 0) > 0 ? " +shift\(shiftAverage!)" : "")"
+        "\(face.map { _ in "faces -> " } ?? "")\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")\((shiftAverage ?? 0) > 0 ? " +shift\(shiftAverage!)" : "")"
     }
 
     /// Problems with the spec itself, in words, or nil when it is usable.

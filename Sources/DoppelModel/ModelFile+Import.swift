@@ -11,7 +11,8 @@ extension ModelFile {
     ///   with the words saying which; nil leaves the model to `doppel calibrate`.
     /// - `origin`: what the file was (name, producer, digest), kept as JSON.
     public static func imported(network: Network, head: KochHead?, spec: InputSpec, metric: Metric,
-                                threshold: (value: Float, method: String)?, origin: [String: String]) throws -> ModelFile {
+                                threshold: (value: Float, method: String)?, origin: [String: String],
+                                attachments: [(name: String, tensor: SafeTensors.Tensor)] = []) throws -> ModelFile {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let shape = TensorShape(channels: spec.channels, height: spec.height, width: spec.width)
@@ -22,6 +23,6 @@ extension ModelFile {
             metadata.threshold = threshold.value
             metadata.thresholdMethod = threshold.method
         }
-        return ModelFile(network: network, head: head, metadata: metadata)
+        return ModelFile(network: network, head: head, metadata: metadata, attachments: attachments)
     }
 }

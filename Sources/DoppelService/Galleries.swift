@@ -158,9 +158,14 @@ final class Galleries: @unchecked Sendable {
                 var rows = [(sample: Int64, vector: [Float])]()
                 var values = [Float](), decoded = [Int64]()
                 for (sample, bytes) in pending {
-                    guard let image = try? ImagePreprocessor.decode(bytes, limit: Int.max) else { continue }
-                    values += model.spec.tensor(from: image)
-                    decoded.append(sample)
+                    // A stored image that no longer decodes, or in which the new model finds no
+                    // face, is reported and left without an embedding (the operator can delete it).
+                    do {
+                        values += try model.input.prepare(try ImagePreprocessor.decode(bytes, limit: Int.max)).tensor
+                        decoded.append(sample)
+                    } catch {
+                        progress("stored image of sample \(sample) not embedded with model \(model.id): \(error)")
+                    }
                 }
                 let vectors = embedder.embed(values, count: decoded.count)
                 for (i, sample) in decoded.enumerated() {

@@ -49,27 +49,35 @@ enum OpenAPIDocument {
               "NewIdentityForm": {"type": "object", "required": ["id", "images"], "additionalProperties": false, "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 128, \#(identifier)}, "name": {"type": "string", "maxLength": 256}, "metadata": {"type": "string", "description": "a JSON object as text"}, "strict": {"type": "boolean"}, "images": {"type": "array", "minItems": 1, "maxItems": \#(maxImages), "items": {"type": "string", "format": "binary"}}}},
               "NewSamples": {"type": "object", "required": ["images"], "additionalProperties": false, "properties": {"images": {"type": "array", "minItems": 1, "maxItems": \#(maxImages), "items": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}}, "strict": {"type": "boolean"}, "gallery": {"type": "string", "minLength": 1, "maxLength": 64, \#(identifier)}}},
               "NewSamplesForm": {"type": "object", "required": ["images"], "additionalProperties": false, "properties": {"images": {"type": "array", "minItems": 1, "maxItems": \#(maxImages), "items": {"type": "string", "format": "binary"}}, "strict": {"type": "boolean"}}},
+              "FaceFound": {
+                "type": "object", "required": ["image", "found", "box", "confidence"],
+                "properties": {"image": {"type": "string", "description": "the image's field"}, "found": {"type": "integer", "minimum": 1, "description": "faces found in it"},
+                  "box": {"type": "object", "required": ["left", "top", "right", "bottom"], "description": "the embedded (largest) face, in pixels, edges included",
+                    "properties": {"left": {"type": "integer"}, "top": {"type": "integer"}, "right": {"type": "integer"}, "bottom": {"type": "integer"}}},
+                  "confidence": {"type": "number", "description": "the detector's score (above its threshold, 0)"}}
+              },
               "Decision": {
                 "type": "object", "required": ["distance", "threshold", "match", "similarity", "far", "model"],
                 "properties": {"distance": {"type": "number"}, "threshold": {"type": "number"}, "match": {"type": "boolean"},
-                  "similarity": {"type": "number", "minimum": 0, "maximum": 1}, "far": {"type": ["number", "null"], "description": "estimated false accept rate of one comparison at this threshold"}, "model": {"type": "string"}}
+                  "similarity": {"type": "number", "minimum": 0, "maximum": 1}, "far": {"type": ["number", "null"], "description": "estimated false accept rate of one comparison at this threshold"}, "model": {"type": "string"},
+                  "faces": {"type": "array", "description": "models with a face stage only: per image, the faces found and the one used (the largest)", "items": {"$ref": "#/components/schemas/FaceFound"}}}
               },
               "IdentityDecision": {
                 "type": "object", "required": ["identity", "distance", "threshold", "match", "similarity", "far", "sample", "model"],
                 "properties": {"identity": {"type": "string"}, "distance": {"type": "number"}, "threshold": {"type": "number"}, "match": {"type": "boolean"},
-                  "similarity": {"type": "number"}, "far": {"type": ["number", "null"]}, "sample": {"type": "integer"}, "model": {"type": "string"}}
+                  "similarity": {"type": "number"}, "far": {"type": ["number", "null"]}, "sample": {"type": "integer"}, "model": {"type": "string"}, "faces": {"type": "array", "description": "models with a face stage only: per image, the faces found and the one used (the largest)", "items": {"$ref": "#/components/schemas/FaceFound"}}}
               },
               "SearchResult": {
                 "type": "object", "required": ["decision", "margin", "far", "matches", "gallery", "model", "threshold"],
                 "properties": {"decision": {"type": "string", "enum": ["match", "unknown", "ambiguous"]}, "margin": {"type": "number"}, "far": {"type": ["number", "null"]},
                   "matches": {"type": "array", "maxItems": \#(maxK), "items": {"type": "object", "required": ["identity", "distance", "similarity", "match", "sample"],
                     "properties": {"identity": {"type": "string"}, "distance": {"type": "number"}, "similarity": {"type": "number"}, "match": {"type": "boolean"}, "sample": {"type": "integer"}}}},
-                  "gallery": {"type": "string"}, "model": {"type": "string"}, "threshold": {"type": "number"}}
+                  "gallery": {"type": "string"}, "model": {"type": "string"}, "threshold": {"type": "number"}, "faces": {"type": "array", "description": "models with a face stage only: per image, the faces found and the one used (the largest)", "items": {"$ref": "#/components/schemas/FaceFound"}}}
               },
-              "Embedding": {"type": "object", "required": ["embedding", "dimension", "model"], "properties": {"embedding": {"type": "array", "items": {"type": "number"}}, "dimension": {"type": "integer"}, "model": {"type": "string"}}},
+              "Embedding": {"type": "object", "required": ["embedding", "dimension", "model"], "properties": {"embedding": {"type": "array", "items": {"type": "number"}}, "dimension": {"type": "integer"}, "model": {"type": "string"}, "faces": {"type": "array", "description": "models with a face stage only: per image, the faces found and the one used (the largest)", "items": {"$ref": "#/components/schemas/FaceFound"}}}},
               "Enrolled": {"type": "object", "required": ["id", "gallery", "samples", "warnings", "model"],
                 "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "gallery": {"type": "string"}, "samples": {"type": "array", "items": {"type": "integer"}},
-                  "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}}, "model": {"type": "string"}}},
+                  "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}}, "model": {"type": "string"}, "faces": {"type": "array", "description": "models with a face stage only: per image, the faces found and the one used (the largest)", "items": {"$ref": "#/components/schemas/FaceFound"}}}},
               "IdentityList": {"type": "object", "required": ["identities", "next", "gallery"],
                 "properties": {"identities": {"type": "array", "items": {"type": "object", "required": ["id", "name", "samples", "first_sample"], "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}, "samples": {"type": "integer"}, "first_sample": {"type": ["integer", "null"], "description": "the id of its first sample, for a thumbnail"}}}},
                   "next": {"type": ["string", "null"], "description": "pass as `after` for the next page"}, "gallery": {"type": "string"}}},
@@ -92,7 +100,7 @@ enum OpenAPIDocument {
               "Conflict": {"description": "id taken, or the same image already enrolled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "TooLarge": {"description": "body or image pixels over the limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "Unsupported": {"description": "unsupported Content-Type", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-              "Unprocessable": {"description": "strict enrollment refused; warnings inside the error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "Unprocessable": {"description": "no_face: a model with a face stage found no face in an image (named in the message); enrollment_quality: strict enrollment refused, warnings inside the error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "Unavailable": {"description": "not ready (indexing) or storage cannot take writes", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
               "Internal": {"description": "an internal error (details in the server log only)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
@@ -111,27 +119,27 @@ enum OpenAPIDocument {
               "parameters": [{"$ref": "#/components/parameters/threshold"}],
               "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/ImagePairForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/ImagePair"}}}},
               "responses": {"500": {"$ref": "#/components/responses/Internal"}, "200": {"description": "decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
-                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "422": {"$ref": "#/components/responses/Unprocessable"},
                 "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
             "/v1/search": {"post": {"summary": "Which enrolled identities does this image look like?", "security": [{}, {"clientKey": []}],
               "parameters": [{"name": "k", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": \#(maxK)}}, {"$ref": "#/components/parameters/threshold"}, {"$ref": "#/components/parameters/gallery"}],
               "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/OneImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OneImage"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}}, "image/jpeg": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
               "responses": {"500": {"$ref": "#/components/responses/Internal"}, "200": {"description": "nearest identities, best sample each, with an open-set decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResult"}}}},
-                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "422": {"$ref": "#/components/responses/Unprocessable"},
                 "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
             "/v1/embed": {"post": {"summary": "The embedding of one image", "security": [{}, {"clientKey": []}],
               "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/ImageOnlyForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/ImageOnly"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
               "responses": {"500": {"$ref": "#/components/responses/Internal"}, "200": {"description": "embedding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Embedding"}}}},
-                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "422": {"$ref": "#/components/responses/Unprocessable"},
                 "413": {"$ref": "#/components/responses/TooLarge"}, "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
             "/v1/identities/{id}/verify": {"post": {"summary": "1:1 against one enrolled identity (its nearest sample)", "security": [{}, {"clientKey": []}],
               "parameters": [{"$ref": "#/components/parameters/id"}, {"$ref": "#/components/parameters/threshold"}, {"$ref": "#/components/parameters/gallery"}],
               "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/IdentityImageForm"}}, "application/json": {"schema": {"$ref": "#/components/schemas/IdentityImage"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
               "responses": {"500": {"$ref": "#/components/responses/Internal"}, "200": {"description": "decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IdentityDecision"}}}},
-                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"},
+                "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "422": {"$ref": "#/components/responses/Unprocessable"},
                 "404": {"$ref": "#/components/responses/NotFound"}, "409": {"$ref": "#/components/responses/Conflict"}, "413": {"$ref": "#/components/responses/TooLarge"},
                 "415": {"$ref": "#/components/responses/Unsupported"}, "503": {"$ref": "#/components/responses/Unavailable"}}}},
             "/v1/index/digest": {"get": {"summary": "What the in-memory index holds: sample count and a SHA-256 of its sorted gallery, identity and sample lines (admin)", "security": [{"adminKey": []}], "responses": {"500": {"$ref": "#/components/responses/Internal"}, "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}, "503": {"$ref": "#/components/responses/Unavailable"},

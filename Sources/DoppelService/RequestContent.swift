@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import DoppelHTTP
 import DoppelImaging
+import DoppelModel
 import Foundation
 
 /// What a request carries, whichever of the three forms it came in: images (multipart file
@@ -186,13 +187,23 @@ enum ImagePreprocessor {
         try ImageDecoder.decode(bytes, limits: DecodingLimits(maxPixels: limit))
     }
 
-    static func tensor(_ bytes: [UInt8], field: String, model: ServedModel, maxPixels: Int) throws(ServiceError) -> (tensor: [Float], width: Int, height: Int) {
-        do {
-            let image = try decode(bytes, limit: maxPixels)
-            return (model.spec.tensor(from: image), image.width, image.height)
-        } catch {
+    /// An image's network input: its tensor, size, and the faces the model's face stage found
+    /// (largest first, the first embedded; none for a model without one). An image in which
+    /// such a model finds no face is 422 `no_face`, naming the image's field.
+    static func prepare(_ bytes: [UInt8], field: String, model: ServedModel, maxPixels: Int) throws(ServiceError)
+        -> (tensor: [Float], width: Int, height: Int, faces: [Face]) {
+        let image: Image
+        do { image = try decode(bytes, limit: maxPixels) } catch {
             if case .tooManyPixels = error { throw ServiceError(413, "image_too_large", "\(field): \(error)") }
             throw ServiceError(400, "invalid_image", "\(field): \(error)")
+        }
+        do {
+            let prepared = try model.input.prepare(image)
+            return (prepared.tensor, image.width, image.height, prepared.faces)
+        } catch ModelInputError.noFace {
+            throw ServiceError(422, "no_face", "\(field): no face found in the \(image.width)x\(image.height) image")
+        } catch {
+            throw ServiceError(500, "internal", "\(field): \(error)")
         }
     }
 }

@@ -12,6 +12,8 @@ public final class ServedModel: @unchecked Sendable {
     public let id: String
     public let spec: InputSpec
     public let rule: DecisionRule
+    /// How an image becomes the network's input: the image, or the chip of its largest face.
+    public let input: ModelInput
     /// The model's one embedding path (test-time augmentation included); the batching
     /// embedder's thread is its only caller.
     let embedder: EmbeddingModel
@@ -38,12 +40,15 @@ public final class ServedModel: @unchecked Sendable {
         do {
             spec = try file.inputSpec()
             rule = try DecisionRule(file)
+            input = try ModelInput(file)
         } catch {
             throw LoadError(description: "\(path): \(error)")
         }
         embedder = EmbeddingModel(network: file.network, head: file.head, metric: rule.metric, spec: spec)
     }
 
+    /// Whether the model finds faces in photos before embedding them.
+    public var findsFaces: Bool { input.faceStage != nil }
     public var metric: Metric { rule.metric }
     public var dimension: Int { rule.dimension }
     public var threshold: Float { rule.threshold }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import DoppelGallery
 import DoppelHTTP
+import DoppelModel
 import DoppelNN
 import Foundation
 
@@ -69,19 +70,35 @@ extension Service {
         return content
     }
 
-    /// Embeddings of the images, in order, in one job for the batcher.
-    func embed(_ images: [(name: String, bytes: [UInt8])]) throws(ServiceError) -> (vectors: [[Float]], sizes: [(Int, Int)]) {
-        var values = [Float](), sizes = [(Int, Int)]()
+    /// Embeddings of the images, in order, in one job for the batcher, with each image's size
+    /// and, for a model with a face stage, what it found (`faces`).
+    func embed(_ images: [(name: String, bytes: [UInt8])]) throws(ServiceError) -> (vectors: [[Float]], sizes: [(Int, Int)], faces: [JSONValue]) {
+        var values = [Float](), sizes = [(Int, Int)](), faces = [JSONValue]()
         values.reserveCapacity(images.count * model.spec.elementCount)
         for (name, bytes) in images {
-            let (tensor, width, height) = try ImagePreprocessor.tensor(bytes, field: name, model: model, maxPixels: configuration.maxImagePixels)
-            values += tensor
-            sizes.append((width, height))
+            let prepared = try ImagePreprocessor.prepare(bytes, field: name, model: model, maxPixels: configuration.maxImagePixels)
+            values += prepared.tensor
+            sizes.append((prepared.width, prepared.height))
+            if model.findsFaces { faces.append(Self.faceReport(name, prepared.faces, width: prepared.width, height: prepared.height)) }
         }
         let flat = embedder.embed(values, count: images.count)
         let d = model.dimension
-        return ((0..<images.count).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }, sizes)
+        return ((0..<images.count).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }, sizes, faces)
     }
+
+    /// What the face stage found in one image: how many faces, and the one embedded (the
+    /// largest): its box cut to the image, in pixels, and the detector's score.
+    static func faceReport(_ image: String, _ faces: [Face], width: Int, height: Int) -> JSONValue {
+        let used = faces[0], box = used.visibleBox(width: width, height: height)
+        return .ordered([
+            ("image", .string(image)), ("found", .int(faces.count)),
+            ("box", .ordered([("left", .int(Int(box.left))), ("top", .int(Int(box.top))), ("right", .int(Int(box.right))), ("bottom", .int(Int(box.bottom)))])),
+            ("confidence", .number(used.confidence)),
+        ])
+    }
+
+    /// The `faces` field of a response, for a model with a face stage.
+    func facesField(_ faces: [JSONValue]) -> [(String, JSONValue)] { model.findsFaces ? [("faces", .array(faces))] : [] }
 
     static let minThreshold: Float = 1e-6
 
@@ -124,9 +141,9 @@ extension Service {
             throw ServiceError(400, "missing_image", "verify needs exactly two images (image1 and image2); got \(content.images.count)")
         }
         let threshold = try threshold(content)
-        let (vectors, _) = try embed(content.images)
+        let (vectors, _, faces) = try embed(content.images)
         let distance = model.distance(vectors[0], vectors[1])
-        return .json(200, .ordered(decision(distance: distance, threshold: threshold) + [("model", .string(model.id))]))
+        return .json(200, .ordered(decision(distance: distance, threshold: threshold) + facesField(faces) + [("model", .string(model.id))]))
     }
 
     func singleImage(_ content: RequestContent, route: String) throws(ServiceError) -> (name: String, bytes: [UInt8]) {
@@ -145,7 +162,8 @@ extension Service {
         }
         let threshold = try threshold(content)
         let gallery = try gallery(content)
-        let query = try embed([image]).vectors[0]
+        let embedded = try embed([image])
+        let query = embedded.vectors[0]
         let matches = try rank(query, gallery: gallery, k: max(k, 2))
         let margin = configuration.ambiguityMargin
         let decision: String
@@ -161,7 +179,7 @@ extension Service {
         return .json(200, .ordered([
             ("decision", .string(decision)), ("margin", .float(margin)), ("far", model.falseAcceptRate(at: threshold).map(JSONValue.number) ?? .null),
             ("matches", .array(results)), ("gallery", .string(gallery)), ("model", .string(model.id)), ("threshold", .float(threshold)),
-        ]))
+        ] + facesField(embedded.faces)))
     }
 
     /// Identities nearest to `query`, best sample each. With a Koch head the index proposes
@@ -186,8 +204,10 @@ extension Service {
     func embed(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
         let content = try content(request, allowed: [])
         let image = try singleImage(content, route: "embed")
-        let vector = try embed([image]).vectors[0]
-        return .json(200, .ordered([("embedding", .array(vector.map(JSONValue.float))), ("dimension", .int(model.dimension)), ("model", .string(model.id))]))
+        let embedded = try embed([image])
+        let vector = embedded.vectors[0]
+        return .json(200, .ordered([("embedding", .array(vector.map(JSONValue.float))), ("dimension", .int(model.dimension)), ("model", .string(model.id))]
+                                   + facesField(embedded.faces)))
     }
 
     func verifyIdentity(_ request: HTTPRequest, id: String) throws(ServiceError) -> HTTPResponse {
@@ -197,12 +217,13 @@ extension Service {
         let threshold = try threshold(content)
         let gallery = try gallery(content)
         let own = try vectors(gallery: gallery, id: id)
-        let query = try embed([image]).vectors[0]
+        let embedded = try embed([image])
+        let query = embedded.vectors[0]
         guard let (sample, distance) = own.map({ ($0.key, model.distance(query, $0.value)) }).min(by: { ($0.1, $0.0) < ($1.1, $1.0) }) else {
             throw ServiceError(409, "no_samples", "identity '\(id)' has no samples to compare with")
         }
         return .json(200, .ordered([("identity", .string(id))] + decision(distance: distance, threshold: threshold)
-                                   + [("sample", .int(sample)), ("model", .string(model.id))]))
+                                   + [("sample", .int(sample)), ("model", .string(model.id))] + facesField(embedded.faces)))
     }
 
     /// An identity's embeddings under the served model (404 when it does not exist).
@@ -225,7 +246,7 @@ extension Service {
         let gallery = try gallery(content)
         let strict = try content.bool("strict") ?? false
         guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "an identity needs at least one image") }
-        let (vectors, sizes) = try embed(content.images)
+        let (vectors, sizes, faces) = try embed(content.images)
         let warnings = quality(of: vectors, joining: id, existing: [:], gallery: gallery)
         if strict && !warnings.isEmpty {
             throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
@@ -237,7 +258,7 @@ extension Service {
         return .json(201, .ordered([
             ("id", .string(id)), ("name", name.map(JSONValue.string) ?? .null), ("gallery", .string(gallery)),
             ("samples", .array(record.sampleIDs.map(JSONValue.int))), ("warnings", .array(warnings)), ("model", .string(model.id)),
-        ]))
+        ] + facesField(faces)))
     }
 
     func addSamples(_ request: HTTPRequest, id: String, actor: String) throws(ServiceError) -> HTTPResponse {
@@ -247,7 +268,7 @@ extension Service {
         let strict = try content.bool("strict") ?? false
         guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "give at least one image") }
         let existing = try vectors(gallery: gallery, id: id)
-        let (vectors, sizes) = try embed(content.images)
+        let (vectors, sizes, faces) = try embed(content.images)
         let warnings = quality(of: vectors, joining: id, existing: existing, gallery: gallery)
         if strict && !warnings.isEmpty {
             throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
@@ -257,7 +278,7 @@ extension Service {
         }
         let ids = try galleries.addSamples(gallery: gallery, id: id, samples: samples, actor: actor)
         return .json(201, .ordered([("id", .string(id)), ("gallery", .string(gallery)), ("samples", .array(ids.map(JSONValue.int))),
-                                    ("warnings", .array(warnings)), ("model", .string(model.id))]))
+                                    ("warnings", .array(warnings)), ("model", .string(model.id))] + facesField(faces)))
     }
 
     /// Warnings for images about to join identity `id`: one nearer to another identity than to

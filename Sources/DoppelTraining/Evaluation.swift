@@ -22,6 +22,9 @@ public struct EvaluationReport: Codable, Sendable {
     public let identitySet: String
     public let identities: Int
     public let images: Int
+    /// Images the model's face stage found no face in, left out of every figure (nil without
+    /// a face stage).
+    public var imagesWithoutFace: Int?
     public let verification: VerificationMetrics
     public let atModelThreshold: AtThreshold?
     public let identification: [IdentificationMetrics]
@@ -35,11 +38,12 @@ public enum Evaluation {
     /// Verification on `pairs` seeded balanced pairs, identification with 1 and 5 enrolled
     /// images per identity (the mean over `draws` random choices of them), and N-way one-shot
     /// episodes (within groups when identity names have a `group/` prefix).
-    public static func run(model: EmbeddingModel, modelID: String, threshold: Float?, calibratedFalseAcceptRate: Double? = nil,
+    /// `input` is the model's input path (its face stage); nil: the whole image by the spec.
+    public static func run(model: EmbeddingModel, input: ModelInput? = nil, modelID: String, threshold: Float?, calibratedFalseAcceptRate: Double? = nil,
                            dataset: Dataset, identitySet: String,
                            pairs: Int = 10000, episodes: Int = 400, ways: [Int] = [5, 20], seed: UInt64 = 2024,
                            enrolled: [Int] = [1, 5], aggregations: [EnrollmentAggregation] = [.best], draws: Int = 1) -> EvaluationReport {
-        let data = TensorDataset(dataset, spec: model.spec)
+        let data = TensorDataset(dataset, input: input ?? ModelInput(spec: model.spec, faceStage: nil))
         let embeddings = model.embed(data)
         let (same, different) = model.pairDistances(data, embeddings: embeddings, count: pairs, seed: seed)
         let verification = VerificationMetrics(same: same, different: different)
@@ -67,25 +71,28 @@ public enum Evaluation {
                 oneShot.append(result)
             }
         }
-        return EvaluationReport(model: modelID, data: dataset.source, identitySet: identitySet, identities: dataset.identities.count,
-                                images: dataset.samples.count, verification: verification, atModelThreshold: atThreshold,
-                                identification: identification, oneShot: oneShot)
+        var report = EvaluationReport(model: modelID, data: dataset.source, identitySet: identitySet, identities: dataset.identities.count,
+                                      images: data.count, verification: verification, atModelThreshold: atThreshold,
+                                      identification: identification, oneShot: oneShot)
+        if input?.faceStage != nil { report.imagesWithoutFace = data.withoutFace.count }
+        return report
     }
 
     /// Rank-1/5 of every query image against the enrolled identities (matched by name), each
     /// scored from its enrolled images by `aggregation`.
-    public static func enrolledIdentification(model: EmbeddingModel, queries: Dataset, enrolled: Dataset,
+    public static func enrolledIdentification(model: EmbeddingModel, input: ModelInput? = nil, queries: Dataset, enrolled: Dataset,
                                               aggregation: EnrollmentAggregation = .best) -> IdentificationMetrics {
+        let input = input ?? ModelInput(spec: model.spec, faceStage: nil)
         var names = enrolled.identities
         var index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         for name in queries.identities where index[name] == nil {
             index[name] = names.count
             names.append(name)
         }
-        let gallery = TensorDataset(enrolled, spec: model.spec), probe = TensorDataset(queries, spec: model.spec)
+        let gallery = TensorDataset(enrolled, input: input), probe = TensorDataset(queries, input: input)
         let all = model.embed(values: gallery.values + probe.values, count: gallery.count + probe.count)
-        let galleryIdentity = enrolled.samples.map { index[enrolled.identities[$0.identity]]! }
-        let queryIdentity = Array(repeating: -1, count: gallery.count) + queries.samples.map { index[queries.identities[$0.identity]]! }
+        let galleryIdentity = gallery.identities.map { index[enrolled.identities[$0]]! }
+        let queryIdentity = Array(repeating: -1, count: gallery.count) + probe.identities.map { index[queries.identities[$0]]! }
         return model.identification(all, queries: Array(gallery.count..<(gallery.count + probe.count)), queryIdentity: queryIdentity,
                                     gallery: Array(0..<gallery.count), galleryIdentity: galleryIdentity, enrolledPerIdentity: 0,
                                     aggregation: aggregation)

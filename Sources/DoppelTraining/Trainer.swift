@@ -43,6 +43,11 @@ public final class Trainer {
     public internal(set) var step = 0
     let train: TensorDataset
     let validation: TensorDataset
+    /// What the initial model carries besides its network (a face stage's detector and
+    /// landmarks), kept as it is in the trained model.
+    let attachments: [(name: String, tensor: SafeTensors.Tensor)]
+    /// Images the initial model's face stage found no face in, left out of training and validation.
+    public var imagesWithoutFace: Int { train.withoutFace.count + validation.withoutFace.count }
     /// Identities trained on, copies made by the recipe included.
     public var trainingIdentities: Int { train.identityNames.count }
     /// A family index per training identity when the recipe asks for family batches.
@@ -79,9 +84,15 @@ public final class Trainer {
         var trainSet = split.train
         if recipe.mirroredIdentities == true { trainSet = trainSet.addingMirroredIdentities() }
         if recipe.rotatedIdentities == true { trainSet = trainSet.addingRotatedIdentities() }
-        train = TensorDataset(trainSet, spec: recipe.input)
+        // A face model trains on the chips its face stage cuts (the stage itself is not trained).
+        let initialInput = try initial.map { try ModelInput($0) } ?? ModelInput(spec: recipe.input, faceStage: nil)
+        guard initialInput.spec.face == recipe.input.face else {
+            throw DatasetError.cannotSplit(detail: "the recipe's input has a face stage the initial model does not carry")
+        }
+        attachments = initial?.attachments ?? []
+        train = TensorDataset(trainSet, input: ModelInput(spec: recipe.input, faceStage: initialInput.faceStage))
         trainFamilies = recipe.familyBatches == true ? Self.families(of: train.identityNames) : nil
-        validation = TensorDataset(split.validation, spec: recipe.input)
+        validation = TensorDataset(split.validation, input: ModelInput(spec: recipe.input, faceStage: initialInput.faceStage))
     }
 
     /// Family of each name: the part before its last `/` plus any `@turn` suffix
@@ -216,7 +227,7 @@ public final class Trainer {
             architecture: final.architecture, inputShape: final.inputShape, objective: recipe.objectiveName, metric: recipe.metric,
             inputSpec: try json(recipe.input), recipe: try json(TrainedRecipe(recipe: recipe, data: source)), metrics: try json(history))
         try metadata.record(record, population: recipe.closedSet == true ? "trained identities (their held-out validation images)" : "held-out validation identities")
-        return (ModelFile(network: final, head: trainer.head, metadata: metadata), record)
+        return (ModelFile(network: final, head: trainer.head, metadata: metadata, attachments: attachments), record)
     }
 }
 
@@ -238,19 +249,20 @@ public struct TrainedRecipe: Codable, Sendable {
 
 extension TrainedRecipe {
     /// The part of the dataset the model trained on that training never saw: the held-out
-    /// identities (validation and test), or with a closed-set recipe the held-out images of
-    /// every identity; with its description in words, which says when validation identities
-    /// among them chose the kept step (a figure on them is then slightly optimistic).
-    public func unseenPart(of dataset: Dataset) throws -> (dataset: Dataset, description: String) {
+    /// identities (validation and test; only test with `testOnly`), or with a closed-set recipe
+    /// the held-out images of every identity; with its description in words, which says when
+    /// validation identities among them chose the kept step (a figure on them is then slightly
+    /// optimistic: the test identities alone give the figure to report).
+    public func unseenPart(of dataset: Dataset, testOnly: Bool = false) throws -> (dataset: Dataset, description: String) {
         let split = try TrainingSplit.make(dataset, recipe: recipe)
         if recipe.closedSet == true {
-            let heldOut = Set((split.validation.samples + split.test.samples).map(\.origin))
+            let heldOut = Set((testOnly ? split.test.samples : split.validation.samples + split.test.samples).map(\.origin))
             return (dataset.filteringSamples { heldOut.contains($0.origin) }, "trained identities, images not seen in training")
         }
-        let unseen = Set(split.validation.identities + split.test.identities)
+        let unseen = Set(testOnly ? split.test.identities : split.validation.identities + split.test.identities)
         let part = dataset.subset(identities: dataset.identities.indices.filter { unseen.contains(dataset.identities[$0]) }, source: "not seen in training")
-        var description = "not seen in training (\(unseen.sorted().joined(separator: ", ").prefix(200)))"
-        if recipe.keepLastWeights != true, !split.validation.identities.isEmpty {
+        var description = "\(testOnly ? "test identities" : "not seen in training") (\(unseen.sorted().joined(separator: ", ").prefix(200)))"
+        if !testOnly, recipe.keepLastWeights != true, !split.validation.identities.isEmpty {
             description += "; the kept step was chosen by validating on \(split.validation.identities.count) of them"
         }
         return (part, description)

@@ -44,7 +44,7 @@ struct CalibrateCommand: ParsableCommand {
             dataset = try trained.unseenPart(of: dataset).dataset
             population = trained.recipe.closedSet == true ? "identities of \(data), images not seen in training" : "identities of \(data) not seen in training"
         }
-        let samples = TensorDataset(dataset, spec: embedder.spec)
+        let samples = TensorDataset(dataset, input: try ModelInput(file))
         let usable = samples.samplesByIdentity.filter { $0.count >= 2 }.count
         guard usable >= 2 else {
             throw ValidationError("calibration needs at least 2 identities with 2 or more images each; \(data) has \(usable)")

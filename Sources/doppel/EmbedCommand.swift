@@ -16,6 +16,9 @@ struct EmbedCommand: ParsableCommand {
             --npy takes tensors already preprocessed, shaped N x C x H x W as the model's input (float32), and \
             skips decoding: that is how an import is checked against another runtime on the same numbers.
 
+            With a face model, each image's embedding is of its largest face; an image without a face \
+            gets none (its JSON entry says "error": "no face found") and the others are still embedded.
+
             Examples:
               doppel embed --model models/fashion-closed.safetensors data/demo/queries/bag/0.png --json
               doppel embed --model models/resnet.safetensors --npy inputs.npy --out embeddings.npy
@@ -37,8 +40,10 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         let file = try ModelFile.load(path: model)
         let embedder = try EmbeddingModel(file)
+        let input = try ModelInput(file)
         let spec = embedder.spec
         let count: Int, values: [Float], labels: [String]
+        var withoutFace = [String]()
         if let npy {
             let array = try NumpyArray(contentsOf: npy)
             let expected = [spec.channels, spec.height, spec.width]
@@ -55,9 +60,15 @@ struct EmbedCommand: ParsableCommand {
                 do { image = try ImageDecoder.decode([UInt8](data), limits: DecodingLimits(maxPixels: maxMegapixels * 1_000_000)) } catch {
                     throw ValidationError("\(path): \(error)")
                 }
-                batch += spec.tensor(from: image)
+                do { batch += try input.prepare(image).tensor } catch ModelInputError.noFace {
+                    withoutFace.append(path)
+                } catch { throw ValidationError("\(path): \(error)") }
             }
-            (count, values, labels) = (images.count, batch, images)
+            let embedded = images.filter { !withoutFace.contains($0) }
+            (count, values, labels) = (embedded.count, batch, embedded)
+            if !withoutFace.isEmpty {
+                Terminal.standardError.line("no face found in \(withoutFace.count) of \(images.count) images: \(withoutFace.prefix(5).joined(separator: ", "))\(withoutFace.count > 5 ? ", ..." : "")")
+            }
         }
         let embeddings = embedder.embed(values: values, count: count)
         let dimension = embedder.dimension
@@ -67,10 +78,15 @@ struct EmbedCommand: ParsableCommand {
             return
         }
         if json {
-            var lines = [String]()
-            for (index, label) in labels.enumerated() {
+            var lines = [String](), index = 0
+            for label in npy == nil ? images : labels {
+                if withoutFace.contains(label) {
+                    lines.append("{\"image\":\(jsonString(label)),\"error\":\"no face found\"}")
+                    continue
+                }
                 let vector = embeddings[(index * dimension)..<((index + 1) * dimension)].map { "\($0)" }.joined(separator: ",")
                 lines.append("{\"image\":\(jsonString(label)),\"embedding\":[\(vector)]}")
+                index += 1
             }
             print("{\"model\":\(jsonString(file.metadata.modelID)),\"dimension\":\(dimension),\"embeddings\":[\(lines.joined(separator: ","))]}")
         } else {

@@ -20,6 +20,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Dataset (default: the one the model trained on).") var data: String?
     @Option(help: "Also identify --data's images against this dataset's.") var enroll: String?
     @Flag(help: "Evaluate every identity, including those the model trained on.") var allIdentities = false
+    @Flag(help: "Only the recipe's test identities (or test images, closed-set): not the validation ones that chose the kept step and the threshold. The figure to report.")
+    var testOnly = false
     @Option(help: "Pairs for verification.") var pairs: Int = 10000
     @Option(help: "Episodes per N-way test.") var episodes: Int = 400
     @Option(parsing: .upToNextOption, help: "N of the N-way one-shot tests.") var ways: [Int] = [5, 20]
@@ -36,6 +38,7 @@ struct EvalCommand: ParsableCommand {
         guard pairs >= 10, episodes >= 1, ways.allSatisfy({ $0 >= 2 }) else { throw ValidationError("pairs >= 10, episodes >= 1, ways >= 2") }
         guard enrolled.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--enrolled counts must be at least 1") }
         guard (1...10_000).contains(draws) else { throw ValidationError("--draws must be in 1...10000") }
+        guard !(testOnly && allIdentities) else { throw ValidationError("--test-only and --all-identities choose different identities: give one") }
         for text in aggregation where EnrollmentAggregation(text) == nil {
             throw ValidationError("--aggregation \(text) is not best, mean-of-best:M or centroid")
         }
@@ -44,23 +47,24 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let file = try ModelFile.load(path: model)
         let embedder = try EmbeddingModel(file)
+        let input = try ModelInput(file)
         let trained = try TrainedRecipe.of(file)
         guard let source = data ?? trained?.data else { throw ValidationError("the model records no training data; give --data") }
         let loader = datasetOptions.loader
         var dataset = try loader.load(source)
         var identitySet = "all"
         if !allIdentities, let trained, source == trained.data {
-            (dataset, identitySet) = try trained.unseenPart(of: dataset)
+            (dataset, identitySet) = try trained.unseenPart(of: dataset, testOnly: testOnly)
         }
         let calibration = try file.calibrationRecord()
-        var report = Evaluation.run(model: embedder, modelID: file.metadata.modelID, threshold: file.metadata.threshold,
+        var report = Evaluation.run(model: embedder, input: input, modelID: file.metadata.modelID, threshold: file.metadata.threshold,
                                     calibratedFalseAcceptRate: calibration?.falseAcceptRate, dataset: dataset,
                                     identitySet: identitySet, pairs: pairs, episodes: episodes, ways: ways, seed: seed,
                                     enrolled: enrolled, aggregations: aggregation.compactMap(EnrollmentAggregation.init), draws: draws)
         if let enroll {
             let queries = try loader.load(source)
             report.enrolled = enroll
-            report.enrolledIdentification = Evaluation.enrolledIdentification(model: embedder, queries: queries, enrolled: try loader.load(enroll),
+            report.enrolledIdentification = Evaluation.enrolledIdentification(model: embedder, input: input, queries: queries, enrolled: try loader.load(enroll),
                                                                               aggregation: aggregation.first.flatMap(EnrollmentAggregation.init) ?? .best)
         }
         if json {
@@ -70,7 +74,8 @@ struct EvalCommand: ParsableCommand {
             return
         }
         let v = report.verification
-        print("model \(report.model) on \(report.data): \(report.identities) identities, \(report.images) images (\(report.identitySet))")
+        print("model \(report.model) on \(report.data): \(report.identities) identities, \(report.images) images (\(report.identitySet))"
+              + (report.imagesWithoutFace.map { "; \($0) images without a face left out" } ?? ""))
         print(String(format: "verification: ROC AUC %.4f, EER %.4f, TAR %.4f at FAR 1e-2, %.4f at FAR 1e-3 (%d + %d pairs)",
                      v.rocAUC, v.equalErrorRate, v.tarAtFAR1e2, v.tarAtFAR1e3, v.samePairs, v.differentPairs))
         if let t = report.atModelThreshold {

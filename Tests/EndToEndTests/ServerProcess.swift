@@ -10,6 +10,8 @@ final class ServerProcess {
     let process = Process()
     let port: Int
     let folder: URL
+    /// How long a client waits for each response.
+    var responseTimeout = 10
     private let errors = Pipe()
     private let errorText = SendableBox<Data>()
 
@@ -61,7 +63,7 @@ final class ServerProcess {
     /// What the server wrote to stderr (complete once it exited).
     var stderr: String { String(decoding: errorText.value ?? Data(), as: UTF8.self) }
 
-    func client() throws -> RawClient { try RawClient(port: port) }
+    func client() throws -> RawClient { try RawClient(port: port, timeoutSeconds: responseTimeout) }
 
     /// SIGTERM, then the exit status.
     @discardableResult

@@ -81,3 +81,18 @@ wait_ready() {
     echo "nothing ready on port $port after $limit s" >&2
     return 1
 }
+
+# Imports dlib's face models (cached by scripts/bootstrap from PyPI's face-recognition-models)
+# into models/faces.safetensors unless it exists: face_recognition's pipeline as one Doppel
+# model (detector, 5-point landmarks, recognition network). Sets $face_model.
+ensure_face_model() {
+    mkdir -p models
+    face_model=models/faces.safetensors
+    local cache="${DOPPEL_CACHE_DIR:-$HOME/.cache/doppel}/face-models"
+    if [ ! -s "$face_model" ]; then
+        "$bin" import "$cache"/dlib_face_recognition_resnet_model_v1.dat "$cache"/mmod_human_face_detector.dat \
+            "$cache"/shape_predictor_5_face_landmarks.dat --out "$face_model" > /dev/null
+    else
+        echo "face-model: using the existing $face_model (delete it to import again)"
+    fi
+}

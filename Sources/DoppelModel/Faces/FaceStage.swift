@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+import DoppelImaging
+import DoppelNN
+import Foundation
+
+/// One face found in a photo: where (the detector's box, in the photo's pixels; it may reach
+/// past the edges), how sure, its landmarks, and its aligned chip, the network's input.
+public struct Face: Sendable {
+    public var box: FaceBox
+    public var confidence: Double
+    public var landmarks: [FacePoint]
+    public var chip: Image
+
+    /// The box cut to the photo, as face_recognition reports face locations.
+    public func visibleBox(width: Int, height: Int) -> FaceBox {
+        FaceBox(left: max(box.left, 0), top: max(box.top, 0), right: min(box.right, Double(width - 1)), bottom: min(box.bottom, Double(height - 1)))
+    }
+}
+
+/// The stage before a face model's network, in face_recognition's four steps each a type of
+/// its own: detection (`FaceDetector`), landmarks (`ShapePredictor`), the aligned chip
+/// (`FaceChip`); the network then embeds the chip.
+public final class FaceStage: @unchecked Sendable {
+    public let spec: InputSpec.FaceStage
+    public let detector: FaceDetector
+    public let landmarks: ShapePredictor
+
+    public init(spec: InputSpec.FaceStage, detector: FaceDetector, landmarks: ShapePredictor) {
+        self.spec = spec
+        self.detector = detector
+        self.landmarks = landmarks
+    }
+
+    static let detectorPrefix = "face.detector."
+    static let landmarksPrefix = "face.landmarks."
+
+    /// The stage a model file describes (its spec's `face` and its `face.*` tensors).
+    public convenience init(spec: InputSpec.FaceStage, attachments: [(name: String, tensor: SafeTensors.Tensor)]) throws {
+        var detectorTensors = [String: [Float]](), landmarkTensors = [String: SafeTensors.Tensor]()
+        for (name, tensor) in attachments {
+            if name.hasPrefix(Self.detectorPrefix) {
+                detectorTensors[String(name.dropFirst(Self.detectorPrefix.count))] = tensor.values
+            } else if name.hasPrefix(Self.landmarksPrefix) {
+                landmarkTensors[String(name.dropFirst(Self.landmarksPrefix.count))] = tensor
+            }
+        }
+        self.init(spec: spec, detector: try FaceDetector(settings: spec.detector, tensors: detectorTensors),
+                  landmarks: try ShapePredictor(tensors: landmarkTensors))
+    }
+
+    /// The stage's tensors as a model file attaches them.
+    public var attachments: [(name: String, tensor: SafeTensors.Tensor)] {
+        detector.tensorList.map { (Self.detectorPrefix + $0.name, $0.tensor) } + landmarks.tensors.map { (Self.landmarksPrefix + $0.name, $0.tensor) }
+    }
+
+    /// Every face in a photo, largest box first, each with its landmarks and chip.
+    public func faces(in photo: Image) throws -> [Face] {
+        let rgb = photo.layout == .rgb ? photo : photo.converted(to: .rgb)
+        let detections = try detector.detect(rgb).sorted { ($0.box.area, $0.confidence) > ($1.box.area, $1.confidence) }
+        guard !detections.isEmpty else { return [] }
+        let intensity = ShapePredictor.intensity(of: rgb)
+        return detections.map { detection in
+            let points = landmarks.landmarks(intensity: intensity, width: rgb.width, height: rgb.height, box: detection.box)
+            let chip = FaceChip(landmarks: points, size: spec.chipSize, padding: spec.chipPadding).extract(from: rgb)
+            return Face(box: detection.box, confidence: detection.confidence, landmarks: points, chip: chip)
+        }
+    }
+}
+
+extension ShapePredictor {
+    /// The predictor as named tensors: the initial shape, and per cascade its splits (first
+    /// pixel, second pixel, threshold: [trees, splits, 3]), leaves ([trees, leaves, 2 parts]),
+    /// anchors and deltas ([pixels, 2]). Indices are small integers, exact in Float.
+    var tensors: [(name: String, tensor: SafeTensors.Tensor)] {
+        var list = [("initial_shape", SafeTensors.Tensor(shape: [initialShape.count], values: initialShape))]
+        for (i, forest) in forests.enumerated() {
+            let splits = forest.first?.splits.count ?? 0
+            list.append(("cascade\(i).splits", SafeTensors.Tensor(shape: [forest.count, splits, 3],
+                                                                   values: forest.flatMap { $0.splits.flatMap { [Float($0.first), Float($0.second), $0.threshold] } })))
+            list.append(("cascade\(i).leaves", SafeTensors.Tensor(shape: [forest.count, splits + 1, initialShape.count],
+                                                                   values: forest.flatMap { $0.leaves.flatMap { $0 } })))
+            list.append(("cascade\(i).anchors", SafeTensors.Tensor(shape: [anchors[i].count], values: anchors[i].map(Float.init))))
+            list.append(("cascade\(i).deltas", SafeTensors.Tensor(shape: [deltas[i].count, 2], values: deltas[i].flatMap { [$0.x, $0.y] })))
+        }
+        return list
+    }
+
+    /// The predictor from its tensors (`tensors`), checked for shape and range.
+    init(tensors: [String: SafeTensors.Tensor]) throws {
+        func refuse(_ detail: String) -> DlibFormatError { .malformed(offset: 0, expected: "the landmark model's tensors", found: detail) }
+        guard let initial = tensors["initial_shape"], initial.values.count >= 2, initial.values.count % 2 == 0 else { throw refuse("no initial shape") }
+        let size = initial.values.count
+        var forests = [[Tree]](), anchors = [[Int]](), deltas = [[(x: Float, y: Float)]]()
+        var cascade = 0
+        while let splits = tensors["cascade\(cascade).splits"] {
+            guard let leaves = tensors["cascade\(cascade).leaves"], let anchor = tensors["cascade\(cascade).anchors"],
+                  let delta = tensors["cascade\(cascade).deltas"], splits.shape.count == 3, splits.shape[2] == 3,
+                  leaves.shape == [splits.shape[0], splits.shape[1] + 1, size], delta.shape == [anchor.values.count, 2] else {
+                throw refuse("cascade \(cascade) is incomplete or misshapen")
+            }
+            let (trees, count) = (splits.shape[0], splits.shape[1])
+            let pixels = anchor.values.count
+            var forest = [Tree]()
+            for t in 0..<trees {
+                let treeSplits = (0..<count).map { s in
+                    Split(first: Int(splits.values[(t * count + s) * 3]), second: Int(splits.values[(t * count + s) * 3 + 1]),
+                          threshold: splits.values[(t * count + s) * 3 + 2])
+                }
+                guard treeSplits.allSatisfy({ $0.first >= 0 && $0.first < pixels && $0.second >= 0 && $0.second < pixels }) else {
+                    throw refuse("a split in cascade \(cascade) reads past its \(pixels) pixels")
+                }
+                let treeLeaves = (0...count).map { l in Array(leaves.values[((t * (count + 1) + l) * size)..<((t * (count + 1) + l + 1) * size)]) }
+                forest.append(Tree(splits: treeSplits, leaves: treeLeaves))
+            }
+            let anchorList = anchor.values.map { Int($0) }
+            guard anchorList.allSatisfy({ $0 >= 0 && $0 < size / 2 }) else { throw refuse("an anchor past the \(size / 2) landmarks") }
+            forests.append(forest)
+            anchors.append(anchorList)
+            deltas.append((0..<pixels).map { (delta.values[2 * $0], delta.values[2 * $0 + 1]) })
+            cascade += 1
+        }
+        guard !forests.isEmpty else { throw refuse("no cascades") }
+        self.init(initialShape: initial.values, forests: forests, anchors: anchors, deltas: deltas)
+    }
+}
+
+extension FaceDetector {
+    /// The detector network's tensors by name, in the network's order.
+    var tensorList: [(name: String, tensor: SafeTensors.Tensor)] {
+        tensorOrder.map { ($0.name, SafeTensors.Tensor(shape: $0.shape, values: tensorValues[$0.name]!)) }
+    }
+}
