@@ -8,6 +8,9 @@ final class Connection: @unchecked Sendable {
         case reading
         /// A worker is answering a request.
         case handling
+        /// A response the client has not read yet is being sent by the loop as the socket
+        /// drains; the connection reads nothing more until it is sent.
+        case writing
         /// The last response is sent and our side is shut; discard what the client still sends
         /// so closing does not reset the connection before the client reads the response.
         case lingering
@@ -25,6 +28,12 @@ final class Connection: @unchecked Sendable {
     var lingerUntil = 0
     /// Bytes of this connection counted in the server's buffered-bytes budget.
     var chargedBytes = 0
+    /// While `writing`: what is left to send, where it starts, whether to close after it, and
+    /// when the client must have read it all.
+    var output: [UInt8] = []
+    var outputSent = 0
+    var closeAfterOutput = false
+    var outputDeadline = 0
 
     init(descriptor: Int32, limits: HTTPLimits, now: Int) {
         self.descriptor = descriptor

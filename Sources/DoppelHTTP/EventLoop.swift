@@ -44,9 +44,10 @@ final class EventLoop: @unchecked Sendable {
         guard epoll_ctl(epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, descriptor, &event) == 0 else { throw .failed("epoll_ctl") }
     }
 
-    /// Arms the connection for one readiness event.
-    private func arm(_ descriptor: Int32, add: Bool = false) -> Bool {
-        (try? register(descriptor, EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue, add: add)) != nil
+    /// Arms the connection for one readiness event: bytes to read, or room to write.
+    private func arm(_ descriptor: Int32, add: Bool = false, forWriting: Bool = false) -> Bool {
+        let readiness = forWriting ? EPOLLOUT.rawValue : EPOLLIN.rawValue
+        return (try? register(descriptor, readiness | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue, add: add)) != nil
     }
 
     func stopAccepting() {
@@ -98,7 +99,7 @@ final class EventLoop: @unchecked Sendable {
             if open > server.configuration.maxConnections {
                 // Over the limit: a quick 503 instead of a silent queue the client cannot see.
                 let response = HTTPResponse.json(503, #"{"error":{"code":"overloaded","message":"too many open connections"}}"#)
-                _ = Socket.writeAll(descriptor, response.serialized(closing: true), timeoutMilliseconds: 0)
+                _ = Socket.writeSome(descriptor, response.serialized(closing: true), from: 0)
                 linger(connection, now: now)
             }
         }
@@ -109,6 +110,9 @@ final class EventLoop: @unchecked Sendable {
         switch connection.state {
         case .handling:
             return  // a stale event from before the hand-over
+        case .writing:
+            continueWriting(connection)
+            return
         case .lingering:
             switch Socket.read(descriptor, into: readBuffer) {
             case .bytes: if !arm(descriptor) { close(connection) }
@@ -158,11 +162,12 @@ final class EventLoop: @unchecked Sendable {
             while true {
                 switch try connection.parser.next() {
                 case nil:
-                    if connection.parser.bufferedByteCount == 0 { connection.requestStarted = 0 }
+                    if connection.parser.bufferedByteCount == 0 && !connection.parser.isAwaitingBody { connection.requestStarted = 0 }
                     return .needMoreBytes
                 case .continueExpected:
+                    // Without waiting: a client whose socket cannot take 25 bytes is not reading.
                     let interim = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
-                    guard Socket.writeAll(connection.descriptor, interim, timeoutMilliseconds: server.configuration.writeTimeout) else { return .closed }
+                    guard Socket.writeSome(connection.descriptor, interim, from: 0) == interim.count else { return .closed }
                 case .request(let request):
                     return .request(request)
                 }
@@ -173,6 +178,47 @@ final class EventLoop: @unchecked Sendable {
     }
 
     // MARK: hand-overs and endings
+
+    /// Called by a worker whose response the socket could not take at once: the loop sends the
+    /// rest as the client reads, so a client that never reads holds a descriptor and its
+    /// response until `writeTimeout`, never a worker.
+    func finishWriting(_ connection: Connection, _ bytes: [UInt8], sent: Int, closing: Bool) {
+        connection.output = bytes
+        connection.outputSent = sent
+        connection.closeAfterOutput = closing
+        connection.outputDeadline = Clock.milliseconds() + server.configuration.writeTimeout
+        lock.withLock { connection.state = .writing }
+        if !arm(connection.descriptor, forWriting: true) { close(connection) }
+    }
+
+    private func continueWriting(_ connection: Connection) {
+        guard let sent = Socket.writeSome(connection.descriptor, connection.output, from: connection.outputSent) else {
+            close(connection)
+            return
+        }
+        guard sent == connection.output.count else {
+            connection.outputSent = sent
+            if !arm(connection.descriptor, forWriting: true) { close(connection) }
+            return
+        }
+        connection.output = []
+        connection.outputSent = 0
+        guard !connection.closeAfterOutput else {
+            close(connection)
+            return
+        }
+        lock.withLock { connection.state = .handling }
+        switch advance(connection) {
+        case .request(let request):
+            server.dispatch(request, on: connection, loop: self)
+        case .needMoreBytes:
+            resumeReading(connection)
+        case .failed(let error):
+            reject(connection, error)
+        case .closed:
+            close(connection)
+        }
+    }
 
     /// Called by a worker: the response is sent, the connection waits for its next request.
     func resumeReading(_ connection: Connection) {
@@ -200,7 +246,8 @@ final class EventLoop: @unchecked Sendable {
         let message = error.message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         let response = HTTPResponse.json(error.status, #"{"error":{"code":"\#(code)","message":"\#(message)"}}"#)
         release(connection, keeping: 0)  // what it sent is dropped with it
-        _ = Socket.writeAll(connection.descriptor, response.serialized(closing: true), timeoutMilliseconds: 1000)
+        // Without waiting (this may run on the loop): a client that reads nothing gets nothing.
+        _ = Socket.writeSome(connection.descriptor, response.serialized(closing: true), from: 0)
         server.accessLog?.info("- - \(error.status) \(response.body.count) 0ms (\(error.message))")
         linger(connection, now: Clock.milliseconds())
     }
@@ -261,9 +308,14 @@ final class EventLoop: @unchecked Sendable {
                     expired.append(connection)
                 case .lingering:
                     if now >= connection.lingerUntil { expired.append(connection) }
+                case .writing:
+                    if now >= connection.outputDeadline { expired.append(connection) }
                 case .reading:
                     if connection.parser.isAwaitingBody {
-                        if now - connection.lastRead >= configuration.bodyIdleTimeout { timedOut.append(connection) }
+                        if now - connection.lastRead >= configuration.bodyIdleTimeout
+                            || now >= connection.requestStarted + configuration.bodyAllowance(received: connection.parser.bufferedByteCount) {
+                            timedOut.append(connection)
+                        }
                     } else if connection.requestStarted > 0 {
                         if now - connection.requestStarted >= configuration.headerTimeout { timedOut.append(connection) }
                     } else if draining || now - connection.idleSince >= configuration.keepAliveTimeout {

@@ -22,6 +22,11 @@ public struct HTTPParseError: Error, Equatable, Sendable, CustomStringConvertibl
 /// An incremental HTTP/1.1 request parser (RFC 9112): feed it bytes as they arrive and take
 /// requests out in order, so partial writes and pipelines are the same code path. A value
 /// type of small `read...` steps; every rejection names the rule it enforces.
+///
+/// Work is linear in the bytes received, whatever their split: the head's terminator is
+/// searched from where the last search stopped, and body bytes (plain or chunked) move into
+/// the request's body as they arrive, so what stays buffered between reads is at most one
+/// unfinished line or head, never a body to copy or re-parse again.
 public struct HTTPRequestParser: Sendable {
     public enum Event: Sendable, Equatable {
         case request(HTTPRequest)
@@ -31,65 +36,93 @@ public struct HTTPRequestParser: Sendable {
     }
 
     public let limits: HTTPLimits
+    /// Received bytes; those before `start` are consumed.
     private var buffer: [UInt8] = []
-    private var pendingHead: (request: HTTPRequest, headLength: Int, body: BodyFraming)?
-    private var continueSent = false
+    private var start = 0
+    /// How far the search for the end of the current head has looked (from `start`).
+    private var headScanned = 0
+    /// Whether the current head's request line is known to have ended (checked once).
+    private var requestLineEnded = false
+    private var pending: PendingRequest?
+    /// Bytes examined or copied so far: what the tests hold to a multiple of the bytes fed.
+    private(set) var work = 0
+
+    /// A request whose head is parsed and whose body is arriving.
+    struct PendingRequest: Sendable {
+        var request: HTTPRequest
+        var framing: BodyFraming
+        var body: [UInt8] = []
+        var chunk = ChunkStep.sizeLine
+        var trailerBytes = 0
+        var continueSent = false
+    }
 
     enum BodyFraming: Sendable { case none, length(Int), chunked }
 
+    /// Where a chunked body's reading stands (RFC 9112 §7.1).
+    enum ChunkStep: Sendable { case sizeLine, data(remaining: Int), dataEnd, trailers }
+
     public init(limits: HTTPLimits = HTTPLimits()) { self.limits = limits }
 
-    public mutating func append<Bytes: Sequence<UInt8>>(_ bytes: Bytes) { buffer.append(contentsOf: bytes) }
+    public mutating func append<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
+        if start > 0 {
+            // What is left before new bytes arrive is at most an unfinished line or head.
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
 
-    /// Bytes received but not yet consumed by a request.
-    public var bufferedByteCount: Int { buffer.count }
+    /// Request bytes held: received and not yet consumed, plus the body being assembled.
+    public var bufferedByteCount: Int { buffer.count - start + (pending?.body.count ?? 0) }
 
     /// Whether a request's head is complete and its body is still arriving.
-    public var isAwaitingBody: Bool { pendingHead != nil }
+    public var isAwaitingBody: Bool { pending != nil }
 
     /// The next complete request or event, nil when more bytes are needed.
     public mutating func next() throws(HTTPParseError) -> Event? {
-        if pendingHead == nil {
+        if pending == nil {
             guard let head = try readHead() else { return nil }
-            pendingHead = head
-            continueSent = false
+            pending = PendingRequest(request: head.request, framing: head.framing)
         }
-        let (request, headLength, framing) = pendingHead!
-        let body: (bytes: [UInt8], consumed: Int)?
-        switch framing {
-        case .none: body = ([], 0)
-        case .length(let n): body = buffer.count - headLength >= n ? (Array(buffer[headLength..<(headLength + n)]), n) : nil
-        case .chunked: body = try readChunkedBody(from: headLength)
+        let complete = switch pending!.framing {
+        case .none: true
+        case .length(let length): readBody(length: length)
+        case .chunked: try readChunks()
         }
-        guard let body else {
-            if !continueSent, request.headers["expect"]?.lowercased() == "100-continue" {
-                continueSent = true
+        guard complete else {
+            if !pending!.continueSent, pending!.request.headers["expect"]?.lowercased() == "100-continue" {
+                pending!.continueSent = true
                 return .continueExpected
             }
             return nil
         }
-        buffer.removeFirst(headLength + body.consumed)
-        pendingHead = nil
-        var complete = request
-        complete.body = body.bytes
-        return .request(complete)
+        var request = pending!.request
+        request.body = pending!.body
+        pending = nil
+        return .request(request)
     }
 
-    /// The request line and header section, once the blank line that ends them has arrived.
-    private func readHead() throws(HTTPParseError) -> (HTTPRequest, Int, BodyFraming)? {
+    /// The request line and header section, once the blank line that ends them has arrived;
+    /// consumes them.
+    private mutating func readHead() throws(HTTPParseError) -> (request: HTTPRequest, framing: BodyFraming)? {
         // Lines end in CRLF only; a bare CR or LF inside a line is rejected with the line, so
         // two parsers can never disagree on where a request ends (RFC 9112 §2.2, smuggling).
-        guard let end = find([13, 10, 13, 10], in: buffer, limit: limits.maxHeaderBytes + 4) else {
-            let requestLineEnded = find([13, 10], in: buffer, limit: limits.maxRequestLineBytes + 2) != nil
-            if !requestLineEnded && buffer.count > limits.maxRequestLineBytes {
-                throw HTTPParseError(status: 414, message: "request line exceeds \(limits.maxRequestLineBytes) bytes")
+        let searchFrom = start + max(0, headScanned - 3)
+        guard let end = find([13, 10, 13, 10], from: searchFrom, limit: start + limits.maxHeaderBytes + 4 - searchFrom) else {
+            headScanned = buffer.count - start
+            if !requestLineEnded, buffer.count - start > limits.maxRequestLineBytes {
+                requestLineEnded = find([13, 10], from: start, limit: limits.maxRequestLineBytes + 2) != nil
+                guard requestLineEnded else {
+                    throw HTTPParseError(status: 414, message: "request line exceeds \(limits.maxRequestLineBytes) bytes")
+                }
             }
-            if buffer.count > limits.maxHeaderBytes + 4 {
+            if buffer.count - start > limits.maxHeaderBytes + 4 {
                 throw HTTPParseError(status: 431, message: "header section exceeds \(limits.maxHeaderBytes) bytes")
             }
             return nil
         }
-        let lines = split(Array(buffer[0..<end]))
+        let lines = split(buffer[start..<end])
         guard let requestLine = lines.first, requestLine.count <= limits.maxRequestLineBytes else {
             throw HTTPParseError(status: 414, message: "request line exceeds \(limits.maxRequestLineBytes) bytes")
         }
@@ -104,7 +137,84 @@ public struct HTTPRequestParser: Sendable {
         if request.version == .http11, request.headers.values("host").count != 1 {
             throw .bad("HTTP/1.1 requires exactly one Host header (RFC 9112 §3.2)")
         }
-        return (request, end + 4, try readFraming(request.headers))
+        let framing = try readFraming(request)
+        start = end + 4
+        headScanned = 0
+        requestLineEnded = false
+        return (request, framing)
+    }
+
+    /// Moves what has arrived of a `Content-Length` body into the pending request; true when
+    /// all of it is there.
+    private mutating func readBody(length: Int) -> Bool {
+        let take = min(length - pending!.body.count, buffer.count - start)
+        if take > 0 {
+            pending!.body.append(contentsOf: buffer[start..<(start + take)])
+            start += take
+            work += take
+        }
+        return pending!.body.count == length
+    }
+
+    /// chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1), read as far as
+    /// the bytes go; true when the body is complete.
+    private mutating func readChunks() throws(HTTPParseError) -> Bool {
+        while true {
+            switch pending!.chunk {
+            case .sizeLine:
+                guard let lineEnd = find([13, 10], from: start, limit: 1024) else {
+                    if buffer.count - start > 1024 { throw .bad("chunk size line too long (RFC 9112 §7.1)") }
+                    return false
+                }
+                let size = try readChunkSize(buffer[start..<lineEnd])
+                start = lineEnd + 2
+                if size == 0 {
+                    pending!.chunk = .trailers
+                } else {
+                    guard pending!.body.count + size <= limits.maxBodyBytes else {
+                        throw HTTPParseError(status: 413, message: "chunked body exceeds \(limits.maxBodyBytes) bytes")
+                    }
+                    pending!.chunk = .data(remaining: size)
+                }
+            case .data(let remaining):
+                let take = min(remaining, buffer.count - start)
+                guard take > 0 else { return false }
+                pending!.body.append(contentsOf: buffer[start..<(start + take)])
+                start += take
+                work += take
+                pending!.chunk = take == remaining ? .dataEnd : .data(remaining: remaining - take)
+            case .dataEnd:
+                guard buffer.count - start >= 2 else { return false }
+                guard buffer[start] == 13, buffer[start + 1] == 10 else { throw .bad("chunk data not followed by CRLF (RFC 9112 §7.1)") }
+                start += 2
+                pending!.chunk = .sizeLine
+            case .trailers:
+                // trailer-section: fields until an empty line; parsed for validity, then dropped.
+                let room = limits.maxHeaderBytes - pending!.trailerBytes
+                guard let lineEnd = find([13, 10], from: start, limit: room) else {
+                    if buffer.count - start > room { throw HTTPParseError(status: 431, message: "trailer section too large") }
+                    return false
+                }
+                defer { start = lineEnd + 2 }
+                if lineEnd == start { return true }
+                _ = try readField(Array(buffer[start..<lineEnd]))
+                pending!.trailerBytes += lineEnd + 2 - start
+            }
+        }
+    }
+
+    /// chunk-size [ chunk-ext ] (RFC 9112 §7.1, §7.1.1): extensions are ignored once they are
+    /// known to hold no control characters (a bare CR or LF there is how smuggling starts).
+    private func readChunkSize(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> Int {
+        let sizeText = line.prefix { $0 != UInt8(ascii: ";") }
+        guard !sizeText.isEmpty, sizeText.count <= 8,
+              sizeText.allSatisfy({ (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }),
+              let size = Int(String(decoding: sizeText, as: UTF8.self), radix: 16)
+        else { throw .bad("invalid chunk size (RFC 9112 §7.1)") }
+        guard line.dropFirst(sizeText.count).allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) else {
+            throw .bad("control character in a chunk extension (RFC 9112 §7.1.1)")
+        }
+        return size
     }
 
     private func readRequestLine(_ line: [UInt8]) throws(HTTPParseError) -> HTTPRequest {
@@ -153,10 +263,13 @@ public struct HTTPRequestParser: Sendable {
         return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
     }
 
-    private func readFraming(_ headers: HTTPHeaders) throws(HTTPParseError) -> BodyFraming {
-        let encodings = headers.values("transfer-encoding")
-        let lengths = headers.values("content-length")
+    private func readFraming(_ request: HTTPRequest) throws(HTTPParseError) -> BodyFraming {
+        let encodings = request.headers.values("transfer-encoding")
+        let lengths = request.headers.values("content-length")
         if !encodings.isEmpty {
+            // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing (an
+            // HTTP/1.0 intermediary would not have understood it).
+            guard request.version == .http11 else { throw .bad("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)") }
             // RFC 9112 §6.1: both is a smuggling vector; refuse instead of picking one.
             guard lengths.isEmpty else { throw .bad("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)") }
             let codings = encodings.flatMap { $0.split(separator: ",") }.map { String($0).trimmingCharacters(in: .whitespaces).lowercased() }
@@ -171,42 +284,6 @@ public struct HTTPRequestParser: Sendable {
         else { throw .bad("invalid or conflicting Content-Length (RFC 9112 §6.3)") }
         guard length <= limits.maxBodyBytes else { throw HTTPParseError(status: 413, message: "body of \(length) bytes exceeds \(limits.maxBodyBytes)") }
         return length == 0 ? .none : .length(length)
-    }
-
-    /// chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1); nil until complete.
-    private func readChunkedBody(from start: Int) throws(HTTPParseError) -> (bytes: [UInt8], consumed: Int)? {
-        var position = start
-        var body = [UInt8]()
-        while true {
-            guard let lineEnd = find([13, 10], in: buffer, from: position, limit: 1024) else {
-                if buffer.count - position > 1024 { throw .bad("chunk size line too long (RFC 9112 §7.1)") }
-                return nil
-            }
-            let line = buffer[position..<lineEnd]
-            // chunk-size [ chunk-ext ]: extensions are ignored (RFC 9112 §7.1.1).
-            let sizeText = line.prefix { $0 != UInt8(ascii: ";") }
-            guard !sizeText.isEmpty, sizeText.count <= 8, let size = Int(String(decoding: sizeText, as: UTF8.self), radix: 16),
-                  sizeText.allSatisfy({ (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) })
-            else { throw .bad("invalid chunk size (RFC 9112 §7.1)") }
-            position = lineEnd + 2
-            if size == 0 {
-                // trailer-section: fields until an empty line; parsed for validity, then dropped.
-                while true {
-                    guard let trailerEnd = find([13, 10], in: buffer, from: position, limit: limits.maxHeaderBytes) else {
-                        if buffer.count - position > limits.maxHeaderBytes { throw HTTPParseError(status: 431, message: "trailer section too large") }
-                        return nil
-                    }
-                    if trailerEnd == position { return (body, trailerEnd + 2 - start) }
-                    _ = try readField(Array(buffer[position..<trailerEnd]))
-                    position = trailerEnd + 2
-                }
-            }
-            guard body.count + size <= limits.maxBodyBytes else { throw HTTPParseError(status: 413, message: "chunked body exceeds \(limits.maxBodyBytes) bytes") }
-            guard buffer.count >= position + size + 2 else { return nil }
-            guard buffer[position + size] == 13, buffer[position + size + 1] == 10 else { throw .bad("chunk data not followed by CRLF (RFC 9112 §7.1)") }
-            body.append(contentsOf: buffer[position..<(position + size)])
-            position += size + 2
-        }
     }
 
     /// tchar (RFC 9110 §5.6.2).
@@ -234,19 +311,25 @@ public struct HTTPRequestParser: Sendable {
         return String(validating: out, as: UTF8.self)
     }
 
-    private func split(_ head: [UInt8]) -> [[UInt8]] {
-        var lines = [[UInt8]](), start = 0
-        while let end = find([13, 10], in: head, from: start, limit: head.count) {
-            lines.append(Array(head[start..<end]))
-            start = end + 2
+    private func split(_ head: ArraySlice<UInt8>) -> [[UInt8]] {
+        var lines = [[UInt8]](), lineStart = head.startIndex
+        while let end = find([13, 10], in: head, from: lineStart, limit: head.endIndex - lineStart) {
+            lines.append(Array(head[lineStart..<end]))
+            lineStart = end + 2
         }
-        lines.append(Array(head[start...]))
+        lines.append(Array(head[lineStart...]))
         return lines
     }
 
-    /// Index of `pattern` in `bytes` at or after `from`, looking no further than `limit` bytes.
-    private func find(_ pattern: [UInt8], in bytes: [UInt8], from: Int = 0, limit: Int) -> Int? {
-        let last = min(bytes.count - pattern.count, from + limit)
+    private mutating func find(_ pattern: [UInt8], from: Int, limit: Int) -> Int? {
+        let found = find(pattern, in: buffer[...], from: from, limit: limit)
+        work += (found ?? min(buffer.count, from + limit)) - from
+        return found
+    }
+
+    /// Index of `pattern` in `bytes` at or after `from`, starting no further than `limit` bytes on.
+    private func find(_ pattern: [UInt8], in bytes: ArraySlice<UInt8>, from: Int, limit: Int) -> Int? {
+        let last = min(bytes.endIndex - pattern.count, from + limit)
         guard last >= from else { return nil }
         var i = from
         while i <= last {

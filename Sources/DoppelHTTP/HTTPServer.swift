@@ -97,16 +97,26 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Runs on a worker: answers `request` and any complete requests pipelined behind it, in
-    /// order, then hands the connection back to its loop or closes it.
+    /// order, then hands the connection back to its loop or closes it. A response the socket
+    /// cannot take at once goes to the loop to finish, so the worker never waits for a client.
     private func serve(_ first: HTTPRequest, on connection: Connection, loop: EventLoop) {
         var request = first
         while true {
             let started = Clock.milliseconds()
             let response = responder.respond(to: request)
             let closing = !request.keepsAlive || isDraining
-            let written = Socket.writeAll(connection.descriptor, response.serialized(closing: closing), timeoutMilliseconds: configuration.writeTimeout)
-            accessLog?.info("\(request.method) \(request.path) \(response.status) \(response.body.count) \(Clock.milliseconds() - started)ms")
-            guard written, !closing else {
+            let bytes = response.serialized(closing: closing)
+            let sent = Socket.writeSome(connection.descriptor, bytes, from: 0)
+            accessLog?.info("\(request.method) \(LogText.escaped(request.path)) \(response.status) \(response.body.count) \(Clock.milliseconds() - started)ms")
+            guard let sent else {
+                loop.close(connection)
+                return
+            }
+            if sent < bytes.count {
+                loop.finishWriting(connection, bytes, sent: sent, closing: closing)
+                return
+            }
+            guard !closing else {
                 loop.close(connection)
                 return
             }

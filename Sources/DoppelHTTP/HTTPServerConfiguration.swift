@@ -13,9 +13,17 @@ public struct HTTPServerConfiguration: Sendable {
     public var headerTimeout = 10_000
     /// A body may pause for at most this between reads -> 408.
     public var bodyIdleTimeout = 10_000
+    /// A body must arrive within this from the request's first byte, plus one second for every
+    /// `bodyMinBytesPerSecond` bytes received, and never later than `bodyMaxTime` (a minimum
+    /// rate, as Apache's mod_reqtimeout `body=20,MinRate=...`): a client trickling its upload
+    /// holds a slot and its bytes for a bounded time -> 408.
+    public var bodyTimeout = 20_000
+    public var bodyMinBytesPerSecond = 16 << 10
+    public var bodyMaxTime = 300_000
     /// An idle keep-alive connection is closed after this.
     public var keepAliveTimeout = 15_000
-    /// A client that does not read its response within this is dropped.
+    /// A client that does not read a response within this is dropped (the event loop sends
+    /// what the socket does not take at once; no worker waits for it).
     public var writeTimeout = 10_000
     /// Connections past this are answered 503 and closed.
     public var maxConnections = 1024
@@ -31,4 +39,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var shutdownDeadline = 10_000
 
     public init() {}
+
+    /// How long after its first byte a request whose body has `received` bytes so far may take.
+    func bodyAllowance(received: Int) -> Int {
+        min(bodyMaxTime, bodyTimeout + received / max(1, bodyMinBytesPerSecond) * 1000)
+    }
 }

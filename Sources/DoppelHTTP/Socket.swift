@@ -122,6 +122,24 @@ enum Socket {
         }
     }
 
+    /// Sends as much of `bytes[from...]` as the socket takes now, without waiting; the new
+    /// offset, or nil when the peer is gone.
+    static func writeSome(_ descriptor: Int32, _ bytes: [UInt8], from offset: Int) -> Int? {
+        var offset = offset
+        return bytes.withUnsafeBytes { buffer in
+            while offset < buffer.count {
+                let n = send(descriptor, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                if n > 0 {
+                    offset += n
+                    continue
+                }
+                if n < 0 && errno == EINTR { continue }
+                return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? offset : nil
+            }
+            return offset
+        }
+    }
+
     static func closeDescriptor(_ descriptor: Int32) {
         _ = Glibc.close(descriptor)
     }

@@ -185,6 +185,39 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Where a `sourceWidth x sourceHeight` picture lands in the target: its scaled size, the
+    /// offsets of the scaled picture in the target (positive: padding; negative: cropping),
+    /// and the part of it inside the target, the only part resampling computes.
+    func placement(width sourceWidth: Int, height sourceHeight: Int)
+        -> (scaledWidth: Int, scaledHeight: Int, offsetX: Int, offsetY: Int, columns: Range<Int>, rows: Range<Int>) {
+        var scaledWidth = width, scaledHeight = height
+        switch resize {
+        case .stretch:
+            break
+        case .fit, .crop:
+            let scaleX = Double(width) / Double(sourceWidth), scaleY = Double(height) / Double(sourceHeight)
+            let scale = resize == .fit ? min(scaleX, scaleY) : max(scaleX, scaleY)
+            scaledWidth = max(1, Int((Double(sourceWidth) * scale).rounded()))
+            scaledHeight = max(1, Int((Double(sourceHeight) * scale).rounded()))
+        }
+        let offsetX = (width - scaledWidth) / 2, offsetY = (height - scaledHeight) / 2
+        let columns = max(0, -offsetX)..<min(scaledWidth, width - offsetX)
+        let rows = max(0, -offsetY)..<min(scaledHeight, height - offsetY)
+        return (scaledWidth, scaledHeight, offsetX, offsetY, columns, rows)
+    }
+
+    /// Bytes turning a decoded `width x height` image into this spec's tensor holds at its
+    /// peak: the image converted to the spec's channels, the resampler's intermediate and
+    /// result, and the tensor of every view averaged.
+    public func preprocessingBytes(width sourceWidth: Int, height sourceHeight: Int) -> Int {
+        let place = placement(width: sourceWidth, height: sourceHeight)
+        let between = Resampler.passOrder(width: sourceWidth, height: sourceHeight, outWidth: place.columns.count,
+                                          outHeight: place.rows.count).floatsPerChannel
+        let views = 1 + (mirrorAverage == true ? 1 : 0) + ((shiftAverage ?? 0) > 0 ? 4 : 0)
+        return channels * sourceWidth * sourceHeight + 4 * channels * (between + place.columns.count * place.rows.count)
+            + 4 * elementCount * (views + 1)
+    }
+
     /// Writes the preprocessed image into `destination` (exactly `elementCount` floats), so a
     /// batch can be filled in place.
     public func write(_ image: Image, into destination: UnsafeMutableBufferPointer<Float>) {
@@ -193,21 +226,8 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         let source = image.converted(to: layout)
         let background: Float = invert ? 255 : 0
 
-        // Where the resized picture lands inside the target, and what is cut from it.
-        var scaledWidth = width, scaledHeight = height
-        switch resize {
-        case .stretch:
-            break
-        case .fit, .crop:
-            let scaleX = Double(width) / Double(source.width), scaleY = Double(height) / Double(source.height)
-            let scale = resize == .fit ? min(scaleX, scaleY) : max(scaleX, scaleY)
-            scaledWidth = max(1, Int((Double(source.width) * scale).rounded()))
-            scaledHeight = max(1, Int((Double(source.height) * scale).rounded()))
-        }
-        let scaled = Resampler.resize(planes: source.planes(), channels: channels, width: source.width,
-                                      height: source.height, newWidth: scaledWidth, newHeight: scaledHeight)
-        // Offsets of the scaled picture in the target (positive: padding; negative: cropping).
-        let offsetX = (width - scaledWidth) / 2, offsetY = (height - scaledHeight) / 2
+        let (scaledWidth, scaledHeight, offsetX, offsetY, columns, rows) = placement(width: source.width, height: source.height)
+        let scaled = Resampler.resize(source, width: scaledWidth, height: scaledHeight, columns: columns, rows: rows)
 
         for c in 0..<channels {
             let scale = 1 / (255 * std[c])
@@ -218,8 +238,8 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
                 for x in 0..<width {
                     let sx = x - offsetX
                     var value = background
-                    if sy >= 0, sy < scaledHeight, sx >= 0, sx < scaledWidth {
-                        value = scaled[(sourceChannel * scaledHeight + sy) * scaledWidth + sx]
+                    if rows.contains(sy), columns.contains(sx) {
+                        value = scaled[(sourceChannel * rows.count + sy - rows.lowerBound) * columns.count + sx - columns.lowerBound]
                     }
                     if invert { value = 255 - value }
                     destination[(c * height + y) * width + x] = value * scale - shift

@@ -36,6 +36,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var maxK = 100
     public var headerTimeoutMilliseconds = 10_000
     public var bodyTimeoutMilliseconds = 10_000
+    /// A body's total time: this, plus a second per `bodyMinRateBytes` received, at most
+    /// `bodyMaxMilliseconds` (a trickled upload ends with 408).
+    public var bodyDeadlineMilliseconds = 20_000
+    public var bodyMinRateBytes = 16 << 10
+    public var bodyMaxMilliseconds = 300_000
+    /// A client that has not read a response within this is disconnected.
+    public var writeTimeoutMilliseconds = 10_000
     public var keepAliveTimeoutMilliseconds = 15_000
     public var maxConnections = 1024
     public var maxMultipartParts = 64
@@ -121,7 +128,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
             try r.read(o, "console", into: &console)
             try r.read(o, "kernels", into: &kernels)
             try r.nested(o, "limits", known: ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k",
-                                              "header_timeout_ms", "body_timeout_ms", "keep_alive_timeout_ms", "max_connections",
+                                              "header_timeout_ms", "body_timeout_ms", "body_deadline_ms", "body_min_rate_bytes", "body_max_ms",
+                                              "write_timeout_ms", "keep_alive_timeout_ms", "max_connections",
                                               "max_multipart_parts", "max_database_mb", "max_buffered_mb"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_image_pixels", into: &maxImagePixels)
                 try r.read(o, "max_body_bytes", into: &maxBodyBytes)
@@ -130,6 +138,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "max_k", into: &maxK)
                 try r.read(o, "header_timeout_ms", into: &headerTimeoutMilliseconds)
                 try r.read(o, "body_timeout_ms", into: &bodyTimeoutMilliseconds)
+                try r.read(o, "body_deadline_ms", into: &bodyDeadlineMilliseconds)
+                try r.read(o, "body_min_rate_bytes", into: &bodyMinRateBytes)
+                try r.read(o, "body_max_ms", into: &bodyMaxMilliseconds)
+                try r.read(o, "write_timeout_ms", into: &writeTimeoutMilliseconds)
                 try r.read(o, "keep_alive_timeout_ms", into: &keepAliveTimeoutMilliseconds)
                 try r.read(o, "max_connections", into: &maxConnections)
                 try r.read(o, "max_multipart_parts", into: &maxMultipartParts)
@@ -219,6 +231,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(maxHeaderBytes >= 1024, "limits.max_header_bytes must be at least 1024")
         try check(maxImagesPerRequest >= 1, "limits.max_images_per_request must be at least 1")
         try check(maxK >= 1 && maxK <= 10_000, "limits.max_k must be in 1...10000")
+        try check(bodyDeadlineMilliseconds >= 100 && bodyMaxMilliseconds >= bodyDeadlineMilliseconds && bodyMinRateBytes >= 1 && writeTimeoutMilliseconds >= 100,
+                  "limits.body_deadline_ms and write_timeout_ms must be at least 100, body_max_ms at least body_deadline_ms, body_min_rate_bytes positive")
         try check(headerTimeoutMilliseconds >= 100 && bodyTimeoutMilliseconds >= 100 && keepAliveTimeoutMilliseconds >= 100,
                   "timeouts must be at least 100 ms")
         try check(maxConnections >= 1, "limits.max_connections must be at least 1")
@@ -267,6 +281,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
         c.limits.maxHeaderBytes = maxHeaderBytes
         c.headerTimeout = headerTimeoutMilliseconds
         c.bodyIdleTimeout = bodyTimeoutMilliseconds
+        c.bodyTimeout = bodyDeadlineMilliseconds
+        c.bodyMinBytesPerSecond = bodyMinRateBytes
+        c.bodyMaxTime = bodyMaxMilliseconds
+        c.writeTimeout = writeTimeoutMilliseconds
         c.keepAliveTimeout = keepAliveTimeoutMilliseconds
         c.maxConnections = maxConnections
         c.maxBufferedBytes = maxBufferedMegabytes << 20

@@ -49,9 +49,18 @@ final class TestServer: @unchecked Sendable {
         }
     }
 
+    /// `kb` kibibytes of response, more than a socket's buffers take when pipelined.
+    struct Big: HTTPHandler {
+        func handle(_ request: HTTPRequest, parameters: [String: String]) throws -> HTTPResponse {
+            HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain")]),
+                         body: [UInt8](repeating: UInt8(ascii: "b"), count: Int(parameters["kb"]!)! << 10))
+        }
+    }
+
     static func echoRouter() -> Router {
         var router = Router()
         router.add("GET", "/sleep/{ms}", Sleep())
+        router.add("GET", "/big/{kb}", Big())
         for method in ["GET", "POST", "PUT"] {
             for depth in 1...4 { router.add(method, "/" + Array(repeating: "{p}", count: depth).joined(separator: "/"), Echo()) }
         }

@@ -48,6 +48,59 @@ import TestSupport
         #expect(image.resized(width: 4, height: 1).pixels == [0, 25, 75, 100])
     }
 
+    static func noise(width: Int, height: Int, layout: PixelLayout, seed: UInt64) -> Image {
+        var state = seed
+        let pixels = (0..<(width * height * layout.channels)).map { _ -> UInt8 in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        return Image(width: width, height: height, layout: layout, pixels: pixels)
+    }
+
+    /// The two pass orders compute the same double sum of tap products in different orders: an
+    /// output is sum_v w_v sum_h w_h x with weights >= 0 adding to 1 and x <= 255, so the two
+    /// are within the reordering bound of (taps_h x taps_v) terms of magnitude 255.
+    @Test(arguments: [(37, 23, 5, 9), (20, 30, 61, 7), (640, 480, 112, 112), (3, 100, 2, 40)])
+    func bothPassOrdersAgree(width: Int, height: Int, outWidth: Int, outHeight: Int) {
+        let image = Self.noise(width: width, height: height, layout: .rgb, seed: 7)
+        let rows = Resampler.resize(image, width: outWidth, height: outHeight, order: .rowsFirst)
+        let columns = Resampler.resize(image, width: outWidth, height: outHeight, order: .columnsFirst)
+        let taps = (width / outWidth + 2) * (height / outHeight + 2)
+        let bound = RoundingBound.reordered(terms: taps, magnitude: 255)
+        #expect(zip(rows, columns).allSatisfy { abs(Double($0) - Double($1)) <= bound })
+    }
+
+    /// A window (what `crop` keeps) is the same taps in the same order as the whole: equal.
+    @Test func aWindowIsTheWholeCut() {
+        let image = Self.noise(width: 50, height: 31, layout: .gray, seed: 3)
+        for order in [Resampler.PassOrder.rowsFirst, .columnsFirst] {
+            let whole = Resampler.resize(image, width: 80, height: 60, order: order)
+            let window = Resampler.resize(image, width: 80, height: 60, columns: 10..<50, rows: 5..<45, order: order)
+            let cut = (5..<45).flatMap { y in (10..<50).map { x in whole[y * 80 + x] } }
+            #expect(window == cut)
+        }
+    }
+
+    /// The intermediate is at most the larger of source and target (the smaller of the two
+    /// orders' sizes is at most the geometric mean of the two images' sizes), including the
+    /// tall strip that once took a gigabyte.
+    @Test(arguments: [(1, 999_999, 112, 112), (999_999, 1, 112, 112), (4000, 3000, 112, 112), (92, 112, 150, 150), (10, 10, 3000, 20)])
+    func theIntermediateIsBoundedByTheImages(width: Int, height: Int, outWidth: Int, outHeight: Int) {
+        let floats = Resampler.passOrder(width: width, height: height, outWidth: outWidth, outHeight: outHeight).floatsPerChannel
+        #expect(floats <= max(width * height, outWidth * outHeight))
+    }
+
+    /// A 1 x 999,999 strip through every resize mode: a 112 x 112 tensor (crop scales the strip
+    /// to 112 x 111,999,888 and computes only the 112 x 112 it keeps).
+    @Test func aTallStripResizesInEveryMode() {
+        let strip = Image(width: 1, height: 999_999, layout: .gray, filledWith: 200)
+        for mode in [InputSpec.ResizeMode.stretch, .fit, .crop] {
+            let tensor = InputSpec(channels: 1, height: 112, width: 112, resize: mode).tensor(from: strip)
+            #expect(tensor.count == 112 * 112)
+            #expect(tensor.contains { abs($0 - 200 / 255) < 1e-5 })
+        }
+    }
+
     @Test func constantImagesStayConstantAtAnySize() {
         let image = Image(width: 37, height: 23, layout: .rgb, filledWith: 123)
         for (w, h) in [(5, 5), (100, 7), (37, 60), (1, 1)] {
