@@ -4,6 +4,9 @@
 # name it:
 #   docker run -p 8080:8080 -v "$PWD/models:/models:ro" -e DOPPEL_MODEL=/models/yours.safetensors doppel
 # The gallery and the generated admin key live in the volume /var/lib/doppel/data.
+# The container listens on 0.0.0.0, so every route needs a key: give clients theirs with
+# -e DOPPEL_CLIENT_KEYS=... (or compare-only ones with DOPPEL_COMPARE_KEYS), or open the
+# client routes for comparing without a key with -e DOPPEL_OPEN=true.
 # (Docker cannot run on the development machines; this file is kept correct by reading and by
 # matching scripts/bootstrap's package list.)
 

@@ -79,7 +79,10 @@ extension GalleryIndex {
             galleries: ordered.map { SnapshotHeader.Gallery(name: $0.key, rows: $0.value.sampleOfRow.count, slots: $0.value.identityNames.count,
                                                             trained: !$0.value.storage.readsFloats || $0.value.precision == .float32) })
         let temporary = path + ".partial"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // The snapshot holds every embedding: readable by the owner only, and made fresh (never
+        // written through a symlink or a file someone else placed at the temporary name).
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SnapshotRejection.unreadable("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         var writer = SnapshotWriter(fd: fd)
         do {

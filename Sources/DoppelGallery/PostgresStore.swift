@@ -32,13 +32,14 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
     }
 
     /// A connection string with its password replaced by `***`, for logs.
+    /// Both places libpq reads one from are covered: `user:password@` in a URL, and a
+    /// `password=` parameter (a URL's query or a key=value string).
     public static func redacted(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@") else {
-            return url.replacingOccurrences(of: #"password=\S+"#, with: "password=***", options: .regularExpression)
-        }
-        let credentials = url[scheme.upperBound..<at]
-        guard let colon = credentials.firstIndex(of: ":") else { return url }
-        return String(url[..<colon]) + ":***" + String(url[at...])
+        var text = url.replacingOccurrences(of: #"password=[^&\s]*"#, with: "password=***", options: .regularExpression)
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") else { return text }
+        let credentials = text[scheme.upperBound..<at]
+        if let colon = credentials.firstIndex(of: ":") { text = String(text[..<colon]) + ":***" + String(text[at...]) }
+        return text
     }
 
     static func mapped(_ error: PostgresError) -> GalleryError {

@@ -75,7 +75,14 @@ public final class SQLiteDatabase {
     }
 
     private func open() throws(SQLiteError) {
-        let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil)
+        // The gallery holds face images and embeddings: a new file is created readable by its
+        // owner only (SQLite gives its WAL and shared-memory files the database's mode), and a
+        // symlink at the path is refused rather than followed.
+        if path != ":memory:" && !path.isEmpty && !path.hasPrefix("file:") {
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 { Glibc.close(fd) }
+        }
+        let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, nil)
         guard status == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close(handle)

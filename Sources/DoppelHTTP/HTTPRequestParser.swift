@@ -159,35 +159,40 @@ public struct HTTPRequestParser: Sendable {
     /// chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1), read as far as
     /// the bytes go; true when the body is complete.
     private mutating func readChunks() throws(HTTPParseError) -> Bool {
+        // The body and the step are held locally while the bytes last (a body of 1-byte chunks
+        // takes millions of steps), and put back however this returns.
+        var body = [UInt8]()
+        swap(&body, &pending!.body)
+        var step = pending!.chunk
+        defer {
+            swap(&body, &pending!.body)
+            pending!.chunk = step
+        }
         while true {
-            switch pending!.chunk {
+            switch step {
             case .sizeLine:
-                guard let lineEnd = find([13, 10], from: start, limit: 1024) else {
-                    if buffer.count - start > 1024 { throw .bad("chunk size line too long (RFC 9112 §7.1)") }
-                    return false
-                }
-                let size = try readChunkSize(buffer[start..<lineEnd])
+                guard let (size, lineEnd) = try readChunkSizeLine() else { return false }
                 start = lineEnd + 2
                 if size == 0 {
-                    pending!.chunk = .trailers
+                    step = .trailers
                 } else {
-                    guard pending!.body.count + size <= limits.maxBodyBytes else {
+                    guard body.count + size <= limits.maxBodyBytes else {
                         throw HTTPParseError(status: 413, message: "chunked body exceeds \(limits.maxBodyBytes) bytes")
                     }
-                    pending!.chunk = .data(remaining: size)
+                    step = .data(remaining: size)
                 }
             case .data(let remaining):
                 let take = min(remaining, buffer.count - start)
                 guard take > 0 else { return false }
-                pending!.body.append(contentsOf: buffer[start..<(start + take)])
+                if take == 1 { body.append(buffer[start]) } else { body.append(contentsOf: buffer[start..<(start + take)]) }
                 start += take
                 work += take
-                pending!.chunk = take == remaining ? .dataEnd : .data(remaining: remaining - take)
+                step = take == remaining ? .dataEnd : .data(remaining: remaining - take)
             case .dataEnd:
                 guard buffer.count - start >= 2 else { return false }
                 guard buffer[start] == 13, buffer[start + 1] == 10 else { throw .bad("chunk data not followed by CRLF (RFC 9112 §7.1)") }
                 start += 2
-                pending!.chunk = .sizeLine
+                step = .sizeLine
             case .trailers:
                 // trailer-section: fields until an empty line; parsed for validity, then dropped.
                 let room = limits.maxHeaderBytes - pending!.trailerBytes
@@ -203,18 +208,42 @@ public struct HTTPRequestParser: Sendable {
         }
     }
 
-    /// chunk-size [ chunk-ext ] (RFC 9112 §7.1, §7.1.1): extensions are ignored once they are
-    /// known to hold no control characters (a bare CR or LF there is how smuggling starts).
-    private func readChunkSize(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> Int {
-        let sizeText = line.prefix { $0 != UInt8(ascii: ";") }
-        guard !sizeText.isEmpty, sizeText.count <= 8,
-              sizeText.allSatisfy({ (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }),
-              let size = Int(String(decoding: sizeText, as: UTF8.self), radix: 16)
-        else { throw .bad("invalid chunk size (RFC 9112 §7.1)") }
-        guard line.dropFirst(sizeText.count).allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) else {
-            throw .bad("control character in a chunk extension (RFC 9112 §7.1.1)")
+    /// chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1, §7.1.1) at `start`: the size and where the
+    /// line's CR is, nil until the line is complete. Extensions are ignored once they are known
+    /// to hold no control characters (a bare CR or LF there is how smuggling starts). One pass
+    /// over the line's bytes, no allocation: a body of 1-byte chunks is mostly these lines.
+    private mutating func readChunkSizeLine() throws(HTTPParseError) -> (size: Int, lineEnd: Int)? {
+        let begin = start, available = buffer.count
+        let scan: Result<(size: Int, lineEnd: Int)?, HTTPParseError> = buffer.withUnsafeBufferPointer { bytes in
+            var i = begin, size = 0
+            while i < available, i - begin < 8 {
+                let byte = bytes[i]
+                let digit: Int
+                switch byte {
+                case 48...57: digit = Int(byte) - 48
+                case 65...70: digit = Int(byte) - 55
+                case 97...102: digit = Int(byte) - 87
+                default: digit = -1
+                }
+                guard digit >= 0 else { break }
+                size = size << 4 | digit
+                i += 1
+            }
+            guard i < available else { return .success(nil) }
+            guard i > begin, bytes[i] == 13 || bytes[i] == 59 else { return .failure(.bad("invalid chunk size (RFC 9112 §7.1)")) }
+            while i < available, bytes[i] != 13 {
+                let byte = bytes[i]
+                guard byte == 9 || (byte >= 32 && byte != 127) else { return .failure(.bad("control character in a chunk extension (RFC 9112 §7.1.1)")) }
+                guard i - begin < 1024 else { return .failure(.bad("chunk size line too long (RFC 9112 §7.1)")) }
+                i += 1
+            }
+            guard i + 1 < available else { return .success(nil) }
+            guard bytes[i + 1] == 10 else { return .failure(.bad("chunk size line not ended by CRLF (RFC 9112 §7.1)")) }
+            return .success((size, i))
         }
-        return size
+        let result = try scan.get()
+        work += (result?.lineEnd ?? available) - begin
+        return result
     }
 
     private func readRequestLine(_ line: [UInt8]) throws(HTTPParseError) -> HTTPRequest {

@@ -28,6 +28,8 @@ public final class HTTPServer: @unchecked Sendable {
     let drainDeadline = Atomic<Int>(0)
     private var loops: [EventLoop] = []
     private let workers: WorkerPool
+    /// Threads for lightweight requests only (`HTTPResponder.isLightweight`).
+    private let quickWorkers: WorkerPool
     private let stopped = NSCondition()
     private var runningLoops = 0
 
@@ -39,6 +41,7 @@ public final class HTTPServer: @unchecked Sendable {
         self.accessLog = accessLog
         (listener, port) = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         workers = WorkerPool(maxThreads: configuration.workers, name: "http-worker")
+        quickWorkers = WorkerPool(maxThreads: 2, name: "http-quick")
         do {
             for _ in 0..<max(1, configuration.eventLoops) { loops.append(try EventLoop(server: self)) }
         } catch {
@@ -67,6 +70,7 @@ public final class HTTPServer: @unchecked Sendable {
         while runningLoops > 0 { stopped.wait() }
         stopped.unlock()
         workers.stop(deadline: 1000)
+        quickWorkers.stop(deadline: 1000)
         Socket.closeDescriptor(listener)
     }
 
@@ -93,46 +97,47 @@ public final class HTTPServer: @unchecked Sendable {
     // MARK: worker side
 
     func dispatch(_ request: HTTPRequest, on connection: Connection, loop: EventLoop) {
-        workers.submit { [self] in serve(request, on: connection, loop: loop) }
+        let pool = responder.isLightweight(request) ? quickWorkers : workers
+        pool.submit { [self] in serve(request, on: connection, loop: loop) }
     }
 
-    /// Runs on a worker: answers `request` and any complete requests pipelined behind it, in
-    /// order, then hands the connection back to its loop or closes it. A response the socket
-    /// cannot take at once goes to the loop to finish, so the worker never waits for a client.
-    private func serve(_ first: HTTPRequest, on connection: Connection, loop: EventLoop) {
-        var request = first
-        while true {
-            let started = Clock.milliseconds()
-            let response = responder.respond(to: request)
-            let closing = !request.keepsAlive || isDraining
-            let bytes = response.serialized(closing: closing)
-            let sent = Socket.writeSome(connection.descriptor, bytes, from: 0)
-            accessLog?.info("\(request.method) \(LogText.escaped(request.path)) \(response.status) \(response.body.count) \(Clock.milliseconds() - started)ms")
-            guard let sent else {
-                loop.close(connection)
-                return
-            }
-            if sent < bytes.count {
-                loop.finishWriting(connection, bytes, sent: sent, closing: closing)
-                return
-            }
-            guard !closing else {
-                loop.close(connection)
-                return
-            }
-            switch loop.advance(connection) {
-            case .request(let next):
-                request = next
-            case .needMoreBytes:
-                loop.resumeReading(connection)
-                return
-            case .failed(let error):
-                loop.reject(connection, error)
-                return
-            case .closed:
-                loop.close(connection)
-                return
-            }
+    /// Runs on a worker: answers `request`, then hands the connection back to its loop, closes
+    /// it, or queues its next pipelined request behind everyone else's (a connection with 200
+    /// requests in its pipeline takes its turn per request, not its whole pipeline at once). A
+    /// response the socket cannot take at once goes to the loop to finish, so the worker never
+    /// waits for a client.
+    private func serve(_ request: HTTPRequest, on connection: Connection, loop: EventLoop) {
+        let started = Clock.milliseconds()
+        let response = responder.respond(to: request)
+        let closing = !request.keepsAlive || isDraining
+        let bytes = response.serialized(closing: closing)
+        let sent = Socket.writeSome(connection.descriptor, bytes, from: 0)
+        accessLog?.info("\(request.method) \(LogText.escaped(request.path)) \(response.status) \(response.body.count) \(Clock.milliseconds() - started)ms")
+        guard let sent else {
+            loop.close(connection)
+            return
+        }
+        if sent < bytes.count {
+            loop.finishWriting(connection, bytes, sent: sent, closing: closing)
+            return
+        }
+        guard !closing else {
+            loop.close(connection)
+            return
+        }
+        switch loop.advance(connection) {
+        case .request(let next):
+            dispatch(next, on: connection, loop: loop)
+            return
+        case .needMoreBytes:
+            loop.resumeReading(connection)
+            return
+        case .failed(let error):
+            loop.reject(connection, error)
+            return
+        case .closed:
+            loop.close(connection)
+            return
         }
     }
 }

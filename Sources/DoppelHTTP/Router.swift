@@ -13,6 +13,13 @@ public protocol HTTPResponseError: Error {
 /// Turns a request into a response; the server calls it from its worker threads.
 public protocol HTTPResponder: Sendable {
     func respond(to request: HTTPRequest) -> HTTPResponse
+    /// Whether answering takes next to no work (health checks, a cached document): such
+    /// requests run on a lane of their own, so a probe never queues behind model work.
+    func isLightweight(_ request: HTTPRequest) -> Bool
+}
+
+extension HTTPResponder {
+    public func isLightweight(_ request: HTTPRequest) -> Bool { false }
 }
 
 /// Routes by method and path pattern (`/v1/identities/{id}`): 404 when no pattern matches,

@@ -207,14 +207,16 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Bytes turning a decoded `width x height` image into this spec's tensor holds at its
-    /// peak: the image converted to the spec's channels, the resampler's intermediate and
-    /// result, and the tensor of every view averaged.
+    /// peak: the image converted to the spec's channels, the resampler's tap tables (each
+    /// source pixel of an axis is in at most two outputs' taps, 16 bytes a tap, plus an array
+    /// per output), its intermediate and result, and the tensor of every view averaged.
     public func preprocessingBytes(width sourceWidth: Int, height sourceHeight: Int) -> Int {
         let place = placement(width: sourceWidth, height: sourceHeight)
         let between = Resampler.passOrder(width: sourceWidth, height: sourceHeight, outWidth: place.columns.count,
                                           outHeight: place.rows.count).floatsPerChannel
         let views = 1 + (mirrorAverage == true ? 1 : 0) + ((shiftAverage ?? 0) > 0 ? 4 : 0)
-        return channels * sourceWidth * sourceHeight + 4 * channels * (between + place.columns.count * place.rows.count)
+        let taps = 32 * (sourceWidth + sourceHeight + place.columns.count + place.rows.count) + 64 * (place.columns.count + place.rows.count)
+        return channels * sourceWidth * sourceHeight + taps + 4 * channels * (between + place.columns.count * place.rows.count)
             + 4 * elementCount * (views + 1)
     }
 

@@ -5,6 +5,18 @@
 /// whitespace byte, then the raster (binary: 1 byte per sample below maxval 256, else 2
 /// bytes big-endian; ASCII: decimal samples).
 enum NetpbmDecoder {
+    /// The header alone: size, channels and sample width.
+    static func header(_ bytes: [UInt8]) throws(ImageDecodingError) -> ImageHeader {
+        var reader = Reader(bytes: bytes)
+        let kind = bytes[1]
+        let format: ImageFormat = (kind == UInt8(ascii: "2") || kind == UInt8(ascii: "5")) ? .pgm : .ppm
+        reader.offset = 2
+        let width = try reader.readHeaderInteger(format: format, field: "width")
+        let height = try reader.readHeaderInteger(format: format, field: "height")
+        let maxval = try reader.readHeaderInteger(format: format, field: "maxval")
+        return ImageHeader(format: format, width: width, height: height, channels: format == .pgm ? 1 : 3, bytesPerSample: maxval < 256 ? 1 : 2)
+    }
+
     static func decode(_ bytes: [UInt8], limits: DecodingLimits) throws(ImageDecodingError) -> Image {
         var reader = Reader(bytes: bytes)
         let kind = bytes[1]
@@ -21,6 +33,17 @@ enum NetpbmDecoder {
         }
         try limits.check(width: width, height: height)
         let samples = width * height * layout.channels
+        // The raster must be able to hold the samples before memory is set aside for them: an
+        // 18-byte header cannot make the decoder allocate what its data could never fill.
+        let rasterBytes = bytes.count - reader.offset
+        let bytesPerSample = maxval < 256 ? 1 : 2
+        if isBinary, rasterBytes - 1 < samples * bytesPerSample {
+            throw .truncated(format: format, detail: "raster has \(max(0, rasterBytes - 1)) of \(samples * bytesPerSample) bytes")
+        }
+        // A plain (ASCII) sample takes a digit and a separator, the last one perhaps only a digit.
+        if !isBinary, rasterBytes < 2 * samples - 1 {
+            throw .truncated(format: format, detail: "raster of \(rasterBytes) bytes cannot hold \(samples) plain samples")
+        }
 
         var pixels = [UInt8](repeating: 0, count: samples)
         let scale = { (value: Int) -> UInt8 in UInt8((value * 255 + maxval / 2) / maxval) }
@@ -30,7 +53,6 @@ enum NetpbmDecoder {
                 throw .truncated(format: format, detail: "no raster after the header")
             }
             reader.offset += 1
-            let bytesPerSample = maxval < 256 ? 1 : 2
             let needed = samples * bytesPerSample
             guard bytes.count - reader.offset >= needed else {
                 throw .truncated(format: format, detail: "raster has \(bytes.count - reader.offset) of \(needed) bytes")

@@ -40,6 +40,19 @@ public struct ModelInput: Sendable {
         public var faces: [Face]
     }
 
+    /// Bytes preparing an image with this header holds at its peak, from decoding to the
+    /// tensor: what a server reserves before decoding. A face stage's chips are counted at
+    /// the most faces a photo can yield in practice (their chips are 150 x 150, 67 KB each,
+    /// small beside the pyramid); the detector network's activations are the model's own
+    /// working set, one detection at a time.
+    public func workingBytes(for header: ImageHeader) -> Int {
+        let decoding = header.decodingBytes
+        guard let faceStage else { return decoding + spec.preprocessingBytes(width: header.width, height: header.height) }
+        let chips = 64 * faceStage.spec.chipSize * faceStage.spec.chipSize * 3
+        return decoding + faceStage.workingBytes(width: header.width, height: header.height) + chips
+            + spec.preprocessingBytes(width: faceStage.spec.chipSize, height: faceStage.spec.chipSize)
+    }
+
     public func prepare(_ image: Image) throws -> Prepared {
         guard let faceStage else { return Prepared(tensor: spec.tensor(from: image), faces: []) }
         let faces = try faceStage.faces(in: image)

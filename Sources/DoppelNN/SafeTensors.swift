@@ -24,6 +24,19 @@ public enum SafeTensorsError: Error, Equatable, Sendable, CustomStringConvertibl
 /// header `{"__metadata__": {string: string}, name: {"dtype", "shape", "data_offsets"}}`,
 /// then the raw little-endian tensors back to back. Doppel writes F32 only.
 public struct SafeTensors: Sendable {
+    /// The number of elements of `shape`, or nil when a dimension is negative or the product
+    /// overflows (shapes come from files).
+    public static func elementCount(_ shape: [Int]) -> Int? {
+        var product = 1
+        for dimension in shape {
+            guard dimension >= 0 else { return nil }
+            let (next, overflow) = product.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { return nil }
+            product = next
+        }
+        return product
+    }
+
     public struct Tensor: Sendable, Equatable {
         public let shape: [Int]
         public let values: [Float]
@@ -101,7 +114,9 @@ public struct SafeTensors: Sendable {
             guard begin >= 0, begin <= end, end <= dataSize else {
                 throw .badOffsets(tensor: name, detail: "offsets \(begin)..<\(end) are outside the \(dataSize) data bytes")
             }
-            guard end - begin == shape.reduce(1, *) * 4 else {
+            // The product is checked: a header's shape may be made to overflow, which must be
+            // a refusal, not a trap.
+            guard let elements = SafeTensors.elementCount(shape), elements.multipliedReportingOverflow(by: 4) == (end - begin, false) else {
                 throw .badOffsets(tensor: name, detail: "\(end - begin) bytes for shape \(shape) of F32")
             }
             entries.append((name, begin, end, shape))

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import DoppelNN
 import Foundation
 
 /// A tensor of an ONNX file (an initializer, a Constant's value, an attribute), as floats or
@@ -66,6 +67,10 @@ struct ONNXTensor: Equatable {
             }
         }
         guard dims.allSatisfy({ $0 >= 0 }) else { throw .unsupportedTensor(name: name, detail: "negative dimension in \(dims)") }
+        guard let elements = SafeTensors.elementCount(dims), elements <= Int(Int32.max) else {
+            throw .unsupportedTensor(name: name, detail: "shape \(dims) has more elements than a tensor may hold")
+        }
+        _ = elements
         guard let type = DataType(rawValue: dataType) else {
             throw .unsupportedTensor(name: name, detail: "data type \(dataType) (doppel reads float, float16, double and integer tensors)")
         }
@@ -73,7 +78,12 @@ struct ONNXTensor: Equatable {
             guard let location = external["location"], let directory else {
                 throw .unsupportedTensor(name: name, detail: "external data without a location")
             }
-            let path = location.hasPrefix("/") ? location : directory + "/" + location
+            // Only files beside the model: an absolute location or one that climbs out with ..
+            // would let a model file read any file the importer can (ONNX external data spec).
+            guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+                throw .unsupportedTensor(name: name, detail: "external data location '\(location)' is not a path inside the model's folder")
+            }
+            let path = directory + "/" + location
             guard let handle = FileHandle(forReadingAtPath: path) else { throw .unreadable(path: path, detail: "external data of '\(name)' not found") }
             defer { try? handle.close() }
             let offset = UInt64(external["offset"] ?? "0") ?? 0

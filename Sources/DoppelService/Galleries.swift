@@ -81,7 +81,11 @@ final class Galleries: @unchecked Sendable {
     func storeCall<T>(_ body: (GalleryStore) throws(GalleryError) -> T) throws(ServiceError) -> T {
         writer.lock()
         defer { writer.unlock() }
-        do { return try body(store) } catch { throw Self.serviceError(error) }
+        do { return try body(store) } catch {
+            // The database's own words (host, address, user, file) go to the log, not to clients.
+            if case .unavailable(let detail) = error { log?("gallery database unavailable: \(detail)") }
+            throw Self.serviceError(error)
+        }
     }
 
     static func serviceError(_ error: GalleryError) -> ServiceError {
@@ -94,11 +98,13 @@ final class Galleries: @unchecked Sendable {
             // writes now, but reads from memory go on.
             let primary = sqlite.code & 0xFF
             if [13, 8, 10, 5, 6, 14].contains(primary) {  // FULL, READONLY, IOERR, BUSY, LOCKED, CANTOPEN
-                return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (\(sqlite.message)); retry later")
+                let reason = [13: "disk full", 8: "read-only", 10: "I/O error", 5: "busy", 6: "locked", 14: "cannot open"][primary] ?? "unavailable"
+                return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (\(reason)); retry later")
             }
             return ServiceError(500, "internal", "database error")
         case .unavailable(let detail):
-            return ServiceError(503, "storage_unavailable", "the gallery database cannot be reached now (\(detail.prefix(200))); retry later")
+            _ = detail  // logged by storeCall
+            return ServiceError(503, "storage_unavailable", "the gallery database cannot be reached now; retry later")
         case .postgres(let postgres):
             if postgres.sqlState == "53100" {  // disk_full
                 return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (disk full); retry later")

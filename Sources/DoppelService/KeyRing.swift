@@ -3,16 +3,41 @@ import DoppelHTTP
 import DoppelNN
 import Foundation
 
+/// What a caller may learn about the galleries.
+enum Scope: Int, Comparable, Sendable {
+    /// Compare images, and an image with a gallery, and learn whether they match: never
+    /// which identities exist or how near a non-matching one is.
+    case compare
+    /// Also see the nearest identities whether or not they match (search's full list), and
+    /// whether an identity exists.
+    case identify
+    /// Everything, enrollment included.
+    case admin
+
+    static func < (a: Scope, b: Scope) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Who called and what they may see.
+struct Caller: Sendable {
+    var actor: String
+    var scope: Scope
+}
+
 /// The admin and client keys, held as SHA-256 digests. A presented key is hashed and compared
 /// with every digest in full (no early exit), so the time taken does not depend on how much of
 /// a key an attacker guessed right. Keys are never logged; an actor is named by a fingerprint.
 struct KeyRing: Sendable {
     private let admin: [[UInt8]]
     private let client: [[UInt8]]
+    private let compare: [[UInt8]]
+    /// The scope of a caller without a key on client routes; nil when they need one.
+    let anonymous: Scope?
 
-    init(admin: [String], client: [String]) {
+    init(admin: [String], client: [String], compare: [String] = [], anonymous: Scope?) {
         self.admin = admin.map { Self.digest($0) }
         self.client = client.map { Self.digest($0) }
+        self.compare = compare.map { Self.digest($0) }
+        self.anonymous = anonymous
     }
 
     static func digest(_ key: String) -> [UInt8] {
@@ -23,10 +48,10 @@ struct KeyRing: Sendable {
 
     enum Role { case admin, client }
 
-    /// The caller's fingerprint when allowed; 401 without a key, 403 with a wrong one. Client
-    /// routes are open when no client keys are configured; an admin key opens them too.
-    func authorize(_ request: HTTPRequest, as role: Role) throws(ServiceError) -> String {
-        if role == .client && client.isEmpty { return "anonymous" }
+    /// The caller when allowed; 401 without a key, 403 with a wrong one. Without a key, client
+    /// routes answer with the `anonymous` scope when there is one; any valid key opens them.
+    func authorize(_ request: HTTPRequest, as role: Role) throws(ServiceError) -> Caller {
+        if role == .client, let anonymous, request.headers["authorization"] == nil { return Caller(actor: "anonymous", scope: anonymous) }
         guard let header = request.headers["authorization"] else {
             throw ServiceError(401, "unauthorized", "this route needs Authorization: Bearer <\(role == .admin ? "admin" : "client") key>")
         }
@@ -34,11 +59,14 @@ struct KeyRing: Sendable {
             throw ServiceError(401, "unauthorized", "the Authorization header must be Bearer <key>")
         }
         let presented = Self.digest(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
-        let allowed = role == .admin ? admin : admin + client
-        var matched = false
-        for digest in allowed { matched = Self.constantTimeEqual(presented, digest) || matched }
-        guard matched else { throw ServiceError(403, "forbidden", "the key is not valid for this route") }
-        return "key:" + presented.prefix(4).map { String(format: "%02x", $0) }.joined()
+        var scope: Scope?
+        for (digests, keyScope) in [(admin, Scope.admin), (client, .identify), (compare, .compare)] {
+            var matched = false
+            for digest in digests { matched = Self.constantTimeEqual(presented, digest) || matched }
+            if matched && scope.map({ keyScope > $0 }) ?? true { scope = keyScope }
+        }
+        guard let scope, role == .client || scope == .admin else { throw ServiceError(403, "forbidden", "the key is not valid for this route") }
+        return Caller(actor: "key:" + presented.prefix(4).map { String(format: "%02x", $0) }.joined(), scope: scope)
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

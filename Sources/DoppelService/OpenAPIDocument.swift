@@ -63,7 +63,8 @@ enum OpenAPIDocument {
                   "faces": {"type": "array", "description": "models with a face stage only: per image, the faces found and the one used (the largest)", "items": {"$ref": "#/components/schemas/FaceFound"}}}
               },
               "IdentityDecision": {
-                "type": "object", "required": ["identity", "distance", "threshold", "match", "similarity", "far", "sample", "model"],
+                "type": "object", "required": ["identity", "threshold", "match", "model"],
+                "description": "distance, similarity, far and sample are given to client and admin keys; a compare-only caller gets match alone",
                 "properties": {"identity": {"type": "string"}, "distance": {"type": "number"}, "threshold": {"type": "number"}, "match": {"type": "boolean"},
                   "similarity": {"type": "number"}, "far": {"type": ["number", "null"]}, "sample": {"type": "integer"}, "model": {"type": "string"}, "faces": {"type": "array", "description": "models with a face stage only: per image, the faces found and the one used (the largest)", "items": {"$ref": "#/components/schemas/FaceFound"}}}
               },

@@ -187,16 +187,42 @@ enum ImagePreprocessor {
         try ImageDecoder.decode(bytes, limits: DecodingLimits(maxPixels: limit))
     }
 
+    static func imageError(_ error: ImageDecodingError, field: String) -> ServiceError {
+        if case .tooManyPixels = error { return ServiceError(413, "image_too_large", "\(field): \(error)") }
+        return ServiceError(400, "invalid_image", "\(field): \(error)")
+    }
+
     /// An image's network input: its tensor, size, and the faces the model's face stage found
-    /// (largest first, the first embedded; none for a model without one). An image in which
-    /// such a model finds no face is 422 `no_face`, naming the image's field.
-    static func prepare(_ bytes: [UInt8], field: String, model: ServedModel, maxPixels: Int) throws(ServiceError)
-        -> (tensor: [Float], width: Int, height: Int, faces: [Face]) {
-        let image: Image
-        do { image = try decode(bytes, limit: maxPixels) } catch {
-            if case .tooManyPixels = error { throw ServiceError(413, "image_too_large", "\(field): \(error)") }
-            throw ServiceError(400, "invalid_image", "\(field): \(error)")
+    /// (largest first, the first embedded; none for a model without one). The memory the work
+    /// will hold is reserved from `budget` by the image's header before anything is decoded:
+    /// an image that can never fit is 413, one that finds no room in time 503. An image in
+    /// which a face model finds no face is 422 `no_face`, naming the image's field.
+    static func prepare(_ bytes: [UInt8], field: String, model: ServedModel, maxPixels: Int, budget: ImageMemoryBudget,
+                        waitMilliseconds: Int) throws(ServiceError) -> (tensor: [Float], width: Int, height: Int, faces: [Face]) {
+        let header: ImageHeader
+        do { header = try ImageHeader.read(bytes, limits: DecodingLimits(maxPixels: maxPixels)) } catch { throw imageError(error, field: field) }
+        let reservation: ImageMemoryBudget.Reservation
+        do {
+            let needed = model.input.workingBytes(for: header)
+            if let now = try budget.tryReserve(needed) {
+                reservation = now
+            } else {
+                reservation = try HTTPServer.blocking { () throws(ImageMemoryBudget.Refusal) in try budget.reserve(needed, waitingAtMost: waitMilliseconds) }
+            }
+        } catch let refusal as ImageMemoryBudget.Refusal {
+            switch refusal {
+            case .tooLarge(let needed, let capacity):
+                throw ServiceError(413, "image_too_large", "\(field): a \(header.width)x\(header.height) \(header.format.name) needs \(needed >> 20) MiB to decode and prepare, more than limits.max_decode_mb (\(capacity >> 20))")
+            case .busy(let needed, _):
+                throw ServiceError(503, "overloaded", "\(field): other images hold the image memory budget; \(needed >> 20) MiB did not free up in \(waitMilliseconds) ms, retry shortly")
+            }
+        } catch {
+            throw ServiceError(500, "internal", "\(field): \(error)")
         }
+        defer { reservation.release() }
+        let image: Image
+        // The decoder may not make more pixels than the header that was paid for declared.
+        do { image = try decode(bytes, limit: header.width * header.height) } catch { throw imageError(error, field: field) }
         do {
             let prepared = try model.input.prepare(image)
             return (prepared.tensor, image.width, image.height, prepared.faces)

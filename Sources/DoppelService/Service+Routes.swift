@@ -28,7 +28,7 @@ extension Service {
             }
             return .json(200, .ordered(fields))
         }
-        add("GET", "/metrics", access: .open, needsReady: false) { service, _, _, _ in
+        add("GET", "/metrics", access: .local, needsReady: false) { service, _, _, _ in
             HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
                          body: service.metrics.text(galleries: service.galleries.sizes(), index: service.galleries.indexFootprint(), isReady: service.ready))
         }
@@ -37,12 +37,12 @@ extension Service {
         }
         add("GET", "/v1/model", access: .client, needsReady: false) { service, _, _, _ in .json(200, service.modelDescription()) }
         add("POST", "/v1/verify", access: .client) { service, request, _, _ in try service.verify(request) }
-        add("POST", "/v1/search", access: .client) { service, request, _, _ in try service.search(request) }
+        add("POST", "/v1/search", access: .client) { service, request, _, caller in try service.search(request, scope: caller.scope) }
         add("POST", "/v1/embed", access: .client) { service, request, _, _ in try service.embed(request) }
-        add("POST", "/v1/identities/{id}/verify", access: .client) { service, request, parameters, _ in
-            try service.verifyIdentity(request, id: parameters["id"]!)
+        add("POST", "/v1/identities/{id}/verify", access: .client) { service, request, parameters, caller in
+            try service.verifyIdentity(request, id: parameters["id"]!, scope: caller.scope)
         }
-        add("POST", "/v1/identities", access: .admin) { service, request, _, actor in try service.createIdentity(request, actor: actor) }
+        add("POST", "/v1/identities", access: .admin) { service, request, _, caller in try service.createIdentity(request, actor: caller.actor) }
         add("GET", "/v1/index/digest", access: .admin) { service, _, _, _ in
             let (samples, digest) = service.galleries.indexDigest()
             return .json(200, .ordered([("model", .string(service.model.id)), ("samples", .int(samples)), ("digest", .string(digest))]))
@@ -51,14 +51,14 @@ extension Service {
         add("GET", "/v1/identities/{id}", access: .admin) { service, request, parameters, _ in
             try service.showIdentity(request, id: parameters["id"]!)
         }
-        add("DELETE", "/v1/identities/{id}", access: .admin) { service, request, parameters, actor in
-            try service.deleteIdentity(request, id: parameters["id"]!, actor: actor)
+        add("DELETE", "/v1/identities/{id}", access: .admin) { service, request, parameters, caller in
+            try service.deleteIdentity(request, id: parameters["id"]!, actor: caller.actor)
         }
-        add("POST", "/v1/identities/{id}/samples", access: .admin) { service, request, parameters, actor in
-            try service.addSamples(request, id: parameters["id"]!, actor: actor)
+        add("POST", "/v1/identities/{id}/samples", access: .admin) { service, request, parameters, caller in
+            try service.addSamples(request, id: parameters["id"]!, actor: caller.actor)
         }
-        add("DELETE", "/v1/identities/{id}/samples/{sample}", access: .admin) { service, request, parameters, actor in
-            try service.deleteSample(request, id: parameters["id"]!, sample: parameters["sample"]!, actor: actor)
+        add("DELETE", "/v1/identities/{id}/samples/{sample}", access: .admin) { service, request, parameters, caller in
+            try service.deleteSample(request, id: parameters["id"]!, sample: parameters["sample"]!, actor: caller.actor)
         }
     }
 
@@ -76,7 +76,8 @@ extension Service {
         var values = [Float](), sizes = [(Int, Int)](), faces = [JSONValue]()
         values.reserveCapacity(images.count * model.spec.elementCount)
         for (name, bytes) in images {
-            let prepared = try ImagePreprocessor.prepare(bytes, field: name, model: model, maxPixels: configuration.maxImagePixels)
+            let prepared = try ImagePreprocessor.prepare(bytes, field: name, model: model, maxPixels: configuration.maxImagePixels,
+                                                             budget: imageBudget, waitMilliseconds: configuration.decodeWaitMilliseconds)
             values += prepared.tensor
             sizes.append((prepared.width, prepared.height))
             if model.findsFaces { faces.append(Self.faceReport(name, prepared.faces, width: prepared.width, height: prepared.height)) }
@@ -102,8 +103,13 @@ extension Service {
 
     static let minThreshold: Float = 1e-6
 
-    func threshold(_ content: RequestContent) throws(ServiceError) -> Float {
+    /// The request's threshold, or the model's. A compare-only caller may make it stricter,
+    /// never looser: a looser threshold would turn non-matching identities into matches.
+    func threshold(_ content: RequestContent, scope: Scope = .identify) throws(ServiceError) -> Float {
         guard let asked = try content.number("threshold") else { return model.threshold }
+        if scope == .compare, asked.isFinite, Float(asked) > model.threshold {
+            throw ServiceError(403, "forbidden", "a compare-only caller may not raise the threshold above the model's \(model.threshold)")
+        }
         let bound = configuration.maxThreshold ?? model.naturalMaxThreshold
         // Checked as the Float it becomes (1e-320 is 0 as a Float); below 1e-6 means nothing.
         guard asked.isFinite, Float(asked) >= Self.minThreshold, Float(asked) <= bound else {
@@ -153,18 +159,21 @@ extension Service {
         return content.images[0]
     }
 
-    func search(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
+    /// The nearest identities. A compare-only caller gets only those that match (and none
+    /// when the decision is not a match): never the names or distances of people who do not.
+    func search(_ request: HTTPRequest, scope: Scope) throws(ServiceError) -> HTTPResponse {
         let content = try content(request, allowed: ["k", "threshold", "gallery"])
         let image = try singleImage(content, route: "search")
         let k = try content.integer("k") ?? 5
         guard (1...configuration.maxK).contains(k) else {
             throw ServiceError(400, "invalid_k", "k must be an integer in 1...\(configuration.maxK)")
         }
-        let threshold = try threshold(content)
+        let threshold = try threshold(content, scope: scope)
         let gallery = try gallery(content)
         let embedded = try embed([image])
         let query = embedded.vectors[0]
-        let matches = try rank(query, gallery: gallery, k: max(k, 2))
+        let ranked = try rank(query, gallery: gallery, k: max(k, 2))
+        let matches = scope >= .identify ? ranked : ranked.filter { $0.distance <= threshold }
         let margin = configuration.ambiguityMargin
         let decision: String
         if let best = matches.first, best.distance <= threshold {
@@ -210,16 +219,25 @@ extension Service {
                                    + facesField(embedded.faces)))
     }
 
-    func verifyIdentity(_ request: HTTPRequest, id: String) throws(ServiceError) -> HTTPResponse {
+    /// An image against one identity. A compare-only caller learns whether it matches and
+    /// nothing else: an identity that does not exist, or has no samples, answers as one that
+    /// does not match (no existence oracle), and no distance is given.
+    func verifyIdentity(_ request: HTTPRequest, id: String, scope: Scope) throws(ServiceError) -> HTTPResponse {
         try Self.checkIdentifier(id, what: "id")
         let content = try content(request, allowed: ["threshold", "gallery"])
         let image = try singleImage(content, route: "verify against an identity")
-        let threshold = try threshold(content)
+        let threshold = try threshold(content, scope: scope)
         let gallery = try gallery(content)
-        let own = try vectors(gallery: gallery, id: id)
         let embedded = try embed([image])
+        let own: [Int64: [Float]]
+        do { own = try vectors(gallery: gallery, id: id) } catch where scope == .compare && error.status == 404 { own = [:] }
         let query = embedded.vectors[0]
-        guard let (sample, distance) = own.map({ ($0.key, model.distance(query, $0.value)) }).min(by: { ($0.1, $0.0) < ($1.1, $1.0) }) else {
+        let best = own.map({ ($0.key, model.distance(query, $0.value)) }).min(by: { ($0.1, $0.0) < ($1.1, $1.0) })
+        if scope == .compare {
+            return .json(200, .ordered([("identity", .string(id)), ("match", .bool(best.map { $0.1 <= threshold } ?? false)),
+                                        ("threshold", .float(threshold)), ("model", .string(model.id))] + facesField(embedded.faces)))
+        }
+        guard let (sample, distance) = best else {
             throw ServiceError(409, "no_samples", "identity '\(id)' has no samples to compare with")
         }
         return .json(200, .ordered([("identity", .string(id))] + decision(distance: distance, threshold: threshold)

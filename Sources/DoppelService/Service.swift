@@ -4,6 +4,7 @@
 // micro-batching and metrics. It plugs a router into DoppelHTTP and knows nothing of sockets.
 import DoppelGallery
 import DoppelHTTP
+import DoppelImaging
 import DoppelNN
 import Foundation
 import Logging
@@ -23,6 +24,8 @@ public final class Service: HTTPResponder, @unchecked Sendable {
     let logger: Logger
     let aggregation: Aggregation
     let openAPI: [UInt8]
+    /// The memory all image work together may hold (`limits.max_decode_mb`).
+    let imageBudget: ImageMemoryBudget
     private var router = Router()
     private let isReady = Atomic<Bool>(false)
     /// Where the generated admin key was written, when the configuration gave none.
@@ -33,6 +36,8 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         model = try ServedModel(path: configuration.model)
+        model.input.faceStage?.maxDetectionPixels = configuration.maxDetectionPixels
+        imageBudget = ImageMemoryBudget(bytes: configuration.maxDecodeMegabytes << 20)
         let policy = try configuration.aggregationPolicy()
         aggregation = switch policy.kind {
         case .best: .best
@@ -45,7 +50,8 @@ public final class Service: HTTPResponder, @unchecked Sendable {
             adminKeys = [generated.key]
             generatedAdminKeyPath = generated.path
         }
-        keys = KeyRing(admin: adminKeys, client: configuration.clientKeys)
+        keys = KeyRing(admin: adminKeys, client: configuration.clientKeys, compare: configuration.compareKeys,
+                       anonymous: configuration.anonymousScope)
         let migrationsFolder = try Self.migrationsFolder(configuration.migrations)
         var password: String? = nil
         if let file = configuration.databasePasswordFile {
@@ -122,7 +128,8 @@ public final class Service: HTTPResponder, @unchecked Sendable {
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         let started = DispatchTime.now().uptimeNanoseconds
-        var (response, pattern) = router.route(request)
+        var (response, pattern) = allowedHost(request) ? router.route(request) : (ServiceError(421, "misdirected_request",
+            "this server answers for \(configuration.effectiveAllowedHosts.joined(separator: ", ")) only (server.allowed_hosts)").response, nil)
         if response.status >= 500 { logger.error("\(request.method) \(request.path) answered \(response.status)") }
         response.headers.add("X-Content-Type-Options", "nosniff")
         // Labels come from a fixed set, so clients cannot grow the metrics with made-up methods or paths.
@@ -132,26 +139,46 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         return response
     }
 
+    /// Health checks and the cached documents: answered on the server's quick lane, so a load
+    /// balancer's probe never waits behind images being decoded and embedded.
+    public func isLightweight(_ request: HTTPRequest) -> Bool {
+        request.method == "GET" && ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(request.path)
+    }
+
+    /// Whether the request's Host names this server: a web page that rebinds its own name to
+    /// 127.0.0.1 sends its own name, which is not in the list (DNS rebinding). An HTTP/1.0
+    /// request without Host is let through (browsers always send it).
+    func allowedHost(_ request: HTTPRequest) -> Bool {
+        let allowed = configuration.effectiveAllowedHosts
+        guard !allowed.isEmpty, let host = request.headers["host"] else { return true }
+        var name = Substring(host.lowercased())
+        if name.hasPrefix("[") { name = name.prefix { $0 != "]" }.dropFirst() } else if let colon = name.lastIndex(of: ":") { name = name[..<colon] }
+        return allowed.contains(String(name))
+    }
+
     /// A route body as a handler.
     struct Route: HTTPHandler {
         let body: @Sendable (HTTPRequest, [String: String]) throws -> HTTPResponse
         func handle(_ request: HTTPRequest, parameters: [String: String]) throws -> HTTPResponse { try body(request, parameters) }
     }
 
-    enum Access { case open, client, admin }
+    /// Who may call a route: anyone; anyone on a loopback bind, any key holder otherwise
+    /// (`/metrics`); client keys (and the anonymous scope, when there is one); admin keys.
+    enum Access { case open, local, client, admin }
 
     /// Registers `body` under `method pattern`, behind the key check and readiness gate.
     func add(_ method: String, _ pattern: String, access: Access, needsReady: Bool = true,
-             _ body: @escaping @Sendable (Service, HTTPRequest, [String: String], _ actor: String) throws -> HTTPResponse) {
+             _ body: @escaping @Sendable (Service, HTTPRequest, [String: String], Caller) throws -> HTTPResponse) {
         router.add(method, pattern, Route { [unowned self] request, parameters in
-            var actor = "anonymous"
+            var caller = Caller(actor: "anonymous", scope: .compare)
             switch access {
             case .open: break
-            case .client: actor = try keys.authorize(request, as: .client)
-            case .admin: actor = try keys.authorize(request, as: .admin)
+            case .local: if !configuration.bindsLoopback { caller = try keys.authorize(request, as: .client) }
+            case .client: caller = try keys.authorize(request, as: .client)
+            case .admin: caller = try keys.authorize(request, as: .admin)
             }
             if needsReady && !ready { throw ServiceError(503, "not_ready", "the gallery is being indexed for model \(model.id); retry shortly") }
-            return try body(self, request, parameters, actor)
+            return try body(self, request, parameters, caller)
         })
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import DoppelGallery
 import DoppelHTTP
+import DoppelModel
 import Foundation
 
 /// Everything `doppel serve` can be told. Read from `config/doppel.json` (every field optional,
@@ -50,6 +51,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var maxDatabaseMegabytes = 0
     /// Request data all connections together may hold, in MiB (503 past it).
     public var maxBufferedMegabytes = 512
+    /// Memory all image work together may hold (decoding, conversion, resampling, a face
+    /// stage), in MiB: each image reserves its cost from its header first. Sized so that two
+    /// of the largest images allowed (40 MP) are decoded at once on two cores.
+    public var maxDecodeMegabytes = 1024
+    /// How long an image waits for room in that budget before 503.
+    public var decodeWaitMilliseconds = 2000
+    /// A face model detects on photos scaled down to at most this many pixels.
+    public var maxDetectionPixels = FaceStage.defaultMaxDetectionPixels
 
     // batching
     /// Images per forward pass at most; 1 turns micro-batching off.
@@ -85,6 +94,15 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var adminKeys: [String] = []
     /// When not empty, verify/search/embed need one of these (or an admin key).
     public var clientKeys: [String] = []
+    /// Keys that may compare (verify, search's matches, verify against an identity) but not
+    /// learn which identities exist or how near non-matching ones are.
+    public var compareKeys: [String] = []
+    /// Whether callers without a key may use the client routes (compare scope). Unset: yes
+    /// on a loopback bind, no otherwise (they need a key); `true` opens them on any bind.
+    public var openClientRoutes: Bool?
+    /// Host names requests must carry (DNS rebinding). Unset: the loopback names on a
+    /// loopback bind, any name otherwise; empty: any name.
+    public var allowedHosts: [String]?
 
     // threshold policy
     /// Two identities whose distances differ by less than this make a search `ambiguous`.
@@ -130,7 +148,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
             try r.nested(o, "limits", known: ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k",
                                               "header_timeout_ms", "body_timeout_ms", "body_deadline_ms", "body_min_rate_bytes", "body_max_ms",
                                               "write_timeout_ms", "keep_alive_timeout_ms", "max_connections",
-                                              "max_multipart_parts", "max_database_mb", "max_buffered_mb"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                                              "max_multipart_parts", "max_database_mb", "max_buffered_mb", "max_decode_mb", "decode_wait_ms",
+                                              "max_detection_pixels"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_image_pixels", into: &maxImagePixels)
                 try r.read(o, "max_body_bytes", into: &maxBodyBytes)
                 try r.read(o, "max_header_bytes", into: &maxHeaderBytes)
@@ -147,6 +166,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "max_multipart_parts", into: &maxMultipartParts)
                 try r.read(o, "max_database_mb", into: &maxDatabaseMegabytes)
                 try r.read(o, "max_buffered_mb", into: &maxBufferedMegabytes)
+                try r.read(o, "max_decode_mb", into: &maxDecodeMegabytes)
+                try r.read(o, "decode_wait_ms", into: &decodeWaitMilliseconds)
+                try r.read(o, "max_detection_pixels", into: &maxDetectionPixels)
             }
             try r.nested(o, "batching", known: ["max_batch", "max_wait_us"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_batch", into: &maxBatch)
@@ -162,14 +184,25 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "snapshot", into: &indexSnapshot)
                 try r.read(o, "snapshot_delay_s", into: &snapshotDelaySeconds)
             }
-            try r.nested(o, "server", known: ["workers", "event_loops", "shutdown_deadline_ms"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "server", known: ["workers", "event_loops", "shutdown_deadline_ms", "allowed_hosts"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                if o["allowed_hosts"] != nil {
+                    var hosts = [String]()
+                    try r.read(o, "allowed_hosts", into: &hosts)
+                    allowedHosts = hosts
+                }
                 try r.read(o, "workers", into: &workers)
                 try r.read(o, "event_loops", into: &eventLoops)
                 try r.read(o, "shutdown_deadline_ms", into: &shutdownDeadlineMilliseconds)
             }
-            try r.nested(o, "keys", known: ["admin", "client"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "keys", known: ["admin", "client", "compare", "open"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "admin", into: &adminKeys)
                 try r.read(o, "client", into: &clientKeys)
+                try r.read(o, "compare", into: &compareKeys)
+                if o["open"] != nil {
+                    var open = false
+                    try r.read(o, "open", into: &open)
+                    openClientRoutes = open
+                }
             }
             try r.nested(o, "threshold", known: ["ambiguity_margin", "max_threshold", "aggregation"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 var margin = Double(ambiguityMargin)
@@ -206,6 +239,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
         if let v = environment["DOPPEL_ADMIN_KEYS"] { adminKeys = v.split(separator: ",").map(String.init) }
         if let v = environment["DOPPEL_CLIENT_KEYS"] { clientKeys = v.split(separator: ",").map(String.init) }
+        if let v = environment["DOPPEL_COMPARE_KEYS"] { compareKeys = v.split(separator: ",").map(String.init) }
+        if let v = environment["DOPPEL_OPEN"] {
+            guard let on = ["true": true, "1": true, "false": false, "0": false][v.lowercased()] else { throw Invalid("DOPPEL_OPEN=\(v) is not true or false") }
+            openClientRoutes = on
+        }
+        if let v = environment["DOPPEL_ALLOWED_HOSTS"] { allowedHosts = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
         try int("DOPPEL_MAX_BATCH", &maxBatch)
         try int("DOPPEL_MAX_WAIT_US", &maxWaitMicroseconds)
         try int("DOPPEL_WORKERS", &workers)
@@ -239,6 +278,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(maxMultipartParts >= 1, "limits.max_multipart_parts must be at least 1")
         try check(maxDatabaseMegabytes >= 0, "limits.max_database_mb must not be negative")
         try check(maxBufferedMegabytes >= 1, "limits.max_buffered_mb must be at least 1")
+        try check(maxDecodeMegabytes >= 1, "limits.max_decode_mb must be at least 1")
+        try check(decodeWaitMilliseconds >= 0 && decodeWaitMilliseconds <= 60_000, "limits.decode_wait_ms must be in 0...60000")
+        try check(maxDetectionPixels >= 10_000, "limits.max_detection_pixels must be at least 10000")
         try check(maxBatch >= 1 && maxBatch <= 4096, "batching.max_batch must be in 1...4096")
         try check(maxWaitMicroseconds >= 0 && maxWaitMicroseconds <= 1_000_000, "batching.max_wait_us must be in 0...1000000")
         try check(searchMaxBatch >= 1 && searchMaxBatch <= 4096, "search_batching.max_batch must be in 1...4096")
@@ -250,7 +292,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(workers >= 1 && workers <= 4096, "server.workers must be in 1...4096")
         try check(eventLoops >= 1 && eventLoops <= 64, "server.event_loops must be in 1...64")
         try check(shutdownDeadlineMilliseconds >= 0, "server.shutdown_deadline_ms must not be negative")
-        for key in adminKeys + clientKeys {
+        for key in adminKeys + clientKeys + compareKeys {
             try check(key.count >= 16, "keys must be at least 16 characters (one is \(key.count))")
             try check(key.allSatisfy { $0.isASCII && !$0.isWhitespace && $0 != "," }, "keys must be printable ASCII without spaces or commas")
         }
@@ -271,6 +313,33 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     /// `database` as it may be logged: a URL's password replaced by `***`.
     public var databaseForLogs: String { usesPostgres ? PostgresStore.redacted(database) : database }
+
+    /// Whether the server listens on a loopback address only (reachable from this machine).
+    public var bindsLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// What a caller without a key may do on client routes: compare, when the routes are open
+    /// (explicitly, or by default on a loopback bind and without client keys); nothing otherwise.
+    var anonymousScope: Scope? {
+        if let openClientRoutes { return openClientRoutes ? .compare : nil }
+        return bindsLoopback && clientKeys.isEmpty && compareKeys.isEmpty ? .compare : nil
+    }
+
+    /// Who may call what, for the start-up log.
+    public var accessSummary: String {
+        let client = switch anonymousScope {
+        case .some: "client routes open without a key (compare only: matches, never the identities that do not match)"
+        case nil: "client routes need a key (\(clientKeys.count) client, \(compareKeys.count) compare-only)"
+        }
+        let hosts = effectiveAllowedHosts.isEmpty ? "any Host" : "Host \(effectiveAllowedHosts.joined(separator: ", "))"
+        return "\(client); /metrics \(bindsLoopback ? "open on loopback" : "needs a key"); \(hosts)"
+    }
+
+    /// The Host names requests must carry; empty means any.
+    public var effectiveAllowedHosts: [String] {
+        allowedHosts ?? (bindsLoopback ? ["localhost", "127.0.0.1", "::1"] : [])
+    }
 
     /// The HTTP layer's settings.
     public var server: HTTPServerConfiguration {

@@ -76,6 +76,10 @@ struct ServeCommand: ParsableCommand {
             FileHandle.standardError.write(Data("doppel serve: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        logger.notice("access: \(settings.accessSummary)")
+        if settings.openClientRoutes == true && !settings.bindsLoopback {
+            logger.warning("client routes are open to anyone who reaches \(settings.host) (keys.open): they may compare images with the galleries without a key")
+        }
         if let path = service.generatedAdminKeyPath {
             logger.notice("admin key: \(path) (mode 0600; send it as Authorization: Bearer <key>)")
         }

@@ -71,6 +71,8 @@ import TestSupport
                 == "postgres://doppel:***@db.example:5432/gallery?sslmode=require")
         #expect(PostgresStore.redacted("host=db password=s3cret dbname=g") == "host=db password=*** dbname=g")
         #expect(PostgresStore.redacted("postgresql://doppel@/g?host=/tmp") == "postgresql://doppel@/g?host=/tmp")
+        #expect(PostgresStore.redacted("postgres://doppel@db/g?password=s3cret&sslmode=require") == "postgres://doppel@db/g?password=***&sslmode=require")
+        #expect(PostgresStore.redacted("postgres://doppel:a@db/g?password=b") == "postgres://doppel:***@db/g?password=***")
     }
 
     /// An unreachable server is `.unavailable` (the service's 503), not a crash or a hang.

@@ -33,6 +33,39 @@ import Testing
         #expect(try again.database.query("SELECT COUNT(*) FROM doppel_migrations").first?.first?.integer == 2)
     }
 
+    static func mode(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? 0) & 0o777
+    }
+
+    /// The gallery (images, embeddings), its WAL and the index snapshot are the owner's alone,
+    /// whatever the umask; a symlink where the database or the snapshot's temporary file would
+    /// be is refused or replaced, never written through.
+    @Test func biometricFilesAreTheOwnersAlone() throws {
+        let old = umask(0o022)
+        defer { umask(old) }
+        let path = Self.temporaryPath()
+        defer { for suffix in ["", "-wal", "-shm", ".index", ".index.partial"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let store = try Self.open(path)
+        try store.registerModel(id: "m", architecture: "dense(2)", dimension: 2, metric: "euclidean")
+        _ = try store.createIdentity(gallery: "default", externalID: "a", samples: [Self.sample(1, embedding: [1, 0])], model: "m", actor: "t")
+        #expect(try Self.mode(path) == 0o600 && Self.mode(path + "-wal") == 0o600)
+
+        let index = GalleryIndex(dimension: 2, metric: .euclidean)
+        index.add(sample: 1, identity: "a", vector: [1, 0])
+        let target = path + ".elsewhere"
+        FileManager.default.createFile(atPath: target, contents: Data("keep".utf8))
+        defer { try? FileManager.default.removeItem(atPath: target) }
+        try FileManager.default.createSymbolicLink(atPath: path + ".index.partial", withDestinationPath: target)
+        try GalleryIndex.writeSnapshot(["default": index], model: "m", stamp: IndexStamp(rows: 1, sampleSum: 1, changes: 1), to: path + ".index")
+        #expect(try Self.mode(path + ".index") == 0o600)
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "keep", "the symlink's target is untouched")
+
+        let linked = Self.temporaryPath()
+        try FileManager.default.createSymbolicLink(atPath: linked, withDestinationPath: path)
+        defer { try? FileManager.default.removeItem(atPath: linked) }
+        #expect(throws: (any Error).self) { try Self.open(linked) }
+    }
+
     @Test func aNewerDatabaseIsRefusedUntouched() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }

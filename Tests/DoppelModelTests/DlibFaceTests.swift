@@ -90,6 +90,29 @@ import TestSupport
         }
     }
 
+    /// A photo past `maxDetectionPixels` is detected at a bounded scale: the two-face photo
+    /// enlarged 3x (bilinear) with the cap at the original's pixels is scaled back to about
+    /// the original for detection, so it finds the same faces at 3x the boxes. Each box edge
+    /// is a whole pixel of the detection scale, which is 3 photo pixels, and the enlargement
+    /// and its reduction blur by about a pixel more: within 6 px per edge.
+    @Test func largePhotosAreDetectedAtABoundedScale() throws {
+        let input = try ModelInput(try Self.imported.get())
+        let stage = try #require(input.faceStage)
+        let photo = try Self.image("two_faces.png")
+        let original = try stage.faces(in: photo)
+        let enlarged = photo.resized(width: photo.width * 3, height: photo.height * 3)
+        let saved = stage.maxDetectionPixels
+        defer { stage.maxDetectionPixels = saved }
+        stage.maxDetectionPixels = photo.width * photo.height
+        #expect(stage.detectionScale(width: enlarged.width, height: enlarged.height) < 0.34)
+        let found = try stage.faces(in: enlarged)
+        #expect(found.count == original.count && !found.isEmpty)
+        for (face, small) in zip(found, original) {
+            let edges = [(face.box.left, small.box.left), (face.box.top, small.box.top), (face.box.right, small.box.right), (face.box.bottom, small.box.bottom)]
+            #expect(edges.allSatisfy { abs($0 - 3 * $1) <= 6 }, "\(face.box) against 3 x \(small.box)")
+        }
+    }
+
     static func area(_ box: Reference.Box) -> Double { (box.right - box.left + 1) * (box.bottom - box.top + 1) }
 
     @Test func theModelFileKeepsTheFaceStage() throws {

@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func adminAndClientRoles() {
-        let ring = KeyRing(admin: [Self.admin], client: [Self.client])
+        let ring = KeyRing(admin: [Self.admin], client: [Self.client], anonymous: nil)
         #expect(Self.status(ring, nil, .admin) == 401)
         #expect(Self.status(ring, "Basic abc", .admin) == 401)
         #expect(Self.status(ring, "Bearer nope", .admin) == 403)
@@ -34,19 +34,50 @@ import Testing
         #expect(Self.status(ring, "Bearer \(Self.client)", .client) == 200)
         #expect(Self.status(ring, "Bearer \(Self.admin)", .client) == 200)
         #expect(Self.status(ring, nil, .client) == 401)
-        #expect(Self.status(KeyRing(admin: [Self.admin], client: []), nil, .client) == 200, "client routes are open without client keys")
+        #expect(Self.status(KeyRing(admin: [Self.admin], client: [], anonymous: .compare), nil, .client) == 200, "client routes open without a key")
+        #expect(Self.status(KeyRing(admin: [Self.admin], client: [], anonymous: nil), nil, .client) == 401, "client routes that need a key")
+    }
+
+    /// Each key carries its scope; a key in two lists gets the wider; an admin key is admin
+    /// everywhere; anonymous callers get the ring's anonymous scope, and a key, when sent,
+    /// must be valid even where anonymous calls are allowed.
+    @Test func keysCarryTheirScopes() throws {
+        let compare = "compare-key-0123456789abcdef0123456789ab"
+        let ring = KeyRing(admin: [Self.admin], client: [Self.client], compare: [compare, Self.client], anonymous: .compare)
+        #expect(try ring.authorize(Self.request("Bearer \(compare)"), as: .client).scope == .compare)
+        #expect(try ring.authorize(Self.request("Bearer \(Self.client)"), as: .client).scope == .identify)
+        #expect(try ring.authorize(Self.request("Bearer \(Self.admin)"), as: .client).scope == .admin)
+        #expect(try ring.authorize(Self.request(nil), as: .client).scope == .compare)
+        #expect(Self.status(ring, "Bearer \(compare)", .admin) == 403)
+        #expect(Self.status(ring, "Bearer wrong-key-0123456789abcdef", .client) == 403)
+    }
+
+    /// Who may call without a key follows the bind unless said: open on loopback (compare
+    /// only), closed elsewhere, and `keys.open` either way; Host names likewise.
+    @Test func theDefaultsArePrivateOffLoopback() {
+        var settings = ServiceConfiguration()
+        #expect(settings.bindsLoopback && settings.anonymousScope == .compare)
+        #expect(settings.effectiveAllowedHosts.contains("localhost"))
+        settings.host = "0.0.0.0"
+        #expect(!settings.bindsLoopback && settings.anonymousScope == nil && settings.effectiveAllowedHosts.isEmpty)
+        settings.openClientRoutes = true
+        #expect(settings.anonymousScope == .compare)
+        settings.host = "127.0.0.1"
+        settings.openClientRoutes = nil
+        settings.clientKeys = [Self.client]
+        #expect(settings.anonymousScope == nil, "configured client keys close the routes on loopback too")
     }
 
     @Test func theFingerprintIsNotTheKey() throws {
-        let ring = KeyRing(admin: [Self.admin], client: [])
-        let actor = try ring.authorize(Self.request("Bearer \(Self.admin)"), as: .admin)
+        let ring = KeyRing(admin: [Self.admin], client: [], anonymous: nil)
+        let actor = try ring.authorize(Self.request("Bearer \(Self.admin)"), as: .admin).actor
         #expect(actor.hasPrefix("key:") && actor.count == 12 && !Self.admin.contains(actor.dropFirst(4)))
     }
 
     /// A wrong key sharing a long prefix with the right one takes as long to refuse as one
     /// sharing nothing (medians over alternating batches; the bound is loose for a noisy VM).
     @Test func refusalTimeDoesNotDependOnTheSharedPrefix() {
-        let ring = KeyRing(admin: [Self.admin], client: [])
+        let ring = KeyRing(admin: [Self.admin], client: [], anonymous: nil)
         let near = Self.request("Bearer " + Self.admin.dropLast() + "X")
         let far = Self.request("Bearer X" + Self.admin.dropFirst())
         func time(_ request: HTTPRequest) -> Double {

@@ -239,7 +239,7 @@ import Glibc
                 while Date() < stopAt {
                     guard let client = try? RawClient(port: port) else { usleep(10_000); continue }
                     do {
-                        try client.write(Array("POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+                        try client.write(Array("POST /v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
                     } catch { continue }
                     do {
                         let response = try client.readResponse()

@@ -106,9 +106,9 @@ import Glibc
 
         // Search in all three forms with an enrolled image: that identity first, decision match.
         let searches = [
-            try api.form("POST", "/v1/search?k=2", key: nil, [("image", "q.png", f.image(3, 0))]),
-            try api.json("POST", "/v1/search", key: nil, ["image": Body.base64(f.image(3, 0)), "k": 2]),
-            try api.call("POST", "/v1/search?k=2", key: nil, contentType: "image/png", body: f.image(3, 0)),
+            try api.form("POST", "/v1/search?k=2", [("image", "q.png", f.image(3, 0))]),
+            try api.json("POST", "/v1/search", ["image": Body.base64(f.image(3, 0)), "k": 2]),
+            try api.call("POST", "/v1/search?k=2", contentType: "image/png", body: f.image(3, 0)),
         ]
         for search in searches {
             let matches = search.json["matches"] as? [[String: Any]] ?? []
@@ -118,8 +118,24 @@ import Glibc
         }
         let embedded = try api.call("POST", "/v1/embed", key: nil, contentType: "application/octet-stream", body: f.image(5, 0))
         #expect((embedded.json["embedding"] as? [Double])?.count == 16 && embedded.json["dimension"] as? Int == 16)
-        let oneToOne = try api.form("POST", "/v1/identities/glyph0/verify", pattern: "/v1/identities/{id}/verify", key: nil, [("image", "q.png", f.image(0, 1))])
+        let oneToOne = try api.form("POST", "/v1/identities/glyph0/verify", pattern: "/v1/identities/{id}/verify", [("image", "q.png", f.image(0, 1))])
         #expect(oneToOne.status == 200 && oneToOne.json["match"] as? Bool == true && oneToOne.json["identity"] as? String == "glyph0")
+        #expect(oneToOne.json["distance"] is Double && oneToOne.json["sample"] is Int)
+
+        // Without a key (loopback, no client keys): compare only. Search lists only identities
+        // that match, an identity check says only whether it matches, and an id that does not
+        // exist answers as one that does not match; the threshold may not be raised.
+        let anonymous = try api.form("POST", "/v1/search?k=5", key: nil, [("image", "q.png", f.image(3, 0))])
+        let full = try api.form("POST", "/v1/search?k=5", [("image", "q.png", f.image(3, 0))]).json["matches"] as? [[String: Any]] ?? []
+        let listed = anonymous.json["matches"] as? [[String: Any]] ?? []
+        #expect(anonymous.status == 200 && full.count == 3 && !listed.isEmpty)
+        #expect(listed.map { $0["identity"] as? String } == full.filter { $0["match"] as? Bool == true }.map { $0["identity"] as? String })
+        let anonymousOne = try api.form("POST", "/v1/identities/glyph0/verify", pattern: "/v1/identities/{id}/verify", key: nil, [("image", "q.png", f.image(0, 1))])
+        #expect(anonymousOne.json["match"] as? Bool == true && anonymousOne.json["distance"] == nil && anonymousOne.json["sample"] == nil)
+        let nobody = try api.form("POST", "/v1/identities/nobody/verify", pattern: "/v1/identities/{id}/verify", key: nil, [("image", "q.png", f.image(0, 1))])
+        #expect(nobody.status == 200 && nobody.json["match"] as? Bool == false && nobody.json["distance"] == nil)
+        let raised = try api.form("POST", "/v1/search?threshold=1.5", key: nil, [("image", "q.png", f.image(3, 0))])
+        #expect(raised.status == 403 && raised.errorCode == "forbidden")
 
         // Read back, paginate, delete a sample.
         let shown = try api.call("GET", "/v1/identities/glyph0", pattern: "/v1/identities/{id}")
@@ -131,7 +147,7 @@ import Glibc
         let sampleID = (raw.json["samples"] as! [Int])[0]
         #expect(try api.call("DELETE", "/v1/identities/glyph7/samples/\(sampleID)", pattern: "/v1/identities/{id}/samples/{sample}").status == 200)
         #expect(try api.call("DELETE", "/v1/identities/glyph3", pattern: "/v1/identities/{id}").status == 200)
-        let before = try api.form("POST", "/v1/search?k=5", key: nil, [("image", "q.png", f.image(0, 0))]).json["matches"] as? [[String: Any]]
+        let before = try api.form("POST", "/v1/search?k=5", [("image", "q.png", f.image(0, 0))]).json["matches"] as? [[String: Any]]
 
         // Restart: everything acknowledged is still there, and search answers the same.
         #expect(server.stop() == 0, "graceful exit: \(server.stderr)")
@@ -139,7 +155,7 @@ import Glibc
         api = try Checked(server)
         let list = try api.call("GET", "/v1/identities").json["identities"] as? [[String: Any]]
         #expect(list?.map { $0["id"] as? String } == ["glyph0", "glyph7"] && list?.map { $0["samples"] as? Int } == [2, 1])
-        let after = try api.form("POST", "/v1/search?k=5", key: nil, [("image", "q.png", f.image(0, 0))]).json["matches"] as? [[String: Any]]
+        let after = try api.form("POST", "/v1/search?k=5", [("image", "q.png", f.image(0, 0))]).json["matches"] as? [[String: Any]]
         #expect(after?.map { $0["identity"] as? String } == before?.map { $0["identity"] as? String })
         #expect(after?.map { $0["sample"] as? Int } == before?.map { $0["sample"] as? Int })
         #expect(try api.call("GET", "/readyz", key: nil).json["samples"] as? Int == 3)
@@ -183,7 +199,7 @@ import Glibc
         expectError(try api.call("GET", "/v1/identities", key: "not-the-admin-key-at-all"), 403, "forbidden")
         // 404, 405
         expectError(try api.call("GET", "/v1/identities/nobody", pattern: "/v1/identities/{id}"), 404, "not_found")
-        expectError(try api.call("POST", "/v1/identities/nobody/verify", pattern: "/v1/identities/{id}/verify", key: nil, contentType: "image/png", body: png), 404, "not_found")
+        expectError(try api.call("POST", "/v1/identities/nobody/verify", pattern: "/v1/identities/{id}/verify", contentType: "image/png", body: png), 404, "not_found")
         let unknownRoute = try server.client().send("GET", "/v2/nothing")
         expectError(unknownRoute, 404, "not_found")
         let wrongMethod = try server.client().send("PUT", "/v1/verify")
@@ -191,14 +207,14 @@ import Glibc
         #expect(wrongMethod.header("Allow") == "POST")
         // 408: headers that never finish
         let slow = try server.client()
-        try slow.write("POST /v1/verify HTTP/1.1\r\nHost: x\r\n")
+        try slow.write("POST /v1/verify HTTP/1.1\r\nHost: localhost\r\n")
         expectError(try slow.readResponse(), 408, "request_timeout")
         // 409: the id again, and the same image twice
         expectError(try api.form("POST", "/v1/identities", [("id", nil, Array("glyph0".utf8)), ("image", "a.png", png)]), 409, "conflict")
         expectError(try api.call("POST", "/v1/identities/glyph0/samples", pattern: "/v1/identities/{id}/samples", contentType: "image/png", body: f.image(0, 0)), 409, "conflict")
         // 411: a POST with no length
         let noLength = try server.client()
-        try noLength.write("POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\r\n")
+        try noLength.write("POST /v1/embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\n\r\n")
         expectError(try noLength.readResponse(), 411, "length_required")
         // 413: body over the configured limit, image over the pixel limit
         expectError(try api.call("POST", "/v1/embed", key: nil, contentType: "image/png", body: [UInt8](repeating: 0, count: 70_000)), 413, "payload_too_large")

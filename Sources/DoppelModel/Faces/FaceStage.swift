@@ -24,6 +24,12 @@ public final class FaceStage: @unchecked Sendable {
     public let spec: InputSpec.FaceStage
     public let detector: FaceDetector
     public let landmarks: ShapePredictor
+    /// Detection runs on the photo scaled down to at most this many pixels (area averaging),
+    /// boxes mapped back; landmarks and chips come from the full photo. The detector's cost
+    /// grows with the pixels (a 640 x 480 photo, upsampled once, is a 3506 x 1304 network
+    /// input), so this bounds its time and memory for any photo the decoder accepts.
+    public var maxDetectionPixels = FaceStage.defaultMaxDetectionPixels
+    public static let defaultMaxDetectionPixels = 1_000_000
 
     public init(spec: InputSpec.FaceStage, detector: FaceDetector, landmarks: ShapePredictor) {
         self.spec = spec
@@ -56,7 +62,7 @@ public final class FaceStage: @unchecked Sendable {
     /// Every face in a photo, largest box first, each with its landmarks and chip.
     public func faces(in photo: Image) throws -> [Face] {
         let rgb = photo.layout == .rgb ? photo : photo.converted(to: .rgb)
-        let detections = try detector.detect(rgb).sorted { ($0.box.area, $0.confidence) > ($1.box.area, $1.confidence) }
+        let detections = try detect(in: rgb).sorted { ($0.box.area, $0.confidence) > ($1.box.area, $1.confidence) }
         guard !detections.isEmpty else { return [] }
         let intensity = ShapePredictor.intensity(of: rgb)
         return detections.map { detection in
@@ -64,6 +70,43 @@ public final class FaceStage: @unchecked Sendable {
             let chip = FaceChip(landmarks: points, size: spec.chipSize, padding: spec.chipPadding).extract(from: rgb)
             return Face(box: detection.box, confidence: detection.confidence, landmarks: points, chip: chip)
         }
+    }
+}
+
+extension FaceStage {
+    /// The scale detection runs at for a `width x height` photo (1, or less past the cap).
+    func detectionScale(width: Int, height: Int) -> Double {
+        let pixels = Double(width) * Double(height)
+        return pixels <= Double(maxDetectionPixels) ? 1 : (Double(maxDetectionPixels) / pixels).squareRoot()
+    }
+
+    private func detect(in rgb: Image) throws -> [FaceDetector.Detection] {
+        let scale = detectionScale(width: rgb.width, height: rgb.height)
+        guard scale < 1 else { return try detector.detect(rgb) }
+        let small = rgb.resized(width: max(1, Int(Double(rgb.width) * scale)), height: max(1, Int(Double(rgb.height) * scale)))
+        let (sx, sy) = (Double(rgb.width) / Double(small.width), Double(rgb.height) / Double(small.height))
+        return try detector.detect(small).map { detection in
+            let b = detection.box
+            return FaceDetector.Detection(box: FaceBox(left: b.left * sx, top: b.top * sy, right: b.right * sx, bottom: b.bottom * sy).rounded,
+                                          confidence: detection.confidence)
+        }
+    }
+
+    /// Bytes one photo's pass through the stage holds beyond the decoded photo, before the
+    /// detector network runs: the RGB copy, the photo at detection scale, each upsampling
+    /// (3 bytes a pixel), and the tiled pyramid as the network's Float input. The network's
+    /// own activations are the model's working set (one detection runs at a time).
+    public func workingBytes(width: Int, height: Int) -> Int {
+        let scale = detectionScale(width: width, height: height)
+        var w = max(1, Int(Double(width) * scale)), h = max(1, Int(Double(height) * scale))
+        var bytes = 3 * width * height + 3 * w * h
+        for _ in 0..<spec.detector.upsample {
+            (w, h) = (2 * w, 2 * h)
+            bytes += 3 * w * h
+        }
+        let pyramid = TiledPyramid(rows: h, columns: w, rate: spec.detector.pyramidRate, padding: spec.detector.padding,
+                                   outerPadding: spec.detector.outerPadding)
+        return bytes + 4 * 3 * pyramid.rows * pyramid.columns + width * height  // + the landmarks' intensity plane
     }
 }
 
