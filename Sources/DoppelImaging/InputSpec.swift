@@ -7,8 +7,8 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     public enum ResizeMode: String, Codable, Sendable, CaseIterable {
         /// Scale each axis independently to the target size.
         case stretch
-        /// Scale to fit inside the target, keeping the aspect ratio, and pad with the
-        /// background value (black, or white when `invert` is set).
+        /// Scale to fit inside the target, keeping the aspect ratio (letterbox), and pad with
+        /// `pad` (black unless set; white when `invert` is set and `pad` is not).
         case fit
         /// Scale to cover the target, keeping the aspect ratio, and cut the centre.
         case crop
@@ -43,6 +43,11 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     /// `mirrorAverage` is set, and average them all, in every path that embeds. Optional so
     /// older model files decode unchanged.
     public var shiftAverage: Int?
+
+    /// The grey level `fit` pads with, as a pixel of the image (0-255; inverted and normalised
+    /// with the rest): 128 is the grey of Siamese-pytorch's letterbox. Optional so older model
+    /// files decode unchanged.
+    public var pad: Int?
 
     /// A face stage before the network (`doppel import` of dlib's face models): faces are found
     /// in the photo, their landmarks placed, and each face's aligned chip is what this spec
@@ -136,7 +141,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// "1x28x28 stretch": the compact form used in messages and the architecture string.
     public var description: String {
-        "\(face.map { _ in "faces -> " } ?? "")\(channels)x\(height)x\(width) \(resize.rawValue)\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")\((shiftAverage ?? 0) > 0 ? " +shift\(shiftAverage!)" : "")"
+        "\(face.map { _ in "faces -> " } ?? "")\(channels)x\(height)x\(width) \(resize.rawValue)\(pad.map { " pad\($0)" } ?? "")\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")\((shiftAverage ?? 0) > 0 ? " +shift\(shiftAverage!)" : "")"
     }
 
     /// Problems with the spec itself, in words, or nil when it is usable.
@@ -151,6 +156,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         guard std.allSatisfy({ $0 > 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
             return "std must be positive and mean finite"
         }
+        if let pad, !(0...255).contains(pad) { return "pad must be a grey level in 0...255, not \(pad)" }
         if let shift = shiftAverage, shift < 0 || (shift > 0 && shift >= min(height, width) / 2) {
             return "shiftAverage must be between 0 and \(min(height, width) / 2 - 1) pixels, not \(shift)"
         }
@@ -226,7 +232,8 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         precondition(destination.count == elementCount, "destination holds \(destination.count) floats, spec needs \(elementCount)")
         let layout: PixelLayout = channels == 1 ? .gray : .rgb
         let source = image.converted(to: layout)
-        let background: Float = invert ? 255 : 0
+        // The padding's grey level as it would be in the image (inverted below with the rest).
+        let background: Float = pad.map(Float.init) ?? (invert ? 255 : 0)
 
         let (scaledWidth, scaledHeight, offsetX, offsetY, columns, rows) = placement(width: source.width, height: source.height)
         let scaled = Resampler.resize(source, width: scaledWidth, height: scaledHeight, columns: columns, rows: rows)

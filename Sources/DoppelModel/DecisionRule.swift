@@ -8,7 +8,7 @@ import Foundation
 public struct DecisionRule: @unchecked Sendable {
     public let metric: Metric
     /// The learned head, when the model has one; it is read only.
-    public let head: KochHead?
+    public let head: SiameseHead?
     public let threshold: Float
     public let calibration: CalibrationRecord?
     public let dimension: Int

@@ -7,7 +7,7 @@ import Foundation
 /// and the Koch head when the model has one (its distance is then 1 - P(same)).
 public final class EmbeddingModel {
     public let network: Network
-    public let head: KochHead?
+    public let head: SiameseHead?
     public let metric: Metric
     public let spec: InputSpec
     public var dimension: Int { network.outputShape.count }
@@ -21,7 +21,7 @@ public final class EmbeddingModel {
     /// `spec.testViews`, worked out once.
     private let views: [(mirrored: Bool, dx: Int, dy: Int)]
 
-    public init(network: Network, head: KochHead?, metric: Metric, spec: InputSpec) {
+    public init(network: Network, head: SiameseHead?, metric: Metric, spec: InputSpec) {
         self.network = network
         self.head = head
         self.metric = metric

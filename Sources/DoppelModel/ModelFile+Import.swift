@@ -10,7 +10,7 @@ extension ModelFile {
     /// - `threshold`: a distance given by the user, or (for a Siamese head) the head's own rule,
     ///   with the words saying which; nil leaves the model to `doppel calibrate`.
     /// - `origin`: what the file was (name, producer, digest), kept as JSON.
-    public static func imported(network: Network, head: KochHead?, spec: InputSpec, metric: Metric,
+    public static func imported(network: Network, head: SiameseHead?, spec: InputSpec, metric: Metric,
                                 threshold: (value: Float, method: String)?, origin: [String: String],
                                 attachments: [(name: String, tensor: SafeTensors.Tensor)] = []) throws -> ModelFile {
         let encoder = JSONEncoder()

@@ -76,7 +76,7 @@ public struct ModelMetadata: Sendable, Equatable {
 /// A network with its optional Koch head and metadata, as saved in one safetensors file.
 public struct ModelFile {
     public var network: Network
-    public var head: KochHead?
+    public var head: SiameseHead?
     public var metadata: ModelMetadata
     /// Tensors of a stage that runs before the network (a face detector's weights, a landmark
     /// model's trees), named under `attachmentPrefix`; the input spec says what they are.
@@ -85,7 +85,7 @@ public struct ModelFile {
     /// Names of attached tensors start with this.
     public static let attachmentPrefix = "face."
 
-    public init(network: Network, head: KochHead?, metadata: ModelMetadata, attachments: [(name: String, tensor: SafeTensors.Tensor)] = []) {
+    public init(network: Network, head: SiameseHead?, metadata: ModelMetadata, attachments: [(name: String, tensor: SafeTensors.Tensor)] = []) {
         precondition(attachments.allSatisfy { $0.name.hasPrefix(Self.attachmentPrefix) }, "attachments are named face.*")
         self.network = network
         self.head = head
@@ -93,24 +93,43 @@ public struct ModelFile {
         self.attachments = attachments
     }
 
-    static let layoutNote = "PyTorch nn.Sequential state dict order and shapes: dense weight [out, in], conv weight [K, C, kh, kw]; NCHW activations; flatten in C, H, W order; head.* is nn.Linear(D, 1) on |e1 - e2|"
+    static let layoutNote = "PyTorch nn.Sequential state dict order and shapes: dense weight [out, in], conv weight [K, C, kh, kw]; NCHW activations; flatten in C, H, W order; head.* is nn.Linear(D, 1) on |e1 - e2|, or head.0.*, head.1.*, ... the layers of head_layers (e.g. 512,relu,1)"
 
     private var tensors: [(String, SafeTensors.Tensor)] {
         var list = network.namedTensors().map { ($0.name, SafeTensors.Tensor(shape: $0.shape, values: $0.values)) }
-        if let head {
-            list.append(("head.weight", SafeTensors.Tensor(shape: [1, head.dimension], values: Array(head.parameters[0..<head.dimension]))))
-            list.append(("head.bias", SafeTensors.Tensor(shape: [1], values: [head.parameters[head.dimension]])))
-        }
+        if let head { list += Self.headTensors(head) }
         return list + attachments.map { ($0.name, $0.tensor) }
     }
 
+    /// A head's tensors: Koch's one layer as `head.weight` [1, D] and `head.bias` [1], a deeper
+    /// head's layers as `head.I.weight` [out, in] and `head.I.bias` [out].
+    static func headTensors(_ head: SiameseHead) -> [(String, SafeTensors.Tensor)] {
+        headShapes(head.layers, dimension: head.dimension).enumerated().flatMap { index, entry in
+            let (w, b, _) = head.offsets(index)
+            let out = head.layers[index].outputs
+            return [(entry.weight.name, SafeTensors.Tensor(shape: entry.weight.shape, values: Array(head.parameters[w..<b]))),
+                    (entry.bias.name, SafeTensors.Tensor(shape: entry.bias.shape, values: Array(head.parameters[b..<(b + out)])))]
+        }
+    }
+
+    static func headShapes(_ layers: [SiameseHead.Layer], dimension: Int) -> [(weight: (name: String, shape: [Int]), bias: (name: String, shape: [Int]))] {
+        var inputs = dimension
+        return layers.enumerated().map { index, layer in
+            defer { inputs = layer.outputs }
+            let prefix = layers.count == 1 ? "head" : "head.\(index)"
+            return ((prefix + ".weight", [layer.outputs, inputs]), (prefix + ".bias", [layer.outputs]))
+        }
+    }
+
     static func computeID(architecture: Architecture, inputSpec: String, tensors: [(String, SafeTensors.Tensor)],
-                          headDistance: KochHead.Distance? = nil) -> String {
+                          headDistance: SiameseHead.Distance? = nil, headLayers: [SiameseHead.Layer]? = nil) -> String {
         var hash = SHA256()
         hash.update(Array(architecture.description.utf8))
         hash.update(Array(inputSpec.utf8))
         // The L1 head is the original; another distance changes the decisions, so the id.
         if let headDistance, headDistance != .l1 { hash.update(Array("head_distance=\(headDistance.rawValue)".utf8)) }
+        // ReLUs between a deeper head's layers change its function without changing a tensor.
+        if let headLayers, headLayers.count > 1 { hash.update(Array("head_layers=\(SiameseHead.describe(headLayers))".utf8)) }
         for (name, tensor) in tensors {
             hash.update(Array(name.utf8))
             tensor.values.withUnsafeBytes { hash.update($0) }
@@ -121,7 +140,8 @@ public struct ModelFile {
     /// The file's bytes; sets `metadata.modelID`.
     public mutating func serialized() -> [UInt8] {
         let tensors = self.tensors
-        metadata.modelID = Self.computeID(architecture: network.architecture, inputSpec: metadata.inputSpec, tensors: tensors, headDistance: head?.distance)
+        metadata.modelID = Self.computeID(architecture: network.architecture, inputSpec: metadata.inputSpec, tensors: tensors,
+                                          headDistance: head?.distance, headLayers: head?.layers)
         var entries: [String: String] = [
             "format": "doppel-embedder",
             "format_version": String(ModelMetadata.formatVersion),
@@ -141,6 +161,7 @@ public struct ModelFile {
         entries["metrics"] = metadata.metrics
         entries["origin"] = metadata.origin
         if let head, head.distance != .l1 { entries["head_distance"] = head.distance.rawValue }
+        if let head, head.layers.count > 1 { entries["head_layers"] = head.layerDescription }
         return SafeTensors(metadata: entries, tensors: tensors).serialized()
     }
 
@@ -190,7 +211,11 @@ public struct ModelFile {
         var expected = network.tensorSpecs
         let objective = try required("objective")
         let dimension = network.outputShape.count
-        if objective == "koch" { expected += [("head.weight", [1, dimension]), ("head.bias", [1])] }
+        var headLayers = [SiameseHead.Layer(outputs: 1, relu: false)]
+        if let text = meta["head_layers"] {
+            do { headLayers = try SiameseHead.parseLayers(text) } catch { throw .badMetadata(key: "head_layers", detail: error.description) }
+        }
+        if objective == "koch" { expected += Self.headShapes(headLayers, dimension: dimension).flatMap { [$0.weight, $0.bias] } }
         var values = [String: [Float]]()
         for (name, shape) in expected {
             guard let tensor = file.tensors[name] else { throw .missingTensor(name: name, expectedShape: shape) }
@@ -201,15 +226,18 @@ public struct ModelFile {
         if let extra = file.names.first(where: { !known.contains($0) && !$0.hasPrefix(attachmentPrefix) }) { throw .unexpectedTensor(name: extra) }
         let attachments = file.names.filter { $0.hasPrefix(attachmentPrefix) }.map { ($0, file.tensors[$0]!) }
         network.assign(values)
-        var head: KochHead? = nil
+        var head: SiameseHead? = nil
         if objective == "koch" {
-            let distanceText = meta["head_distance"] ?? KochHead.Distance.l1.rawValue
-            guard let distance = KochHead.Distance(rawValue: distanceText) else {
-                throw .badMetadata(key: "head_distance", detail: "must be \(KochHead.Distance.allCases.map(\.rawValue).joined(separator: " or "))")
+            let distanceText = meta["head_distance"] ?? SiameseHead.Distance.l1.rawValue
+            guard let distance = SiameseHead.Distance(rawValue: distanceText) else {
+                throw .badMetadata(key: "head_distance", detail: "must be \(SiameseHead.Distance.allCases.map(\.rawValue).joined(separator: " or "))")
             }
-            let koch = KochHead(dimension: dimension, seed: 0, distance: distance)
-            koch.parameters = values["head.weight"]! + values["head.bias"]!
-            head = koch
+            let loaded: SiameseHead
+            do { loaded = try SiameseHead(dimension: dimension, layers: headLayers, seed: 0, distance: distance) } catch {
+                throw .badMetadata(key: "head_layers", detail: error.description)
+            }
+            loaded.parameters = Self.headShapes(headLayers, dimension: dimension).flatMap { values[$0.weight.name]! + values[$0.bias.name]! }
+            head = loaded
         }
 
         var metadata = ModelMetadata(architecture: architecture, inputShape: inputShape, objective: objective, metric: metric,
@@ -222,7 +250,8 @@ public struct ModelFile {
         }
         let recorded = try required("model_id")
         var model = ModelFile(network: network, head: head, metadata: metadata, attachments: attachments)
-        let computed = computeID(architecture: architecture, inputSpec: metadata.inputSpec, tensors: model.tensors, headDistance: head?.distance)
+        let computed = computeID(architecture: architecture, inputSpec: metadata.inputSpec, tensors: model.tensors, headDistance: head?.distance,
+                                 headLayers: head?.layers)
         guard computed == recorded else { throw .modelIDMismatch(recorded: recorded, computed: computed) }
         model.metadata.modelID = computed
         return model

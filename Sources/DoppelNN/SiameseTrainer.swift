@@ -26,15 +26,17 @@ public final class SiameseTrainer {
     public let network: Network
     public let objective: Objective
     /// The Koch head, when the objective is `.koch`.
-    public let head: KochHead?
+    public let head: SiameseHead?
     public let optimizer: Optimizer
     private let embeddingGradient = FloatBuffer()
 
-    public init(network: Network, objective: Objective, optimizer config: OptimizerConfig, seed: UInt64) {
+    /// `headLayers` shape the learned head of the `.koch` objective (Koch's one layer unless said).
+    public init(network: Network, objective: Objective, optimizer config: OptimizerConfig, seed: UInt64,
+                headLayers: [SiameseHead.Layer] = [SiameseHead.Layer(outputs: 1, relu: false)]) throws(SiameseHeadError) {
         self.network = network
         self.objective = objective
         let dimension = network.outputShape.count
-        head = objective == .koch ? KochHead(dimension: dimension, seed: seed) : nil
+        head = objective == .koch ? try SiameseHead(dimension: dimension, layers: headLayers, seed: seed) : nil
         // Frozen layers (`Network.freeze`) are outside the optimizer's blocks: it keeps no moments
         // for them and weight decay never touches them.
         optimizer = Optimizer(config: config, parameterCount: network.trainableParameters.values.count + (head.map { $0.parameters.count } ?? 0))

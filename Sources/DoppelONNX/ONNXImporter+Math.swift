@@ -7,10 +7,21 @@ import Foundation
 /// L2 normalisation (x / ReduceL2(x)) and a Siamese head (sigmoid(dense(|a - b|))).
 extension ONNXImporter {
     static let mathOperators: [String: Builder] = [
-        "Relu": activation(.relu),
+        "Relu": { (context: inout ImportContext, node: ONNXNode) throws(ONNXImportError) in
+            if case .headLayers(let tower, let distance, var layers) = try context.symbol(node, 0) {
+                guard !layers[layers.count - 1].relu else { throw .unsupportedInput(node: node.label, opType: node.opType, detail: "a second ReLU in a row in the Siamese head") }
+                layers[layers.count - 1].relu = true
+                context.alias(node, to: .headLayers(tower, distance, layers))
+                return
+            }
+            try applyActivation(&context, node, .relu)
+        },
         "Sigmoid": { (context: inout ImportContext, node: ONNXNode) throws(ONNXImportError) in
-            if case .headLogit(let tower, let distance, let weight, let bias) = try context.symbol(node, 0) {
-                context.alias(node, to: .headProbability(tower, distance, weight: weight, bias: bias))
+            if case .headLayers(let tower, let distance, let layers) = try context.symbol(node, 0) {
+                guard let last = layers.last, last.outputs == 1, !last.relu else {
+                    throw .unsupportedInput(node: node.label, opType: node.opType, detail: "the Siamese head's sigmoid must follow a dense layer to one logit; its last layer has \(layers.last?.outputs ?? 0) outputs\(layers.last?.relu == true ? " and a ReLU" : "")")
+                }
+                context.alias(node, to: .headProbability(tower, ImportedHead(distance: distance, layers: layers)))
                 return
             }
             try applyActivation(&context, node, .sigmoid)
@@ -165,8 +176,12 @@ extension ONNXImporter {
             context.produce(node, try context.emit(.l2Normalize, inputs: [x], rank: context.ranks[x], tensors: [:], node: node.label))
         case (.towerDifference(let left), .towerDifference(let right)) where operation == .multiply && left == right:
             context.alias(node, to: .towerDistance(left, .squared))
-        case (.headLogit(let tower, let distance, let weight, let bias), .constant(let c)) where operation == .add && c.count == 1:
-            context.alias(node, to: .headLogit(tower, distance, weight: weight, bias: bias + c.floatValues[0]))
+        case (.headLayers(let tower, let distance, var layers), .constant(let c))
+            where operation == .add && !layers[layers.count - 1].relu && (c.count == 1 || c.count == layers[layers.count - 1].outputs):
+            // A bias added after MatMul (Keras exports dense layers so).
+            let values = c.floatValues
+            for o in layers[layers.count - 1].bias.indices { layers[layers.count - 1].bias[o] += values[c.count == 1 ? 0 : o] }
+            context.alias(node, to: .headLayers(tower, distance, layers))
         default:
             throw .unsupportedInput(node: node.label, opType: node.opType, detail: "doppel imports \(node.opType) of computed values and constants, a residual or squeeze-and-excitation merge, or the L2-normalisation and Siamese-head patterns")
         }

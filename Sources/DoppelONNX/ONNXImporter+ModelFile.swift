@@ -13,11 +13,11 @@ extension ONNXImporter {
         let imported = try importModel(path: path, input: shape)
         let network = try Network(architecture: imported.architecture, input: shape, seed: 0)
         try network.load(tensors: imported.tensors)
-        var head: KochHead? = nil
+        var head: SiameseHead? = nil
         if let siamese = imported.head {
-            let koch = KochHead(dimension: network.outputShape.count, seed: 0, distance: siamese.distance)
-            koch.parameters = siamese.weight + [siamese.bias]
-            head = koch
+            do { head = try siamese.siameseHead(dimension: network.outputShape.count) } catch {
+                throw ONNXImportError.graph(detail: "the Siamese head: \(error)")
+            }
         }
         let origin = [
             "file": (path as NSString).lastPathComponent, "producer": imported.producer, "opset": String(imported.opset),

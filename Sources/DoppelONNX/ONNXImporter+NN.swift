@@ -173,12 +173,22 @@ extension ONNXImporter {
 
     private static func dense(_ context: inout ImportContext, _ node: ONNXNode, weight: [Float], bias: [Float],
                               outputs: Int, inputs: Int) throws(ONNXImportError) {
-        if case .towerDistance(let tower, let distance) = try context.symbol(node, 0) {
-            guard outputs == 1, inputs == context.shapes[tower].count else {
-                throw .unsupportedInput(node: node.label, opType: node.opType, detail: "a Siamese head's dense layer maps the \(context.shapes[tower].count)-D distance to one logit; this one is \(inputs) -> \(outputs)")
+        switch try context.symbol(node, 0) {
+        case .towerDistance(let tower, let distance):
+            guard inputs == context.shapes[tower].count else {
+                throw .unsupportedInput(node: node.label, opType: node.opType, detail: "the Siamese head's first dense layer takes the \(context.shapes[tower].count)-D distance; this one takes \(inputs)")
             }
-            context.alias(node, to: .headLogit(tower, distance, weight: weight, bias: bias[0]))
+            context.alias(node, to: .headLayers(tower, distance, [ImportedHead.Layer(weight: weight, bias: bias, relu: false)]))
             return
+        case .headLayers(let tower, let distance, let layers):
+            guard inputs == layers[layers.count - 1].outputs else {
+                throw .unsupportedInput(node: node.label, opType: node.opType, detail: "this Siamese head layer takes \(inputs) values; the layer before gives \(layers[layers.count - 1].outputs)")
+            }
+            guard layers.count < 8 else { throw .unsupportedInput(node: node.label, opType: node.opType, detail: "a Siamese head of more than 8 dense layers") }
+            context.alias(node, to: .headLayers(tower, distance, layers + [ImportedHead.Layer(weight: weight, bias: bias, relu: false)]))
+            return
+        default:
+            break
         }
         let x = try context.activation(node)
         guard context.shapes[x].isFlat, context.shapes[x].count == inputs else {

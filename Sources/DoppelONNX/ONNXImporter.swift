@@ -20,11 +20,27 @@ public struct ImportedModel {
     public let operatorCounts: [String: Int]
 }
 
-/// The head of a Siamese export: p(same) = sigmoid(w . d(a, b) + bias), d = |a - b| or (a - b)^2.
+/// The head of a Siamese export: p(same) = sigmoid(dense_n(...relu?(dense_1(d(a, b))))),
+/// d = |a - b| or (a - b)^2, the last dense layer to one logit.
 public struct ImportedHead: Equatable, Sendable {
-    public let distance: KochHead.Distance
-    public let weight: [Float]
-    public let bias: Float
+    public struct Layer: Equatable, Sendable {
+        /// `[outputs, inputs]`, row-major.
+        public var weight: [Float]
+        public var bias: [Float]
+        public var relu: Bool
+        public var outputs: Int { bias.count }
+    }
+
+    public let distance: SiameseHead.Distance
+    public let layers: [Layer]
+
+    /// The head as Doppel's: its layers and their parameters in `SiameseHead`'s order.
+    public func siameseHead(dimension: Int) throws(SiameseHeadError) -> SiameseHead {
+        let head = try SiameseHead(dimension: dimension, layers: layers.map { SiameseHead.Layer(outputs: $0.outputs, relu: $0.relu) },
+                                   seed: 0, distance: distance)
+        head.parameters = layers.flatMap { $0.weight + $0.bias }
+        return head
+    }
 }
 
 public enum ONNXImporter {
@@ -68,11 +84,11 @@ public enum ONNXImporter {
             var towers = [(Architecture, [String: [Float]])](), head: ImportedHead? = nil
             for bound in 0..<2 {
                 let tower = try importTower(model, input: input, boundInput: bound)
-                guard case .headProbability(let output, let distance, let weight, let bias) = tower.output else {
-                    throw .graph(detail: "a model with two inputs imports when its towers meet in a head: sigmoid(dense(|a - b|)) or sigmoid(dense((a - b)^2)); the output '\(model.outputs[0].name)' is not that")
+                guard case .headProbability(let output, let found) = tower.output else {
+                    throw .graph(detail: "a model with two inputs imports when its towers meet in a head: sigmoid of dense layers (ReLU between them allowed, the last to one logit) on |a - b| or (a - b)^2; the output '\(model.outputs[0].name)' is not that")
                 }
                 towers.append(try tower.context.finish(output: output))
-                head = ImportedHead(distance: distance, weight: weight, bias: bias)
+                head = found
             }
             guard towers[0].0 == towers[1].0 else {
                 throw .graph(detail: "the two towers are different networks (\(towers[0].0.description.prefix(120))... vs \(towers[1].0.description.prefix(120))...); Siamese towers must share their layers")
@@ -128,11 +144,11 @@ struct ImportContext {
         /// square while `squared`.
         case norm(of: Int, squared: Bool)
         /// A Siamese head in the making: a - b (b from the other tower), then |a - b| or
-        /// (a - b)^2, then the dense layer's logit, then sigmoid.
+        /// (a - b)^2, then dense layers (a ReLU may follow any but the last), then sigmoid.
         case towerDifference(Int)
-        case towerDistance(Int, KochHead.Distance)
-        case headLogit(Int, KochHead.Distance, weight: [Float], bias: Float)
-        case headProbability(Int, KochHead.Distance, weight: [Float], bias: Float)
+        case towerDistance(Int, SiameseHead.Distance)
+        case headLayers(Int, SiameseHead.Distance, [ImportedHead.Layer])
+        case headProbability(Int, ImportedHead)
     }
 
     /// The batch size inside integer shape tensors (`Shape` of an activation): unknown at import.

@@ -53,7 +53,7 @@ public final class ServedModel: @unchecked Sendable {
     public var dimension: Int { rule.dimension }
     public var threshold: Float { rule.threshold }
     public var calibration: CalibrationRecord? { rule.calibration }
-    var head: KochHead? { rule.head }
+    var head: SiameseHead? { rule.head }
     var naturalMaxThreshold: Float { rule.naturalMaxThreshold }
     func distance(_ a: [Float], _ b: [Float]) -> Float { rule.distance(a, b) }
     func similarity(distance: Float) -> Double { rule.similarity(distance: distance) }

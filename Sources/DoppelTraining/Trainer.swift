@@ -77,8 +77,11 @@ public final class Trainer {
             _ = try Network(architecture: Architecture(parsing: network.architecture.description + " dense(\(network.outputShape.count)) l2norm"), input: input, seed: 0)
         }
         if let trainLast = recipe.trainLast { network.freeze(allButTheLast: trainLast) }
-        trainer = SiameseTrainer(network: network, objective: recipe.objective, optimizer: recipe.optimizer, seed: recipe.seed)
-        if let head = trainer.head, let initialHead = initial?.head, initialHead.dimension == head.dimension, initialHead.distance == head.distance {
+        let headLayers = try recipe.head.map { try SiameseHead.parseLayers($0) } ?? [SiameseHead.Layer(outputs: 1, relu: false)]
+        trainer = try SiameseTrainer(network: network, objective: recipe.objective, optimizer: recipe.optimizer, seed: recipe.seed,
+                                     headLayers: headLayers)
+        if let head = trainer.head, let initialHead = initial?.head, initialHead.dimension == head.dimension, initialHead.distance == head.distance,
+           initialHead.layers == head.layers {
             head.parameters = initialHead.parameters
         }
         var trainSet = split.train

@@ -66,6 +66,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// calibrated), with this floor on each direction's variance as a share of the largest.
     /// Optional likewise.
     public var whitening: Float?
+    /// The learned head's layers with the bce loss (`512,relu,1`; nil: Koch's one layer).
+    /// Optional likewise.
+    public var head: String?
     public var validationEvery: Int
     public var validationPairs: Int
     public var threshold: ThresholdPolicy
@@ -117,6 +120,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard optimizer.weightDecay >= 0, optimizer.weightDecay.isFinite else { return "weight decay must be 0 or more" }
         if let temperature, !(temperature > 0 && temperature.isFinite) { return "temperature must be positive" }
         guard validationEvery > 0, validationPairs >= 10 else { return "validation-every must be positive and validation pairs at least 10" }
+        if let head {
+            guard loss == .bce else { return "a head (--head \(head)) is trained with the bce loss" }
+            do { _ = try SiameseHead.parseLayers(head) } catch { return error.description }
+        }
         if let trainLast, trainLast < 0 { return "train-last must be 0 or more (the number of weight layers to train; 0 trains nothing and only calibrates)" }
         if let whitening {
             guard whitening > 0, whitening <= 10 else { return "whitening must be in (0, 10] (the floor on each direction's variance, as a share of the largest)" }

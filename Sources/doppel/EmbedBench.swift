@@ -106,7 +106,7 @@ struct EmbedBench: ParsableCommand {
         }
         var trainStep: TrainStep? = nil
         if trainPairs > 0 {
-            let trainer = SiameseTrainer(network: network, objective: .contrastive(ContrastiveLoss(margin: 0.3)),
+            let trainer = try SiameseTrainer(network: network, objective: .contrastive(ContrastiveLoss(margin: 0.3)),
                                          optimizer: .adam(learningRate: 1e-4, beta1: 0.9, beta2: 0.99), seed: 1)
             let labels = (0..<trainPairs).map { $0 % 2 == 0 ? PairLabel.same : PairLabel.different }
             let rate = data.withUnsafeBufferPointer { x in

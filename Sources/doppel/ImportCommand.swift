@@ -47,6 +47,7 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "Standard deviation to divide by per channel, on the 0-1 scale: one value or C.") var std: String = "1"
     @Option(help: "Colour order the model reads: rgb, bgr (OpenCV pipelines) or gray (default: gray for C=1, rgb for C=3).") var channels: String?
     @Option(help: "How an image of another aspect ratio becomes the input: stretch, fit (pad) or crop.") var resize: String = "stretch"
+    @Option(help: "With --resize fit: the grey level (0-255) the letterbox pads with; Siamese-pytorch pads with 128. Default black.") var pad: Int?
     @Option(help: "How embeddings are compared: cosine or euclidean.") var metric: String = "cosine"
     @Option(help: "A verify threshold to store (a distance); otherwise run doppel calibrate.") var threshold: Float?
     @Flag(help: "Embed each image and its mirror image and average the two (test-time augmentation, for faces).") var mirrorAverage = false
@@ -67,7 +68,7 @@ struct ImportCommand: ParsableCommand {
         let operators = imported.operatorCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         Terminal.standardError.line("""
             imported \(onnx) (\(imported.producer.trimmingCharacters(in: .whitespaces)), opset \(imported.opset)): \(operators)
-            \(network.layerCount) layers, \(network.parameterCount) parameters, \(spec) -> \(network.outputShape.count)-D embeddings\(head.map { ", Siamese head on \($0.distance == .l1 ? "|a - b|" : "(a - b)^2")" } ?? ""), model id \(file.metadata.modelID)
+            \(network.layerCount) layers, \(network.parameterCount) parameters, \(spec) -> \(network.outputShape.count)-D embeddings\(head.map { ", Siamese head \($0.layerDescription) on \($0.distance == .l1 ? "|a - b|" : "(a - b)^2")" } ?? ""), model id \(file.metadata.modelID)
             """)
         if file.metadata.threshold == nil {
             Terminal.standardError.line("no threshold yet: run doppel calibrate --model \(out) --data <labelled images, one folder per identity> (or import again with --threshold)")
@@ -119,6 +120,10 @@ struct ImportCommand: ParsableCommand {
         guard let resizeMode = InputSpec.ResizeMode(rawValue: resize) else { throw ValidationError("--resize must be stretch, fit or crop") }
         var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: resizeMode, mean: try values(mean, "--mean"), std: try values(std, "--std"))
         spec.channelOrder = order
+        if let pad {
+            guard resizeMode == .fit else { throw ValidationError("--pad sets the letterbox of --resize fit") }
+            spec.pad = pad
+        }
         if mirrorAverage { spec.mirrorAverage = true }
         if shiftAverage != 0 { spec.shiftAverage = shiftAverage }
         if let problem = spec.validationError() { throw ValidationError(problem) }

@@ -87,6 +87,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Train only the last N weight layers; the others (and their batch norm statistics) stay frozen. 0 trains nothing: the --init model calibrated and scored on the recipe's split.")
     var trainLast: Int?
 
+    @Option(help: "How an image of another aspect ratio becomes the input: stretch, fit (letterbox) or crop. Default: the preset's.")
+    var resize: String?
+
+    @Option(help: "With --resize fit: the grey level (0-255) the letterbox pads with (Siamese-pytorch: 128). Default black.")
+    var pad: Int?
+
+    @Option(help: "With --loss bce: the learned head's dense layers on |a - b|, the last to one logit, e.g. 512,relu,1 (Siamese-pytorch's Keras twin) or 512,1 (its PyTorch version). Default 1: Koch's single layer.")
+    var head: String?
+
     @OptionGroup var datasetOptions: DatasetOptions
 
     func run() throws {
@@ -108,6 +117,7 @@ struct TrainCommand: ParsableCommand {
             initial = file
         }
         if let trainLast { recipe.trainLast = trainLast }
+        if let head { recipe.head = head }
         if let arch { recipe.architecture = arch }
         if let input {
             let dims = input.split(separator: "x").compactMap { Int($0) }
@@ -115,7 +125,16 @@ struct TrainCommand: ParsableCommand {
             var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: recipe.input.resize, invert: recipe.input.invert)
             spec.mirrorAverage = recipe.input.mirrorAverage
             spec.shiftAverage = recipe.input.shiftAverage
+            spec.pad = recipe.input.pad
             recipe.input = spec
+        }
+        if let resize {
+            guard let mode = InputSpec.ResizeMode(rawValue: resize) else { throw ValidationError("--resize must be stretch, fit or crop") }
+            recipe.input.resize = mode
+        }
+        if let pad {
+            guard recipe.input.resize == .fit else { throw ValidationError("--pad sets the letterbox of --resize fit") }
+            recipe.input.pad = pad
         }
         if let loss { recipe.loss = loss }
         if let margin { recipe.margin = margin }

@@ -108,6 +108,21 @@ import TestSupport
         }
     }
 
+    /// The letterbox pads with the spec's grey (Siamese-pytorch's 128), scaled like any pixel;
+    /// the spec says so in its description and refuses a level outside 0...255.
+    @Test func letterboxPadsWithTheSpecsGrey() {
+        let wide = Image(width: 4, height: 2, layout: .gray, filledWith: 255)
+        var spec = InputSpec(channels: 1, height: 4, width: 4, resize: .fit)
+        spec.pad = 128
+        let tensor = spec.tensor(from: wide)
+        // 4x2 fits as 4x2 in the middle rows; rows 0 and 3 are padding.
+        #expect(tensor[0..<4].allSatisfy { $0 == 128 / 255 } && tensor[12..<16].allSatisfy { $0 == 128 / 255 })
+        #expect(tensor[4..<12].allSatisfy { $0 == 1 })
+        #expect(spec.description.contains("pad128"))
+        spec.pad = 300
+        #expect(spec.validationError() != nil)
+    }
+
     @Test func inputSpecStretchesNormalisesAndInverts() {
         let image = Image(width: 2, height: 2, layout: .gray, pixels: [0, 255, 255, 0])
         #expect(InputSpec(channels: 1, height: 2, width: 2).tensor(from: image) == [0, 1, 1, 0])

@@ -10,7 +10,9 @@ import TestSupport
 /// stage (Fixtures/faces, made by scripts/compare/make_face_fixture.py): the detector's boxes,
 /// the landmarks on dlib's box, the chip from dlib's landmarks, the encoding of dlib's chip,
 /// and the whole pipeline end to end. The model files are cached by scripts/bootstrap.
-@Suite struct DlibFaceTests {
+// Serialized: the tests share the imported model, whose network is not for concurrent use
+// (a forward pass packs and folds its weights in place the first time).
+@Suite(.serialized) struct DlibFaceTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/faces")
     static var modelFolder: URL {
         URL(fileURLWithPath: ProcessInfo.processInfo.environment["DOPPEL_CACHE_DIR"] ?? NSHomeDirectory() + "/.cache/doppel")

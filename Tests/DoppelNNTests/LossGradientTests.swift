@@ -122,11 +122,20 @@ import TestSupport
         #expect(abs(Double(value) - expected) <= RoundingBound.operations(16, magnitude: 4))
     }
 
-    @Test func kochHeadInputsAndParameters() {
+    /// Koch's one layer, Siamese-pytorch's two without activation, its Keras twin's with a
+    /// ReLU between, and the squared distance: gradients to both embeddings and every parameter.
+    @Test(arguments: [("1", SiameseHead.Distance.l1), ("3,1", .l1), ("6,relu,1", .l1), ("5,relu,3,relu,1", .squared)])
+    func kochHeadInputsAndParameters(layers: String, distance: SiameseHead.Distance) throws {
         let (pairs, dimension) = (5, 4)
         var embeddings = Self.randomEmbeddings(count: 2 * pairs, dimension: dimension, seed: 9)
         let labels: [Float] = [1, 0, 0, 1, 1]
-        let head = KochHead(dimension: dimension, seed: 2)
+        let head = try SiameseHead(dimension: dimension, layers: SiameseHead.parseLayers(layers), seed: 2, distance: distance)
+        if head.layers.count > 1 {
+            // Weights large enough that the logits are not all near the last bias, and ReLUs
+            // that both pass and block.
+            var generator = SeededGenerator(seed: 17)
+            head.parameters = head.parameters.map { _ in generator.nextGaussian() * 0.8 }
+        }
         func evaluate(_ e: [Float]) -> (Float, [Float]) {
             var gradient = [Float](repeating: 0, count: e.count)
             let value = e.withUnsafeBufferPointer { ep in gradient.withUnsafeMutableBufferPointer {
@@ -134,7 +143,7 @@ import TestSupport
             } }
             return (value, gradient)
         }
-        head.gradients = Array(repeating: 0, count: dimension + 1)
+        head.gradients = Array(repeating: 0, count: head.parameters.count)
         let (_, analytic) = evaluate(embeddings)
         let parameterGradient = head.gradients
         let inputs = Self.check(&embeddings, analytic: analytic) { evaluate($0).0 }
@@ -143,7 +152,7 @@ import TestSupport
             head.parameters = values
             return evaluate(embeddings).0
         }
-        print("koch head: inputs \(inputs); parameters \(weights)")
+        print("head \(layers) on \(distance): inputs \(inputs); parameters \(weights)")
         #expect(inputs.maxRelativeError < GradientCheck.tolerance && weights.maxRelativeError < GradientCheck.tolerance)
     }
 }

@@ -14,7 +14,7 @@ import Testing
         let metadata = ModelMetadata(architecture: network.architecture, inputShape: input, objective: objective, metric: .cosine,
                                      inputSpec: #"{"channels":1,"height":6,"width":6}"#, threshold: 0.42,
                                      thresholdMethod: "eer on 3 held-out identities", calibration: #"{"a":-3,"b":1}"#)
-        return ModelFile(network: network, head: objective == "koch" ? KochHead(dimension: 5, seed: 1) : nil, metadata: metadata)
+        return ModelFile(network: network, head: objective == "koch" ? SiameseHead(dimension: 5, seed: 1) : nil, metadata: metadata)
     }
 
     @Test func roundTripKeepsEverything() throws {

@@ -22,7 +22,7 @@ import Testing
         case .koch: .koch
         case .supervisedContrastive: .supervisedContrastive(SupervisedContrastiveLoss(temperature: 0.1))
         }
-        let trainer = SiameseTrainer(network: network, objective: objective, optimizer: .adam(learningRate: 2e-3), seed: seed)
+        let trainer = try SiameseTrainer(network: network, objective: objective, optimizer: .adam(learningRate: 2e-3), seed: seed)
         var generator = SeededGenerator(seed: seed &+ 1)
         let classes = Array(trainClasses)
         for _ in 0..<steps {

@@ -62,37 +62,77 @@ import TestSupport
         #expect(Self.compare(unfused, expected).absolute <= bound)
     }
 
-    /// A twin-tower model imports as one tower plus the head; the head's probability on the
-    /// two towers' embeddings is onnxruntime's output.
-    @Test func siameseExportsImportAsTowerAndHead() throws {
-        let input = TensorShape(channels: 1, height: 20, width: 20)
-        let (network, imported) = try Self.network("fixture_siamese", input: input)
-        let head = try #require(imported.head)
-        #expect(head.distance == .l1 && head.weight.count == network.outputShape.count)
-        let left = try NumpyArray(contentsOf: Self.path("fixture_siamese.left.npy"))
-        let right = try NumpyArray(contentsOf: Self.path("fixture_siamese.right.npy"))
-        let expected = try NumpyArray(contentsOf: Self.path("fixture_siamese.output.npy"))
+    /// NHWC batches (what a Keras export reads) as the CHW images doppel takes.
+    static func channelsFirst(_ x: NumpyArray) -> NumpyArray {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        var chw = [Float](repeating: 0, count: x.values.count)
+        for b in 0..<n { for y in 0..<h { for i in 0..<w { for k in 0..<c { chw[((b * c + k) * h + y) * w + i] = x.values[((b * h + y) * w + i) * c + k] } } } }
+        return NumpyArray(shape: [n, c, h, w], values: chw)
+    }
+
+    /// Twin-tower models import as one tower plus the head, whatever its depth: Koch's one
+    /// layer; Siamese-pytorch's two Linear layers without activation between (Gemm, Gemm); its
+    /// Keras twin as tf2onnx exports it (NHWC inputs, the towers transposed and reshaped
+    /// before the difference, MatMul + Add, Relu, MatMul + Add). On every pair of the batch the
+    /// head's probability is onnxruntime's.
+    @Test(arguments: [("fixture_siamese", TensorShape(channels: 1, height: 20, width: 20), ["left", "right"], "1"),
+                      ("fixture_siamese_torch", TensorShape(channels: 3, height: 12, width: 12), ["left", "right"], "16,1"),
+                      ("fixture_siamese_keras", TensorShape(channels: 3, height: 12, width: 12), ["input_1", "input_2"], "16,relu,1")])
+    func siameseExportsImportAsTowerAndHead(name: String, input: TensorShape, inputs: [String], layers: String) throws {
+        let (network, imported) = try Self.network(name, input: input)
+        let found = try #require(imported.head)
+        let head = try found.siameseHead(dimension: network.outputShape.count)
+        #expect(head.distance == .l1 && head.layerDescription == layers)
+        var left = try NumpyArray(contentsOf: Self.path("\(name).\(inputs[0]).npy"))
+        var right = try NumpyArray(contentsOf: Self.path("\(name).\(inputs[1]).npy"))
+        if left.shape.count == 4, left.shape[3] == input.channels, left.shape[1] != input.channels {
+            (left, right) = (Self.channelsFirst(left), Self.channelsFirst(right))
+        }
+        let expected = try NumpyArray(contentsOf: Self.path("\(name).output.npy"))
         let batch = left.shape[0], dimension = network.outputShape.count
         let a = network.forward(left.values, batch: batch), b = network.forward(right.values, batch: batch)
-        let koch = KochHead(dimension: dimension, seed: 0, distance: head.distance)
-        koch.parameters = head.weight + [head.bias]
-        // Each tower within the network's rounding e of onnxruntime's; the logit w.|a - b| + c
-        // then within sum |w| 2e plus its own sum's rounding, and the sigmoid (slope <= 1/4)
-        // carries a quarter of that.
+        // Each tower is within the network's rounding e of onnxruntime's, so |a - b| within 2e.
+        // Each dense layer multiplies an input error by at most its largest row sum of |W|
+        // (ReLU never enlarges a difference) and adds its own sums' rounding; the sigmoid
+        // (slope <= 1/4) carries a quarter of the logit's error.
         let towerBound = RoundingBound.forward(network, scale: Double((a + b).map { abs($0) }.max()!))
-        let weightSum = head.weight.reduce(0.0) { $0 + abs(Double($1)) }
         var worst: Float = 0, outside = 0
         for i in 0..<batch {
-            let p = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
-                koch.probability(pa.baseAddress! + i * dimension, pb.baseAddress! + i * dimension)
-            } }
-            let magnitude = (0..<dimension).reduce(abs(Double(head.bias))) { $0 + abs(Double(head.weight[$1]) * Double(a[i * dimension + $1] - b[i * dimension + $1])) }
-            let bound = 0.25 * (weightSum * 2 * towerBound + RoundingBound.reordered(terms: dimension + 1, magnitude: magnitude))
+            let (pa, pb) = (Array(a[(i * dimension)..<((i + 1) * dimension)]), Array(b[(i * dimension)..<((i + 1) * dimension)]))
+            let p = pa.withUnsafeBufferPointer { x in pb.withUnsafeBufferPointer { y in head.probability(x.baseAddress!, y.baseAddress!) } }
+            var error = 2 * towerBound
+            var values = zip(pa, pb).map { Double(abs($0 - $1)) }
+            for (index, layer) in found.layers.enumerated() {
+                let inputs = values.count
+                var next = [Double](), largestRowSum = 0.0, roundings = 0.0
+                for o in 0..<layer.outputs {
+                    let row = layer.weight[(o * inputs)..<((o + 1) * inputs)]
+                    let rowSum = row.reduce(0.0) { $0 + abs(Double($1)) }
+                    largestRowSum = max(largestRowSum, rowSum)
+                    let magnitude = zip(row, values).reduce(abs(Double(layer.bias[o]))) { $0 + abs(Double($1.0) * $1.1) }
+                    roundings = max(roundings, RoundingBound.reordered(terms: inputs + 1, magnitude: magnitude))
+                    let sum = zip(row, values).reduce(Double(layer.bias[o])) { $0 + Double($1.0) * $1.1 }
+                    next.append(layer.relu ? max(sum, 0) : sum)
+                }
+                error = largestRowSum * error + roundings
+                values = next
+                _ = index
+            }
+            let bound = 0.25 * error
             if Double(abs(p - expected.values[i])) > bound { outside += 1 }
             worst = max(worst, abs(p - expected.values[i]))
         }
-        print("siamese: head \(head.distance), max |p - onnxruntime| \(worst)")
-        #expect(outside == 0)
+        print("\(name): head \(head.layerDescription) on \(head.distance), max |p - onnxruntime| \(worst) over \(batch) pairs")
+        #expect(outside == 0 && worst <= 1e-4)
+    }
+
+    /// Heads that are not a Siamese head: refused with the node and what was expected.
+    @Test func headsThatAreNotSiameseHeadsAreRefused() throws {
+        // A last layer to more than one logit is not a probability.
+        #expect(throws: SiameseHeadError.self) { _ = try SiameseHead.parseLayers("16,relu,2") }
+        #expect(throws: SiameseHeadError.self) { _ = try SiameseHead.parseLayers("relu,1") }
+        #expect(throws: SiameseHeadError.self) { _ = try SiameseHead.parseLayers("16,relu,relu,1") }
+        #expect(try SiameseHead.parseLayers("512,relu,1") == [SiameseHead.Layer(outputs: 512, relu: true), SiameseHead.Layer(outputs: 1, relu: false)])
     }
 
     @Test func unsupportedOperatorsAreNamed() throws {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import DoppelImaging
+import DoppelNN
 import Foundation
 import Testing
 
@@ -118,6 +119,28 @@ import Testing
         #expect(eval.status == 0, "stderr: \(eval.stderr)")
 
         try Self.expectRefused(["train", "--data", root.path, "--preset", "fashion", "--loss", "supcon", "--temperature", "0"], saying: "temperature must be positive")
+    }
+
+    /// The reference Siamese head (two dense layers, a ReLU between, on |a - b|) trains from
+    /// the command line with a letterbox of grey, is saved with its layers and input spec,
+    /// answers verify with its probability, and loads again.
+    @Test func aTwoLayerHeadTrainsAndServes() throws {
+        let root = try Self.makeGlyphFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (model, train) = try Self.trainGlyphModel(root, "head.safetensors", [
+            "--preset", "faces", "--loss", "bce", "--whitening", "0", "--input", "1x16x16", "--arch", "conv(4,3,pad=1) relu maxpool(2) flatten",
+            "--head", "8,relu,1", "--resize", "fit", "--pad", "128", "--iterations", "30", "--batch", "8",
+        ])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        let metadata = try Self.metadata(of: model)
+        #expect(metadata?["objective"] == "koch" && metadata?["head_layers"] == "8,relu,1", "\(metadata ?? [:])")
+        #expect(metadata?["input_spec"]?.contains("\"pad\":128") == true, "\(metadata?["input_spec"] ?? "")")
+        let loaded = try ModelFile.load(path: model)
+        #expect(loaded.head?.layerDescription == "8,relu,1" && loaded.head?.parameters.count == 8 * 256 + 8 + 8 + 1)
+        let eval = try DoppelBinary.run(["eval", "--model", model, "--json", "--episodes", "20", "--ways", "2", "--pairs", "100"])
+        #expect(eval.status == 0, "stderr: \(eval.stderr)")
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "faces", "--loss", "bce", "--head", "8,relu,2"], saying: "ends in one logit")
+        try Self.expectRefused(["train", "--data", root.path, "--preset", "fashion", "--head", "8,relu,1"], saying: "trained with the bce loss")
     }
 
     @Test func tripletMiningFromTheCommandLine() throws {

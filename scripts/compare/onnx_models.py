@@ -15,6 +15,11 @@ Models:
   fixture       the small mixed-operator network the project's tests read (NCHW, 3x24x24)
   fixture_nhwc  a small Keras-style network taking NHWC (1x20x16 -> its transposed input)
   fixture_siamese  a small twin-tower model with an L1 head (1x20x20 pairs)
+  fixture_siamese_torch  Siamese-pytorch's shape: a convolutional tower flattened, |a - b|,
+                two Linear layers with no activation between (Gemm, Gemm), sigmoid (3x12x12)
+  fixture_siamese_keras  its Keras twin as tf2onnx exports it: NHWC inputs input_1 / input_2,
+                the tower's last MaxPool transposed back to NHWC and reshaped, |a - b|,
+                MatMul + Add, Relu, MatMul + Add, sigmoid (12x12x3)
   unsupported   a network with an operator doppel does not import (for the error message)
 
 Needs torch, torchvision, onnx, onnxruntime (PyPI); the product itself does not.
@@ -179,6 +184,58 @@ class Siamese(nn.Module):
         return torch.sigmoid(self.head(d))
 
 
+class ConvTower(nn.Module):
+    """A VGG-like tower without dense layers: what Siamese-pytorch flattens (NCHW)."""
+
+    def __init__(self, channels=3, width=4):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, width * 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class SiameseTorch(nn.Module):
+    """Siamese-pytorch (bubbliiiing): flatten both towers, |a - b|, fully_connect1 (-> hidden,
+    no activation), fully_connect2 (-> 1), then a sigmoid."""
+
+    def __init__(self, channels=3, size=20, hidden=16, width=4):
+        super().__init__()
+        self.tower = ConvTower(channels, width)
+        flat = self.tower(torch.zeros(1, channels, size, size)).numel()
+        self.fully_connect1 = nn.Linear(flat, hidden)
+        self.fully_connect2 = nn.Linear(hidden, 1)
+
+    def forward(self, a, b):
+        d = torch.abs(torch.flatten(self.tower(a), 1) - torch.flatten(self.tower(b), 1))
+        return torch.sigmoid(self.fully_connect2(self.fully_connect1(d)))
+
+
+class SiameseKeras(nn.Module):
+    """The Keras twin as tf2onnx writes it: NHWC inputs, the tower run in NCHW between
+    Transposes, its output transposed back to NHWC and reshaped to N x D, |a - b|, then
+    Dense(hidden, relu) and Dense(1, sigmoid) as MatMul + Add."""
+
+    def __init__(self, channels=3, size=20, hidden=16, width=4):
+        super().__init__()
+        self.tower = ConvTower(channels, width)
+        flat = self.tower(torch.zeros(1, channels, size, size)).numel()
+        self.w1 = nn.Parameter(torch.randn(flat, hidden) * (2 / flat) ** 0.5)
+        self.b1 = nn.Parameter(torch.randn(hidden) * 0.1)
+        self.w2 = nn.Parameter(torch.randn(hidden, 1) * (1 / hidden) ** 0.5)
+        self.b2 = nn.Parameter(torch.randn(1) * 0.1)
+
+    def embed(self, x):
+        y = self.tower(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return torch.reshape(y, (y.shape[0], -1))
+
+    def forward(self, a, b):
+        d = torch.abs(self.embed(a) - self.embed(b))
+        return torch.sigmoid(torch.matmul(torch.relu(torch.matmul(d, self.w1) + self.b1), self.w2) + self.b2)
+
+
 class Unsupported(nn.Module):
     def __init__(self):
         super().__init__()
@@ -212,6 +269,12 @@ def build(name):
     elif name == "fixture_siamese":
         seed(8)
         model, inputs = Siamese(1, 20, dimension=12, width=4), [(1, 20, 20), (1, 20, 20)]
+    elif name == "fixture_siamese_torch":
+        seed(10)
+        model, inputs = SiameseTorch(size=12), [(3, 12, 12), (3, 12, 12)]
+    elif name == "fixture_siamese_keras":
+        seed(12)
+        model, inputs = SiameseKeras(size=12), [(12, 12, 3), (12, 12, 3)]
     elif name == "unsupported":
         seed(9)
         model, inputs = Unsupported(), [(1, 8, 8)]
@@ -227,7 +290,7 @@ def export(name, out, batch, dynamo):
     rng = np.random.default_rng(11)
     examples = [torch.from_numpy(rng.standard_normal((batch,) + s).astype(np.float32)) for s in shapes]
     path = os.path.join(out, f"{name}.onnx")
-    names = ["input"] if len(shapes) == 1 else ["left", "right"]
+    names = ["input"] if len(shapes) == 1 else (["input_1", "input_2"] if name.endswith("_keras") else ["left", "right"])
     kwargs = dict(input_names=names, output_names=["output"], opset_version=17,
                   dynamic_axes={n: {0: "batch"} for n in names + ["output"]})
     if dynamo:
@@ -244,17 +307,17 @@ def export(name, out, batch, dynamo):
         np.save(os.path.join(out, f"{name}.{n}.npy"), e.numpy())
     np.save(os.path.join(out, f"{name}.output.npy"), outputs)
     if len(shapes) == 2:
-        write_image_pair(name, out, session, shapes[0])
+        write_image_pair(name, out, session, shapes[0], names, nhwc=name.endswith("_keras"))
     print(f"{name}: {path} ({os.path.getsize(path) / 1e6:.2f} MB), inputs {[tuple(e.shape) for e in examples]}, "
           f"output {outputs.shape}, |onnxruntime - torch| max {np.abs(outputs - reference).max():.2e}")
 
 
-def write_image_pair(name, out, session, shape):
+def write_image_pair(name, out, session, shape, names, nhwc=False):
     """Two images at exactly the model's input size (PGM for gray, PPM for colour) and the
     probability onnxruntime gives the pair, preprocessed as doppel does with --mean 0 --std 1
     (value / 255): what `POST /v1/verify` must answer."""
     import json
-    channels, height, width = shape
+    height, width, channels = shape if nhwc else (shape[1], shape[2], shape[0])
     rng = np.random.default_rng(13)
     images = []
     for index in range(2):
@@ -270,8 +333,9 @@ def write_image_pair(name, out, session, shape):
         with open(path, "wb") as f:
             f.write(f"P{5 if channels == 1 else 6}\n{width} {height}\n255\n".encode())
             f.write(pixels.tobytes())
-        images.append(pixels.astype(np.float32).transpose(2, 0, 1)[None] / 255)
-    probability = float(session.run(None, {"left": images[0], "right": images[1]})[0].reshape(-1)[0])
+        image = pixels.astype(np.float32) / 255
+        images.append(image[None] if nhwc else image.transpose(2, 0, 1)[None])
+    probability = float(session.run(None, {names[0]: images[0], names[1]: images[1]})[0].reshape(-1)[0])
     with open(os.path.join(out, f"{name}.pair.json"), "w") as f:
         json.dump({"probability": probability}, f)
     print(f"{name}: image pair -> onnxruntime p(same) {probability:.6f}")
