@@ -26,7 +26,7 @@ public final class ImageMemoryBudget: @unchecked Sendable {
     /// A reservation; `release()` it (once) when the memory is freed.
     public final class Reservation: @unchecked Sendable {
         public let bytes: Int
-        private weak var budget: ImageMemoryBudget?
+        private let budget: ImageMemoryBudget
         private var released = false
 
         init(bytes: Int, budget: ImageMemoryBudget) {
@@ -37,7 +37,7 @@ public final class ImageMemoryBudget: @unchecked Sendable {
         public func release() {
             guard !released else { return }
             released = true
-            budget?.give(bytes)
+            budget.give(bytes)
         }
 
         deinit { release() }

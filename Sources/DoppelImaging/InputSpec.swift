@@ -44,6 +44,15 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     /// older model files decode unchanged.
     public var shiftAverage: Int?
 
+    /// How pixels are resampled to the input size: area averaging when shrinking and bilinear
+    /// when growing (nil, the default), or Pillow's bicubic (Siamese-pytorch's letterbox).
+    /// Optional so older model files decode unchanged.
+    public var resampling: Resampling?
+
+    public enum Resampling: String, Codable, Sendable, CaseIterable {
+        case area, bicubic
+    }
+
     /// The grey level `fit` pads with, as a pixel of the image (0-255; inverted and normalised
     /// with the rest): 128 is the grey of Siamese-pytorch's letterbox. Optional so older model
     /// files decode unchanged.
@@ -141,7 +150,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// "1x28x28 stretch": the compact form used in messages and the architecture string.
     public var description: String {
-        "\(face.map { _ in "faces -> " } ?? "")\(channels)x\(height)x\(width) \(resize.rawValue)\(pad.map { " pad\($0)" } ?? "")\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")\((shiftAverage ?? 0) > 0 ? " +shift\(shiftAverage!)" : "")"
+        "\(face.map { _ in "faces -> " } ?? "")\(channels)x\(height)x\(width) \(resize.rawValue)\(pad.map { " pad\($0)" } ?? "")\(resampling == .bicubic ? " bicubic" : "")\(invert ? " invert" : "")\(channelOrder == .bgr ? " bgr" : "")\(mirrorAverage == true ? " +mirror" : "")\((shiftAverage ?? 0) > 0 ? " +shift\(shiftAverage!)" : "")"
     }
 
     /// Problems with the spec itself, in words, or nil when it is usable.
@@ -219,7 +228,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     public func preprocessingBytes(width sourceWidth: Int, height sourceHeight: Int) -> Int {
         let place = placement(width: sourceWidth, height: sourceHeight)
         let between = Resampler.passOrder(width: sourceWidth, height: sourceHeight, outWidth: place.columns.count,
-                                          outHeight: place.rows.count).floatsPerChannel
+                                          outHeight: place.rows.count, rowsWhenBounded: resampling == .bicubic).floatsPerChannel
         let views = 1 + (mirrorAverage == true ? 1 : 0) + ((shiftAverage ?? 0) > 0 ? 4 : 0)
         let taps = 32 * (sourceWidth + sourceHeight + place.columns.count + place.rows.count) + 64 * (place.columns.count + place.rows.count)
         return channels * sourceWidth * sourceHeight + taps + 4 * channels * (between + place.columns.count * place.rows.count)
@@ -236,7 +245,7 @@ public struct InputSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         let background: Float = pad.map(Float.init) ?? (invert ? 255 : 0)
 
         let (scaledWidth, scaledHeight, offsetX, offsetY, columns, rows) = placement(width: source.width, height: source.height)
-        let scaled = Resampler.resize(source, width: scaledWidth, height: scaledHeight, columns: columns, rows: rows)
+        let scaled = Resampler.resize(source, width: scaledWidth, height: scaledHeight, columns: columns, rows: rows, filter: resampling ?? .area)
 
         for c in 0..<channels {
             let scale = 1 / (255 * std[c])

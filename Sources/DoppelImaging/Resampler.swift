@@ -19,12 +19,14 @@ struct Resampler {
         let taps: [[Tap]]
 
         /// Taps of outputs `window` of an axis scaled from `source` to `target` samples.
-        init(from source: Int, to target: Int, window: Range<Int>? = nil) {
+        init(from source: Int, to target: Int, window: Range<Int>? = nil, filter: InputSpec.Resampling = .area) {
             precondition(source > 0 && target > 0)
             let outputs = window ?? 0..<target
             precondition(outputs.lowerBound >= 0 && outputs.upperBound <= target)
             let scale = Double(source) / Double(target)
-            if target == source {
+            if filter == .bicubic {
+                taps = outputs.map { Self.bicubicTaps(output: $0, source: source, scale: scale) }
+            } else if target == source {
                 taps = outputs.map { [Tap(index: $0, weight: 1)] }
             } else if target < source {
                 taps = outputs.map { i -> [Tap] in
@@ -49,6 +51,30 @@ struct Resampler {
                 }
             }
         }
+
+        /// Pillow's bicubic (Image.resize(..., BICUBIC), ImagingResample's precompute_coeffs):
+        /// the cubic convolution kernel with a = -0.5 over the output pixel's centre, widened
+        /// by the reduction factor when shrinking (so every source pixel contributes), weights
+        /// normalised to sum 1. Pillow rounds to 8 bits between the passes; this keeps floats.
+        static func bicubicTaps(output: Int, source: Int, scale: Double) -> [Tap] {
+            func cubic(_ x: Double) -> Double {
+                let a = -0.5, x = abs(x)
+                if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+                if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+                return 0
+            }
+            let widen = max(scale, 1), support = 2 * widen
+            let centre = (Double(output) + 0.5) * scale
+            let first = max(Int(centre - support + 0.5), 0), last = min(Int(centre + support + 0.5), source)
+            var weights = [(Int, Double)](), total = 0.0
+            for j in first..<max(first, last) {
+                let w = cubic((Double(j) - centre + 0.5) / widen)
+                if w != 0 { weights.append((j, w)) }
+                total += w
+            }
+            guard total != 0 else { return [Tap(index: min(max(Int(centre), 0), source - 1), weight: 1)] }
+            return weights.map { Tap(index: $0.0, weight: Float($0.1 / total)) }
+        }
     }
 
     /// Which pass runs first.
@@ -56,22 +82,33 @@ struct Resampler {
 
     /// The order with the smaller intermediate for a `width x height` source and an output of
     /// `outWidth x outHeight`, and that intermediate's size in floats per channel.
-    static func passOrder(width: Int, height: Int, outWidth: Int, outHeight: Int) -> (order: PassOrder, floatsPerChannel: Int) {
-        height * outWidth <= outHeight * width ? (.rowsFirst, height * outWidth) : (.columnsFirst, outHeight * width)
+    /// With `rowsWhenBounded`, rows first whenever that intermediate is within the larger of
+    /// the two images (Pillow's order, which bicubic follows to give Pillow's pixels).
+    static func passOrder(width: Int, height: Int, outWidth: Int, outHeight: Int, rowsWhenBounded: Bool = false) -> (order: PassOrder, floatsPerChannel: Int) {
+        if rowsWhenBounded, height * outWidth <= max(width * height, outWidth * outHeight) { return (.rowsFirst, height * outWidth) }
+        return height * outWidth <= outHeight * width ? (.rowsFirst, height * outWidth) : (.columnsFirst, outHeight * width)
     }
 
     /// `image` scaled to `newWidth x newHeight`, of which only `columns` x `rows` are computed:
     /// planar `[C, rows.count, columns.count]` floats, values 0...255. `order` is for tests.
     static func resize(_ image: Image, width newWidth: Int, height newHeight: Int,
-                       columns: Range<Int>? = nil, rows: Range<Int>? = nil, order: PassOrder? = nil) -> [Float] {
+                       columns: Range<Int>? = nil, rows: Range<Int>? = nil, order: PassOrder? = nil,
+                       filter: InputSpec.Resampling = .area) -> [Float] {
         let columns = columns ?? 0..<newWidth, rows = rows ?? 0..<newHeight
         let channels = image.layout.channels
         let width = image.width, height = image.height
         let outWidth = columns.count, outHeight = rows.count
-        let horizontal = AxisWeights(from: width, to: newWidth, window: columns)
-        let vertical = AxisWeights(from: height, to: newHeight, window: rows)
-        let order = order ?? passOrder(width: width, height: height, outWidth: outWidth, outHeight: outHeight).order
+        let horizontal = AxisWeights(from: width, to: newWidth, window: columns, filter: filter)
+        let vertical = AxisWeights(from: height, to: newHeight, window: rows, filter: filter)
+        let order = order ?? passOrder(width: width, height: height, outWidth: outWidth, outHeight: outHeight, rowsWhenBounded: filter == .bicubic).order
         var out = [Float](repeating: 0, count: channels * outHeight * outWidth)
+        // Pillow resamples 8-bit images in 8 bits: each pass's result rounded and clipped to
+        // 0...255, which cuts the cubic's overshoot at hard edges. Bicubic does the same, so
+        // its pixels are Pillow's.
+        let eightBit = filter == .bicubic
+        func quantise(_ values: UnsafeMutableBufferPointer<Float>) {
+            for i in values.indices { values[i] = min(max((values[i] + 0.5).rounded(.down), 0), 255) }
+        }
         image.pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 if order == .rowsFirst {
@@ -88,6 +125,7 @@ struct Resampler {
                                 }
                             }
                         }
+                        if eightBit { quantise(mid) }
                         for c in 0..<channels {
                             for y in 0..<outHeight {
                                 let d = (c * outHeight + y) * outWidth
@@ -110,6 +148,7 @@ struct Resampler {
                                 }
                             }
                         }
+                        if eightBit { quantise(mid) }
                         for c in 0..<channels {
                             for y in 0..<outHeight {
                                 let s = (c * outHeight + y) * width, d = (c * outHeight + y) * outWidth
@@ -124,6 +163,7 @@ struct Resampler {
                 }
             }
         }
+        if eightBit { out.withUnsafeMutableBufferPointer { quantise($0) } }
         return out
     }
 }

@@ -217,7 +217,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     }
 
     /// `DOPPEL_HOST`, `DOPPEL_PORT`, `DOPPEL_MODEL`, `DOPPEL_DATABASE`, `DOPPEL_DATABASE_PASSWORD_FILE`, `DOPPEL_DATA_DIR`,
-    /// `DOPPEL_LOG_LEVEL`, `DOPPEL_CONSOLE`, `DOPPEL_ADMIN_KEYS` and `DOPPEL_CLIENT_KEYS` (comma-separated),
+    /// `DOPPEL_LOG_LEVEL`, `DOPPEL_CONSOLE`, `DOPPEL_ADMIN_KEYS`, `DOPPEL_CLIENT_KEYS` and
+    /// `DOPPEL_COMPARE_KEYS` (comma-separated), `DOPPEL_OPEN`, `DOPPEL_ALLOWED_HOSTS`,
     /// `DOPPEL_MAX_BATCH`, `DOPPEL_MAX_WAIT_US`, `DOPPEL_WORKERS`, `DOPPEL_SEARCH_MAX_BATCH`,
     /// `DOPPEL_INDEX_PRECISION`, `DOPPEL_INDEX_RERANK`, `DOPPEL_KERNELS`.
     public mutating func apply(environment: [String: String]) throws(Invalid) {
@@ -226,6 +227,11 @@ public struct ServiceConfiguration: Sendable, Equatable {
             guard let value = Int(text) else { throw Invalid("\(name)=\(text) is not an integer") }
             target = value
         }
+        func bool(_ name: String) throws(Invalid) -> Bool? {
+            guard let text = environment[name] else { return nil }
+            guard let value = ["true": true, "1": true, "false": false, "0": false][text.lowercased()] else { throw Invalid("\(name)=\(text) is not true or false") }
+            return value
+        }
         if let v = environment["DOPPEL_HOST"] { host = v }
         try int("DOPPEL_PORT", &port)
         if let v = environment["DOPPEL_MODEL"] { model = v }
@@ -233,17 +239,11 @@ public struct ServiceConfiguration: Sendable, Equatable {
         if let v = environment["DOPPEL_DATABASE_PASSWORD_FILE"] { databasePasswordFile = v }
         if let v = environment["DOPPEL_DATA_DIR"] { dataDirectory = v }
         if let v = environment["DOPPEL_LOG_LEVEL"] { logLevel = v }
-        if let v = environment["DOPPEL_CONSOLE"] {
-            guard let on = ["true": true, "1": true, "false": false, "0": false][v.lowercased()] else { throw Invalid("DOPPEL_CONSOLE=\(v) is not true or false") }
-            console = on
-        }
+        if let on = try bool("DOPPEL_CONSOLE") { console = on }
         if let v = environment["DOPPEL_ADMIN_KEYS"] { adminKeys = v.split(separator: ",").map(String.init) }
         if let v = environment["DOPPEL_CLIENT_KEYS"] { clientKeys = v.split(separator: ",").map(String.init) }
         if let v = environment["DOPPEL_COMPARE_KEYS"] { compareKeys = v.split(separator: ",").map(String.init) }
-        if let v = environment["DOPPEL_OPEN"] {
-            guard let on = ["true": true, "1": true, "false": false, "0": false][v.lowercased()] else { throw Invalid("DOPPEL_OPEN=\(v) is not true or false") }
-            openClientRoutes = on
-        }
+        if let open = try bool("DOPPEL_OPEN") { openClientRoutes = open }
         if let v = environment["DOPPEL_ALLOWED_HOSTS"] { allowedHosts = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
         try int("DOPPEL_MAX_BATCH", &maxBatch)
         try int("DOPPEL_MAX_WAIT_US", &maxWaitMicroseconds)

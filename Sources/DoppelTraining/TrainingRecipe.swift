@@ -140,6 +140,7 @@ public enum Preset: String, CaseIterable, Sendable {
     case digitsCNN = "digits-cnn"
     case omniglot
     case omniglotKoch = "omniglot-koch"
+    case siameseVGG = "siamese-vgg"
     case faces
     case fashion
     case fashionResNet = "fashion-resnet"
@@ -151,7 +152,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .digitsMLP, .digitsCNN: "builtin:mnist-5k"
         case .fashion, .fashionResNet: "builtin:fashion-mnist"
         case .fashionClosed: "builtin:fashion-mnist:train"
-        case .omniglot, .omniglotKoch, .faces: nil
+        case .omniglot, .omniglotKoch, .siameseVGG, .faces: nil
         }
     }
 
@@ -161,6 +162,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .digitsCNN: "small CNN on MNIST digits, contrastive"
         case .omniglot: "4-layer 64-channel CNN on 42x42 inverted characters, triplet semi-hard, augmentation, mirrored and turned characters as new identities, each character averaged with copies moved 3 pixels each way; for N-way one-shot"
         case .omniglotKoch: "CNN with the Koch L1-distance + sigmoid head and binary cross-entropy"
+        case .siameseVGG: "Siamese-pytorch's network: VGG16's 13 convolutions on 105x105 RGB letterboxed in grey (bicubic), |a - b| of the flattened towers through dense 512 then 1, binary cross-entropy; SGD, Nesterov momentum 0.9, 5e-3 on a cosine to 5e-5, weight decay 5e-4, 64 balanced pairs a step; from scratch (the reference starts from ImageNet weights)"
         case .faces: "four-conv CNN with batch norm and global pooling on 92x112 grayscale faces downsampled 2x, triplet margin 0.1, flips and mild augmentation, each face averaged with its mirror image and both moved a pixel each way, embeddings whitened on the trained people"
         case .fashion: "CNN on Fashion-MNIST, triplet semi-hard on l2-normalised 64-D embeddings, turned classes as new identities, augmentation; for clothing kinds it never saw (open set)"
         case .fashionResNet: "a small ResNet (three residual stages of 16, 32 and 64 channels with batch norm, global average pooling) with the fashion preset's training"
@@ -205,6 +207,27 @@ public enum Preset: String, CaseIterable, Sendable {
             // alphabet, 87.3% / 87.8% -> 88.6% / 88.7% across (seed 1 moved 1 pixel 76.2%, 2
             // 76.6%, 4 77.0%, 5 77.1%, 6 76.9%).
             recipe.input.shiftAverage = 3
+            return recipe
+        case .siameseVGG:
+            // bubbliiiing/Siamese-pytorch's train.py: input 105x105, letterboxed with Pillow's
+            // bicubic onto grey 128, divided by 255; VGG16's features without its classifier;
+            // fully_connect1 (4608 -> 512) and fully_connect2 (512 -> 1) with no activation
+            // between; BCE on the logit; SGD (nesterov, momentum 0.9, weight decay 5e-4) at
+            // Init_lr 1e-2 scaled by batch 32 / nbs 64 = 5e-3, cosine to 1% of it; each of the
+            // 32 samples of a batch one positive and one negative pair (64 balanced pairs); its
+            // suggested 3e4 steps for SGD.
+            var input = InputSpec(channels: 3, height: 105, width: 105, resize: .fit)
+            input.pad = 128
+            input.resampling = .bicubic
+            let block = { (channels: Int, convolutions: Int) in String(repeating: "conv(\(channels),3,pad=1) relu ", count: convolutions) + "maxpool(2) " }
+            var optimizer = OptimizerConfig.sgd(learningRate: 5e-3, momentum: 0.9)
+            optimizer.nesterov = true
+            optimizer.weightDecay = 5e-4
+            optimizer.schedule = .cosine(total: 30_000, minimum: 5e-5)
+            var recipe = TrainingRecipe(architecture: block(64, 2) + block(128, 2) + block(256, 3) + block(512, 3) + block(512, 3) + "flatten",
+                                        input: input, loss: .bce, optimizer: optimizer, iterations: 30_000, batch: 64,
+                                        validationFraction: 0.1, validationEvery: 1000, validationPairs: 1000)
+            recipe.head = "512,1"
             return recipe
         case .omniglotKoch:
             return TrainingRecipe(architecture: "conv(64,5) relu maxpool(2) conv(128,3) relu maxpool(2) conv(128,3) relu flatten dense(256) sigmoid",

@@ -48,6 +48,7 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "Colour order the model reads: rgb, bgr (OpenCV pipelines) or gray (default: gray for C=1, rgb for C=3).") var channels: String?
     @Option(help: "How an image of another aspect ratio becomes the input: stretch, fit (pad) or crop.") var resize: String = "stretch"
     @Option(help: "With --resize fit: the grey level (0-255) the letterbox pads with; Siamese-pytorch pads with 128. Default black.") var pad: Int?
+    @Option(help: "How pixels are resampled to the input size: area (area averaging shrinking, bilinear growing) or bicubic (Pillow's, as Siamese-pytorch letterboxes).") var resampling: String = "area"
     @Option(help: "How embeddings are compared: cosine or euclidean.") var metric: String = "cosine"
     @Option(help: "A verify threshold to store (a distance); otherwise run doppel calibrate.") var threshold: Float?
     @Flag(help: "Embed each image and its mirror image and average the two (test-time augmentation, for faces).") var mirrorAverage = false
@@ -124,6 +125,8 @@ struct ImportCommand: ParsableCommand {
             guard resizeMode == .fit else { throw ValidationError("--pad sets the letterbox of --resize fit") }
             spec.pad = pad
         }
+        guard let filter = InputSpec.Resampling(rawValue: resampling) else { throw ValidationError("--resampling must be area or bicubic") }
+        if filter == .bicubic { spec.resampling = .bicubic }
         if mirrorAverage { spec.mirrorAverage = true }
         if shiftAverage != 0 { spec.shiftAverage = shiftAverage }
         if let problem = spec.validationError() { throw ValidationError(problem) }

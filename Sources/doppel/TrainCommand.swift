@@ -93,6 +93,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "With --resize fit: the grey level (0-255) the letterbox pads with (Siamese-pytorch: 128). Default black.")
     var pad: Int?
 
+    @Option(help: "How pixels are resampled to the input size: area or bicubic (Pillow's). Default: the preset's.")
+    var resampling: String?
+
     @Option(help: "With --loss bce: the learned head's dense layers on |a - b|, the last to one logit, e.g. 512,relu,1 (Siamese-pytorch's Keras twin) or 512,1 (its PyTorch version). Default 1: Koch's single layer.")
     var head: String?
 
@@ -126,6 +129,7 @@ struct TrainCommand: ParsableCommand {
             spec.mirrorAverage = recipe.input.mirrorAverage
             spec.shiftAverage = recipe.input.shiftAverage
             spec.pad = recipe.input.pad
+            spec.resampling = recipe.input.resampling
             recipe.input = spec
         }
         if let resize {
@@ -135,6 +139,10 @@ struct TrainCommand: ParsableCommand {
         if let pad {
             guard recipe.input.resize == .fit else { throw ValidationError("--pad sets the letterbox of --resize fit") }
             recipe.input.pad = pad
+        }
+        if let resampling {
+            guard let filter = InputSpec.Resampling(rawValue: resampling) else { throw ValidationError("--resampling must be area or bicubic") }
+            recipe.input.resampling = filter == .bicubic ? .bicubic : nil
         }
         if let loss { recipe.loss = loss }
         if let margin { recipe.margin = margin }

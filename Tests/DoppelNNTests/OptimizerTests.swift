@@ -35,6 +35,30 @@ import TestSupport
         #expect(abs(values[0] - 0.7261) <= Float(RoundingBound.operations(10, magnitude: 2)), "ten roundings of values up to 2")
     }
 
+    /// PyTorch's SGD with nesterov=True: v = momentum v + g, then w -= lr (g + momentum v).
+    @Test func sgdNesterov() {
+        var values: [Float] = [1]
+        var config = OptimizerConfig.sgd(learningRate: 0.1, momentum: 0.5)
+        config.nesterov = true
+        _ = Self.step(config, values: &values, gradients: [1], times: 2)
+        // step 1: v = 1; w = 1 - 0.1 (1 + 0.5) = 0.85
+        // step 2: v = 0.5 + 1 = 1.5; w = 0.85 - 0.1 (1 + 0.75) = 0.675
+        #expect(abs(values[0] - 0.675) <= Float(RoundingBound.operations(10, magnitude: 2)), "ten roundings of values up to 2")
+    }
+
+    /// SGD over a block that is not a multiple of the eight lanes (the tail goes through the
+    /// padded copy) updates every value the same way, and writes nowhere else: it once passed
+    /// the address of its empty second-moment buffer on (AddressSanitizer's run catches a
+    /// write through it).
+    @Test func sgdTailsUpdateLikeTheRest() {
+        var values = [Float](repeating: 1, count: 13)
+        _ = Self.step(.sgd(learningRate: 0.1, momentum: 0.5), values: &values, gradients: [Float](repeating: 1, count: 13), times: 2)
+        // v = 1, w = 0.9; v = 1.5, w = 0.75.
+        #expect(values.allSatisfy { abs($0 - 0.75) <= Float(RoundingBound.operations(6, magnitude: 2)) })
+        let empty = [Float]()
+        #expect(empty.isEmpty)
+    }
+
     @Test func rmspropStep() {
         var values: [Float] = [0]
         _ = Self.step(.rmsprop(learningRate: 0.01, rho: 0.9), values: &values, gradients: [2])
