@@ -99,29 +99,6 @@ enum Socket {
         }
     }
 
-    /// Writes all of `bytes`, waiting for the socket to drain for at most `timeoutMilliseconds`
-    /// in all. Returns false when the peer is gone or too slow.
-    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8], timeoutMilliseconds: Int) -> Bool {
-        let deadline = Clock.milliseconds() + timeoutMilliseconds
-        var offset = 0
-        return bytes.withUnsafeBytes { buffer in
-            while offset < buffer.count {
-                let n = send(descriptor, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
-                if n > 0 {
-                    offset += n
-                    continue
-                }
-                if n < 0 && errno == EINTR { continue }
-                guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK else { return false }
-                let remaining = deadline - Clock.milliseconds()
-                guard remaining > 0 else { return false }
-                var request = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                if poll(&request, 1, Int32(remaining)) < 0 && errno != EINTR { return false }
-            }
-            return true
-        }
-    }
-
     /// Sends as much of `bytes[from...]` as the socket takes now, without waiting; the new
     /// offset, or nil when the peer is gone.
     static func writeSome(_ descriptor: Int32, _ bytes: [UInt8], from offset: Int) -> Int? {
