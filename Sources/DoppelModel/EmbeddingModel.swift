@@ -104,8 +104,18 @@ public final class EmbeddingModel {
         return metric.distance(a, b, dimension: dimension)
     }
 
-    /// Distances of index pairs over one embedding matrix.
+    /// Distances of index pairs over one embedding matrix; a head scores them in batches.
     public func distances(_ embeddings: [Float], pairs: [(Int, Int)]) -> [Float] {
-        embeddings.withUnsafeBufferPointer { e in pairs.map { distance(e.baseAddress!, $0.0, $0.1) } }
+        guard let head else { return embeddings.withUnsafeBufferPointer { e in pairs.map { distance(e.baseAddress!, $0.0, $0.1) } } }
+        var out = [Float]()
+        out.reserveCapacity(pairs.count)
+        let chunk = 1024
+        for start in stride(from: 0, to: pairs.count, by: chunk) {
+            let part = pairs[start..<min(start + chunk, pairs.count)]
+            let left = part.flatMap { embeddings[($0.0 * dimension)..<(($0.0 + 1) * dimension)] }
+            let right = part.flatMap { embeddings[($0.1 * dimension)..<(($0.1 + 1) * dimension)] }
+            out += head.probabilities(left, right, pairs: part.count).map { 1 - $0 }
+        }
+        return out
     }
 }

@@ -157,6 +157,14 @@ public final class SiameseHead {
     /// Probability that a and b are the same identity.
     public func probability(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float { 1 / (1 + expf(-logit(a, b))) }
 
+    /// Probabilities of `pairs` pairs at once (`left` and `right` each `[pairs, dimension]`):
+    /// the layers run as matrix products over the batch, which a deep head needs (one pair
+    /// through a 4608 x 512 layer is a matrix-vector product, all memory traffic).
+    public func probabilities(_ left: UnsafePointer<Float>, _ right: UnsafePointer<Float>, pairs: Int) -> [Float] {
+        guard pairs > 0 else { return [] }
+        return forward(difference(left, pairs: pairs, right: right), pairs: pairs).last!.map { 1 / (1 + expf(-$0)) }
+    }
+
     /// `embeddings`: `[2N, D]`, left then right. Accumulates into `gradients` (+=) and writes
     /// dL/dembeddings into `gradient`.
     public func lossAndGradient(embeddings: UnsafePointer<Float>, pairs: Int, labels: [Float],

@@ -58,11 +58,7 @@ public struct OneShotMetrics: Codable, Sendable, Equatable {
 extension EmbeddingModel {
     /// Distances from each query row to each gallery row.
     func distanceMatrix(_ embeddings: [Float], queries: [Int], gallery: [Int]) -> [Float] {
-        if head != nil {
-            return embeddings.withUnsafeBufferPointer { e in
-                queries.flatMap { q in gallery.map { g in distance(e.baseAddress!, q, g) } }
-            }
-        }
+        if head != nil { return distances(embeddings, pairs: queries.flatMap { q in gallery.map { (q, $0) } }) }
         let pick = { (rows: [Int]) -> [Float] in rows.flatMap { Array(embeddings[($0 * self.dimension)..<(($0 + 1) * self.dimension)]) } }
         let q = pick(queries), g = pick(gallery)
         return PairwiseDistances.compute(queries: q, queryCount: queries.count, gallery: g, galleryCount: gallery.count,
