@@ -154,6 +154,23 @@ struct RequestContent {
         }
     }
 
+    /// A face selector (`largest`, `single`, a face's place, or a box): text as given, a JSON
+    /// string or number, or a box as a JSON array of four numbers or an object with `left`,
+    /// `top`, `right`, `bottom`, all as text (`FaceSelector` parses it).
+    func faceSelector(_ name: String) throws(ServiceError) -> String? {
+        switch fields[name] {
+        case nil: return nil
+        case .text(let s): return s
+        case .json(let v as String): return v
+        case .json(let n as NSNumber) where !n.isJSONBoolean: return "\(n)"
+        case .json(let list as [NSNumber]) where list.count == 4: return list.map { "\($0)" }.joined(separator: ",")
+        case .json(let box as [String: NSNumber]) where Set(box.keys) == ["left", "top", "right", "bottom"]:
+            return ["left", "top", "right", "bottom"].map { "\(box[$0]!)" }.joined(separator: ",")
+        default:
+            throw ServiceError(400, "invalid_face", "\(name) must be largest, a face's number or a box (left,top,right,bottom)")
+        }
+    }
+
     /// A JSON object field, as compact JSON text (multipart sends it as text to be parsed).
     func jsonObject(_ name: String) throws(ServiceError) -> String? {
         let object: Any
@@ -192,13 +209,14 @@ enum ImagePreprocessor {
         return ServiceError(400, "invalid_image", "\(field): \(error)")
     }
 
-    /// An image's network input: its tensor, size, and the faces the model's face stage found
-    /// (largest first, the first embedded; none for a model without one). The memory the work
+    /// An image's network input: one tensor per face chosen (one for the whole image without
+    /// a face stage), the image's size, and what the face stage found. The memory the work
     /// will hold is reserved from `budget` by the image's header before anything is decoded:
-    /// an image that can never fit is 413, one that finds no room in time 503. An image in
-    /// which a face model finds no face is 422 `no_face`, naming the image's field.
-    static func prepare(_ bytes: [UInt8], field: String, model: ServedModel, maxPixels: Int, budget: ImageMemoryBudget,
-                        waitMilliseconds: Int) throws(ServiceError) -> (tensor: [Float], width: Int, height: Int, faces: [Face]) {
+    /// an image that can never fit is 413, one that finds no room in time 503. A face model's
+    /// refusals (no face, several where one was asked, a face or box not there) are 422,
+    /// naming the image's field.
+    static func prepare(_ bytes: [UInt8], field: String, model: ServedModel, choosing choice: FaceChoice, maxPixels: Int,
+                        budget: ImageMemoryBudget, waitMilliseconds: Int) throws(ServiceError) -> (prepared: ModelInput.Prepared, width: Int, height: Int) {
         let header: ImageHeader
         do { header = try ImageHeader.read(bytes, limits: DecodingLimits(maxPixels: maxPixels)) } catch { throw imageError(error, field: field) }
         let reservation: ImageMemoryBudget.Reservation
@@ -224,10 +242,19 @@ enum ImagePreprocessor {
         // The decoder may not make more pixels than the header that was paid for declared.
         do { image = try decode(bytes, limit: header.width * header.height) } catch { throw imageError(error, field: field) }
         do {
-            let prepared = try model.input.prepare(image)
-            return (prepared.tensor, image.width, image.height, prepared.faces)
-        } catch ModelInputError.noFace {
-            throw ServiceError(422, "no_face", "\(field): no face found in the \(image.width)x\(image.height) image")
+            return (try model.input.prepare(image, choosing: choice), image.width, image.height)
+        } catch let refusal as ModelInputError {
+            let size = "\(image.width)x\(image.height)"
+            switch refusal {
+            case .noFace:
+                throw ServiceError(422, "no_face", "\(field): no face found in the \(size) image")
+            case .multipleFaces(let count):
+                throw ServiceError(422, "multiple_faces", "\(field): \(count) faces found in the \(size) image where one is taken; send a photo of one person, or face=largest to use the largest")
+            case .noSuchFace(let index, let found):
+                throw ServiceError(422, "no_such_face", "\(field): face \(index) asked for, \(found) found in the \(size) image (numbered from 0, largest first)")
+            case .boxOutsidePhoto:
+                throw ServiceError(422, "box_outside_image", "\(field): \(refusal)")
+            }
         } catch {
             throw ServiceError(500, "internal", "\(field): \(error)")
         }

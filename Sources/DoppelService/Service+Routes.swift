@@ -70,37 +70,6 @@ extension Service {
         return content
     }
 
-    /// Embeddings of the images, in order, in one job for the batcher, with each image's size
-    /// and, for a model with a face stage, what it found (`faces`).
-    func embed(_ images: [(name: String, bytes: [UInt8])]) throws(ServiceError) -> (vectors: [[Float]], sizes: [(Int, Int)], faces: [JSONValue]) {
-        var values = [Float](), sizes = [(Int, Int)](), faces = [JSONValue]()
-        values.reserveCapacity(images.count * model.spec.elementCount)
-        for (name, bytes) in images {
-            let prepared = try ImagePreprocessor.prepare(bytes, field: name, model: model, maxPixels: configuration.maxImagePixels,
-                                                             budget: imageBudget, waitMilliseconds: configuration.decodeWaitMilliseconds)
-            values += prepared.tensor
-            sizes.append((prepared.width, prepared.height))
-            if model.findsFaces { faces.append(Self.faceReport(name, prepared.faces, width: prepared.width, height: prepared.height)) }
-        }
-        let flat = embedder.embed(values, count: images.count)
-        let d = model.dimension
-        return ((0..<images.count).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }, sizes, faces)
-    }
-
-    /// What the face stage found in one image: how many faces, and the one embedded (the
-    /// largest): its box cut to the image, in pixels, and the detector's score.
-    static func faceReport(_ image: String, _ faces: [Face], width: Int, height: Int) -> JSONValue {
-        let used = faces[0], box = used.visibleBox(width: width, height: height)
-        return .ordered([
-            ("image", .string(image)), ("found", .int(faces.count)),
-            ("box", .ordered([("left", .int(Int(box.left))), ("top", .int(Int(box.top))), ("right", .int(Int(box.right))), ("bottom", .int(Int(box.bottom)))])),
-            ("confidence", .number(used.confidence)),
-        ])
-    }
-
-    /// The `faces` field of a response, for a model with a face stage.
-    func facesField(_ faces: [JSONValue]) -> [(String, JSONValue)] { model.findsFaces ? [("faces", .array(faces))] : [] }
-
     static let minThreshold: Float = 1e-6
 
     /// The request's threshold, or the model's. A compare-only caller may make it stricter,
@@ -141,15 +110,18 @@ extension Service {
 
     // MARK: comparison routes
 
+    /// Two images compared: by default the largest face of each (for a face model);
+    /// `face1` / `face2` pick another face by its place or give a box.
     func verify(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let content = try content(request, allowed: ["threshold"])
+        let content = try content(request, allowed: ["threshold", "face1", "face2"])
         guard content.images.count == 2 else {
             throw ServiceError(400, "missing_image", "verify needs exactly two images (image1 and image2); got \(content.images.count)")
         }
         let threshold = try threshold(content)
-        let (vectors, _, faces) = try embed(content.images)
-        let distance = model.distance(vectors[0], vectors[1])
-        return .json(200, .ordered(decision(distance: distance, threshold: threshold) + facesField(faces) + [("model", .string(model.id))]))
+        let choices = [try faceChoice(content, field: "face1") ?? .largest, try faceChoice(content, field: "face2") ?? .largest]
+        let images = try embed(content.images, choosing: choices)
+        let distance = model.distance(images[0].vector, images[1].vector)
+        return .json(200, .ordered(decision(distance: distance, threshold: threshold) + imagesField(images) + [("model", .string(model.id))]))
     }
 
     func singleImage(_ content: RequestContent, route: String) throws(ServiceError) -> (name: String, bytes: [UInt8]) {
@@ -161,8 +133,10 @@ extension Service {
 
     /// The nearest identities. A compare-only caller gets only those that match (and none
     /// when the decision is not a match): never the names or distances of people who do not.
+    /// A face model answers for each face found (largest first, at most `max_faces`), or for
+    /// the one `face` picks; the top-level answer is the first face's.
     func search(_ request: HTTPRequest, scope: Scope) throws(ServiceError) -> HTTPResponse {
-        let content = try content(request, allowed: ["k", "threshold", "gallery"])
+        let content = try content(request, allowed: ["k", "threshold", "gallery", "face", "max_faces", "landmarks"])
         let image = try singleImage(content, route: "search")
         let k = try content.integer("k") ?? 5
         guard (1...configuration.maxK).contains(k) else {
@@ -170,8 +144,33 @@ extension Service {
         }
         let threshold = try threshold(content, scope: scope)
         let gallery = try gallery(content)
-        let embedded = try embed([image])
-        let query = embedded.vectors[0]
+        let maxFaces = try maxFaces(content)
+        let choice = try faceChoice(content, field: "face") ?? .every(limit: maxFaces)
+        let landmarks = try landmarksWanted(content)
+        let embedded = try embed([image], choosing: [choice])[0]
+        var answers = [[(String, JSONValue)]]()
+        for vector in embedded.vectors {
+            answers.append(try searchAnswer(vector, gallery: gallery, k: k, threshold: threshold, scope: scope))
+        }
+        var fields = answers[0] + [("gallery", .string(gallery)), ("model", .string(model.id)), ("threshold", .float(threshold))]
+        if model.findsFaces {
+            fields += faceCountFields(embedded, choice: choice, maxFaces: maxFaces)
+            fields.append(("faces", .array(answers.indices.map { .ordered(faceFields(embedded, chosen: $0, landmarks: landmarks) + answers[$0]) })))
+        }
+        return .json(200, .ordered(fields))
+    }
+
+    /// `landmarks=true`: each face's five points (eyes' corners and the nose) in the answer.
+    func landmarksWanted(_ content: RequestContent) throws(ServiceError) -> Bool {
+        guard let wanted = try content.bool("landmarks") else { return false }
+        guard model.findsFaces else {
+            throw ServiceError(400, "invalid_field", "landmarks applies to a model with a face stage; model \(model.id) embeds whole images")
+        }
+        return wanted
+    }
+
+    /// One query's decision and matches.
+    func searchAnswer(_ query: [Float], gallery: String, k: Int, threshold: Float, scope: Scope) throws(ServiceError) -> [(String, JSONValue)] {
         let ranked = try rank(query, gallery: gallery, k: max(k, 2))
         let matches = scope >= .identify ? ranked : ranked.filter { $0.distance <= threshold }
         let margin = configuration.ambiguityMargin
@@ -185,10 +184,8 @@ extension Service {
             .ordered([("identity", .string(m.identity)), ("distance", .float(m.distance)), ("similarity", .number(model.similarity(distance: m.distance))),
                       ("match", .bool(m.distance <= threshold)), ("sample", .int(m.sample))])
         }
-        return .json(200, .ordered([
-            ("decision", .string(decision)), ("margin", .float(margin)), ("far", model.falseAcceptRate(at: threshold).map(JSONValue.number) ?? .null),
-            ("matches", .array(results)), ("gallery", .string(gallery)), ("model", .string(model.id)), ("threshold", .float(threshold)),
-        ] + facesField(embedded.faces)))
+        return [("decision", .string(decision)), ("margin", .float(margin)), ("far", model.falseAcceptRate(at: threshold).map(JSONValue.number) ?? .null),
+                ("matches", .array(results))]
     }
 
     /// Identities nearest to `query`, best sample each. With a Koch head the index proposes
@@ -210,13 +207,24 @@ extension Service {
         return best.values.sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }.prefix(k).map { $0 }
     }
 
+    /// An image's embedding; a face model's for each face found (largest first, at most
+    /// `max_faces`) or the one `face` picks, the top-level `embedding` the first face's.
     func embed(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
-        let content = try content(request, allowed: [])
+        let content = try content(request, allowed: ["face", "max_faces", "landmarks"])
         let image = try singleImage(content, route: "embed")
-        let embedded = try embed([image])
-        let vector = embedded.vectors[0]
-        return .json(200, .ordered([("embedding", .array(vector.map(JSONValue.float))), ("dimension", .int(model.dimension)), ("model", .string(model.id))]
-                                   + facesField(embedded.faces)))
+        let maxFaces = try maxFaces(content)
+        let choice = try faceChoice(content, field: "face") ?? .every(limit: maxFaces)
+        let landmarks = try landmarksWanted(content)
+        let embedded = try embed([image], choosing: [choice])[0]
+        var fields: [(String, JSONValue)] = [("embedding", .array(embedded.vector.map(JSONValue.float))), ("dimension", .int(model.dimension)),
+                                             ("model", .string(model.id))]
+        if model.findsFaces {
+            fields += faceCountFields(embedded, choice: choice, maxFaces: maxFaces)
+            fields.append(("faces", .array(embedded.vectors.indices.map { i in
+                .ordered(faceFields(embedded, chosen: i, landmarks: landmarks) + [("embedding", .array(embedded.vectors[i].map(JSONValue.float)))])
+            })))
+        }
+        return .json(200, .ordered(fields))
     }
 
     /// An image against one identity. A compare-only caller learns whether it matches and
@@ -224,24 +232,24 @@ extension Service {
     /// does not match (no existence oracle), and no distance is given.
     func verifyIdentity(_ request: HTTPRequest, id: String, scope: Scope) throws(ServiceError) -> HTTPResponse {
         try Self.checkIdentifier(id, what: "id")
-        let content = try content(request, allowed: ["threshold", "gallery"])
+        let content = try content(request, allowed: ["threshold", "gallery", "face"])
         let image = try singleImage(content, route: "verify against an identity")
         let threshold = try threshold(content, scope: scope)
         let gallery = try gallery(content)
-        let embedded = try embed([image])
+        let embedded = try embed([image], choosing: [try faceChoice(content, field: "face") ?? .largest])
         let own: [Int64: [Float]]
         do { own = try vectors(gallery: gallery, id: id) } catch where scope == .compare && error.status == 404 { own = [:] }
-        let query = embedded.vectors[0]
+        let query = embedded[0].vector
         let best = own.map({ ($0.key, model.distance(query, $0.value)) }).min(by: { ($0.1, $0.0) < ($1.1, $1.0) })
         if scope == .compare {
             return .json(200, .ordered([("identity", .string(id)), ("match", .bool(best.map { $0.1 <= threshold } ?? false)),
-                                        ("threshold", .float(threshold)), ("model", .string(model.id))] + facesField(embedded.faces)))
+                                        ("threshold", .float(threshold)), ("model", .string(model.id))] + imagesField(embedded)))
         }
         guard let (sample, distance) = best else {
             throw ServiceError(409, "no_samples", "identity '\(id)' has no samples to compare with")
         }
         return .json(200, .ordered([("identity", .string(id))] + decision(distance: distance, threshold: threshold)
-                                   + [("sample", .int(sample)), ("model", .string(model.id))] + facesField(embedded.faces)))
+                                   + [("sample", .int(sample)), ("model", .string(model.id))] + imagesField(embedded)))
     }
 
     /// An identity's embeddings under the served model (404 when it does not exist).
@@ -255,7 +263,7 @@ extension Service {
     // MARK: admin routes
 
     func createIdentity(_ request: HTTPRequest, actor: String) throws(ServiceError) -> HTTPResponse {
-        let content = try content(request, allowed: ["id", "name", "metadata", "strict", "gallery"])
+        let content = try content(request, allowed: ["id", "name", "metadata", "strict", "gallery", "face"])
         guard let id = try content.string("id") else { throw ServiceError(400, "missing_field", "id is required") }
         try Self.checkIdentifier(id, what: "id")
         let name = try content.string("name")
@@ -264,39 +272,55 @@ extension Service {
         let gallery = try gallery(content)
         let strict = try content.bool("strict") ?? false
         guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "an identity needs at least one image") }
-        let (vectors, sizes, faces) = try embed(content.images)
+        let images = try embedForEnrollment(content)
+        let vectors = images.map(\.vector)
         let warnings = quality(of: vectors, joining: id, existing: [:], gallery: gallery)
         if strict && !warnings.isEmpty {
             throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
         }
-        let samples = zip(content.images, zip(vectors, sizes)).map { image, embedded in
-            NewSample(image: image.bytes, width: embedded.1.0, height: embedded.1.1, contentHash: SHA256.hex(image.bytes), embedding: embedded.0)
-        }
+        let samples = newSamples(content, images)
         let record = try galleries.create(gallery: gallery, id: id, name: name, metadata: metadata, samples: samples, actor: actor)
         return .json(201, .ordered([
             ("id", .string(id)), ("name", name.map(JSONValue.string) ?? .null), ("gallery", .string(gallery)),
             ("samples", .array(record.sampleIDs.map(JSONValue.int))), ("warnings", .array(warnings)), ("model", .string(model.id)),
-        ] + facesField(faces)))
+        ] + imagesField(images)))
     }
 
     func addSamples(_ request: HTTPRequest, id: String, actor: String) throws(ServiceError) -> HTTPResponse {
         try Self.checkIdentifier(id, what: "id")
-        let content = try content(request, allowed: ["strict", "gallery"])
+        let content = try content(request, allowed: ["strict", "gallery", "face"])
         let gallery = try gallery(content)
         let strict = try content.bool("strict") ?? false
         guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "give at least one image") }
         let existing = try vectors(gallery: gallery, id: id)
-        let (vectors, sizes, faces) = try embed(content.images)
+        let images = try embedForEnrollment(content)
+        let vectors = images.map(\.vector)
         let warnings = quality(of: vectors, joining: id, existing: existing, gallery: gallery)
         if strict && !warnings.isEmpty {
             throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
         }
-        let samples = zip(content.images, zip(vectors, sizes)).map { image, embedded in
-            NewSample(image: image.bytes, width: embedded.1.0, height: embedded.1.1, contentHash: SHA256.hex(image.bytes), embedding: embedded.0)
-        }
+        let samples = newSamples(content, images)
         let ids = try galleries.addSamples(gallery: gallery, id: id, samples: samples, actor: actor)
         return .json(201, .ordered([("id", .string(id)), ("gallery", .string(gallery)), ("samples", .array(ids.map(JSONValue.int))),
-                                    ("warnings", .array(warnings)), ("model", .string(model.id))] + facesField(faces)))
+                                    ("warnings", .array(warnings)), ("model", .string(model.id))] + imagesField(images)))
+    }
+
+    /// The images of an enrollment embedded: one face per image. By default a photo must show
+    /// exactly one (none or several is 422 and nothing is stored: a group photo is not
+    /// guessed at); `face=largest` takes the largest. A stored sample is re-embedded from its
+    /// image when the model changes, by the same rule, so no other face may be picked here.
+    func embedForEnrollment(_ content: RequestContent) throws(ServiceError) -> [EmbeddedImage] {
+        let choice = try faceChoice(content, field: "face", allowsSingle: true) ?? .only
+        guard choice == .only || choice == .largest else {
+            throw ServiceError(400, "invalid_face", "enrollment takes face=single (the default) or face=largest: a stored image is re-embedded by that rule when the model changes; crop a group photo to the person first")
+        }
+        return try embed(content.images, choosing: Array(repeating: choice, count: content.images.count))
+    }
+
+    func newSamples(_ content: RequestContent, _ images: [EmbeddedImage]) -> [NewSample] {
+        zip(content.images, images).map { image, embedded in
+            NewSample(image: image.bytes, width: embedded.width, height: embedded.height, contentHash: SHA256.hex(image.bytes), embedding: embedded.vector)
+        }
     }
 
     /// Warnings for images about to join identity `id`: one nearer to another identity than to

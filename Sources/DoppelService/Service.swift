@@ -88,7 +88,7 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         searches = SearchBatcher(maxBatch: configuration.searchMaxBatch, maxWaitMicroseconds: configuration.searchMaxWaitMicroseconds,
                                  aggregation: aggregation, index: { [galleries] in galleries.index($0) })
         openAPI = Array(OpenAPIDocument.json(maxK: configuration.maxK, maxThreshold: configuration.maxThreshold ?? model.naturalMaxThreshold,
-                                                maxImages: configuration.maxImagesPerRequest).utf8)
+                                                maxImages: configuration.maxImagesPerRequest, maxFaces: configuration.maxFaces).utf8)
         embedder.onBatch = { [metrics] size in metrics.recordBatch(size) }
         searches.onBatch = { [metrics] size in metrics.recordSearchBatch(size) }
         addRoutes()

@@ -59,6 +59,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var decodeWaitMilliseconds = 2000
     /// A face model detects on photos scaled down to at most this many pixels.
     public var maxDetectionPixels = FaceStage.defaultMaxDetectionPixels
+    /// A face model answers for at most this many faces of one photo (search, embed; the
+    /// rest are counted) and lists at most this many boxes per image. The image memory
+    /// budget counts a chip for each of up to 64.
+    public var maxFaces = 10
 
     // batching
     /// Images per forward pass at most; 1 turns micro-batching off.
@@ -149,7 +153,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
                                               "header_timeout_ms", "body_timeout_ms", "body_deadline_ms", "body_min_rate_bytes", "body_max_ms",
                                               "write_timeout_ms", "keep_alive_timeout_ms", "max_connections",
                                               "max_multipart_parts", "max_database_mb", "max_buffered_mb", "max_decode_mb", "decode_wait_ms",
-                                              "max_detection_pixels"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                                              "max_detection_pixels", "max_faces"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_image_pixels", into: &maxImagePixels)
                 try r.read(o, "max_body_bytes", into: &maxBodyBytes)
                 try r.read(o, "max_header_bytes", into: &maxHeaderBytes)
@@ -169,6 +173,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "max_decode_mb", into: &maxDecodeMegabytes)
                 try r.read(o, "decode_wait_ms", into: &decodeWaitMilliseconds)
                 try r.read(o, "max_detection_pixels", into: &maxDetectionPixels)
+                try r.read(o, "max_faces", into: &maxFaces)
             }
             try r.nested(o, "batching", known: ["max_batch", "max_wait_us"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_batch", into: &maxBatch)
@@ -281,6 +286,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try check(maxDecodeMegabytes >= 1, "limits.max_decode_mb must be at least 1")
         try check(decodeWaitMilliseconds >= 0 && decodeWaitMilliseconds <= 60_000, "limits.decode_wait_ms must be in 0...60000")
         try check(maxDetectionPixels >= 10_000, "limits.max_detection_pixels must be at least 10000")
+        try check(maxFaces >= 1 && maxFaces <= 64, "limits.max_faces must be in 1...64")
         try check(maxBatch >= 1 && maxBatch <= 4096, "batching.max_batch must be in 1...4096")
         try check(maxWaitMicroseconds >= 0 && maxWaitMicroseconds <= 1_000_000, "batching.max_wait_us must be in 0...1000000")
         try check(searchMaxBatch >= 1 && searchMaxBatch <= 4096, "search_batching.max_batch must be in 1...4096")

@@ -20,13 +20,32 @@ import TestSupport
     }()
 
     /// face_recognition's encoding of each photo's first face, from the fixture.
-    static func reference() throws -> [String: [Double]] {
+    static func reference() throws -> [String: [Double]] { try referenceFaces().compactMapValues { $0.first?.encoding } }
+
+    /// What face_recognition found in each photo of the fixture: per face (largest first, as
+    /// dlib orders its two detections there), the box, the landmarks and the encoding.
+    static func referenceFaces() throws -> [String: [(box: [String: Int], landmarks: [[Int]], encoding: [Double])]] {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: photos.appendingPathComponent("reference.json"))) as! [String: Any]
-        var encodings = [String: [Double]]()
+        var faces = [String: [(box: [String: Int], landmarks: [[Int]], encoding: [Double])]]()
         for entry in object["images"] as! [[String: Any]] {
-            if let face = (entry["faces"] as! [[String: Any]]).first { encodings[entry["image"] as! String] = face["encoding"] as? [Double] }
+            let boxes = (entry["boxes"] as! [[String: Any]]).map { b in ["left", "top", "right", "bottom"].reduce(into: [String: Int]()) { $0[$1] = b[$1] as? Int } }
+            faces[entry["image"] as! String] = zip(boxes, entry["faces"] as! [[String: Any]]).map { box, face in
+                (box, face["landmarks"] as! [[Int]], face["encoding"] as! [Double])
+            }
         }
-        return encodings
+        return faces
+    }
+
+    /// A rectangle of a photo as a PNG (the test's way to a photo of one of two people).
+    static func crop(_ png: [UInt8], left: Int, top: Int, right: Int, bottom: Int) throws -> [UInt8] {
+        let photo = try ImageDecoder.decode(png)
+        let (w, h, c) = (right - left, bottom - top, photo.layout.channels)
+        var pixels = [UInt8](repeating: 0, count: w * h * c)
+        for y in 0..<h {
+            let from = ((top + y) * photo.width + left) * c
+            pixels.replaceSubrange((y * w * c)..<((y + 1) * w * c), with: photo.pixels[from..<(from + w * c)])
+        }
+        return PNGEncoder.encode(Image(width: w, height: h, layout: photo.layout, pixels: pixels))
     }
 
     static func euclidean(_ a: [Double], _ b: [Double]) -> Double { sqrt(zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
@@ -54,23 +73,66 @@ import TestSupport
         let same = try api.form("POST", "/v1/verify", key: nil, [("image1", "a.pgm", Self.photo("s1_1.pgm")), ("image2", "b.pgm", Self.photo("s1_2.pgm"))])
         #expect(same.status == 200 && same.json["match"] as? Bool == true, "\(same.text)")
         #expect(abs((same.json["distance"] as? Double ?? -1) - samePerson) < 1e-4, "doppel \(same.json["distance"] ?? "-"), dlib \(samePerson)")
-        let faces = same.json["faces"] as? [[String: Any]]
-        #expect(faces?.map { $0["image"] as? String } == ["image1", "image2"] && faces?.allSatisfy { $0["found"] as? Int == 1 } == true, "\(same.text)")
-        let box = faces?.first?["box"] as? [String: Int]
+        let images = same.json["images"] as? [[String: Any]]
+        #expect(images?.map { $0["image"] as? String } == ["image1", "image2"] && images?.allSatisfy { $0["found"] as? Int == 1 && $0["used"] as? Int == 0 } == true,
+                "\(same.text)")
+        let box = (images?.first?["faces"] as? [[String: Any]])?.first?["box"] as? [String: Int]
         #expect(box == ["left": 16, "top": 33, "right": 84, "bottom": 101], "the detector's box, as dlib draws it: \(box ?? [:])")
         let other = try api.form("POST", "/v1/verify", key: nil, [("image1", "a.pgm", Self.photo("s1_1.pgm")), ("image2", "b.pgm", Self.photo("s2_1.pgm"))])
         #expect(other.status == 200 && other.json["match"] as? Bool == false, "\(other.text)")
+        let missing = try api.form("POST", "/v1/verify", key: nil, [("image1", "a.pgm", Self.photo("s1_1.pgm")), ("image2", "b.pgm", Self.photo("s1_2.pgm")),
+                                                                      ("face2", nil, Array("3".utf8))])
+        #expect(missing.status == 422 && missing.errorCode == "no_such_face", "\(missing.text)")
 
-        // A photo with two faces: both counted, the larger one answered for.
-        let group = try api.call("POST", "/v1/embed", key: nil, contentType: "image/png", body: Self.photo("two_faces.png"))
-        let groupFaces = group.json["faces"] as? [[String: Any]]
-        #expect(group.status == 200 && groupFaces?.first?["found"] as? Int == 2, "\(group.text)")
-        let embedding = (group.json["embedding"] as? [Double]) ?? []
-        #expect(embedding.count == 128 && Self.euclidean(embedding, reference["two_faces.png"]!) < 1e-4)
+        // A photo of two people: an embedding, box and landmarks per face, largest first, each
+        // face_recognition's for that face.
+        let group = try Self.photo("two_faces.png")
+        let expected = try Self.referenceFaces()["two_faces.png"]!
+        let embedded = try api.call("POST", "/v1/embed?landmarks=true", key: nil, contentType: "image/png", body: group)
+        let groupFaces = embedded.json["faces"] as? [[String: Any]] ?? []
+        #expect(embedded.status == 200 && embedded.json["faces_found"] as? Int == 2 && embedded.json["faces_truncated"] as? Bool == false && groupFaces.count == 2,
+                "\(embedded.text.prefix(400))")
+        for (i, face) in groupFaces.enumerated() where i < expected.count {
+            #expect(face["face"] as? Int == i && face["box"] as? [String: Int] == expected[i].box, "face \(i): \(face["box"] ?? "-")")
+            #expect(Self.euclidean(face["embedding"] as? [Double] ?? [], expected[i].encoding) < 1e-4, "face \(i)'s encoding")
+            // dlib's points rounded to whole pixels, as the fixture has them.
+            #expect((face["landmarks"] as? [[Double]])?.map { $0.map { Int($0) } } == expected[i].landmarks, "face \(i): \(face["landmarks"] ?? "-")")
+        }
+        #expect(embedded.json["embedding"] as? [Double] == groupFaces.first?["embedding"] as? [Double], "the top-level embedding is the largest face's")
 
-        // Enrollment and search; a photo without a face is refused by name and stores nothing.
+        // Enrollment takes one face per image: the group photo is refused by name, nothing stored.
+        let crowded = try api.form("POST", "/v1/identities", [("id", nil, Array("group".utf8)), ("image", "group.png", group)])
+        #expect(crowded.status == 422 && crowded.errorCode == "multiple_faces", "\(crowded.text)")
+        #expect(try api.call("GET", "/v1/identities/group", pattern: "/v1/identities/{id}").status == 404)
+        #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("group".utf8)), ("face", nil, Array("0,0,9,9".utf8)),
+                                                         ("image", "group.png", group)]).errorCode == "invalid_face")
+        // Each person enrolled from a crop of the photo; the photo searched answers for both.
+        let small = try Self.crop(group, left: 20, top: 110, right: 150, bottom: 250), large = try Self.crop(group, left: 200, top: 60, right: 420, bottom: 320)
+        #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("s4".utf8)), ("image", "s4.png", small)]).status == 201)
+        #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("s5".utf8)), ("image", "s5.png", large)]).status == 201)
+        let everyone = try api.call("POST", "/v1/search?k=1", key: nil, contentType: "image/png", body: group)
+        let answers = everyone.json["faces"] as? [[String: Any]] ?? []
+        #expect(everyone.status == 200 && answers.count == 2 && everyone.json["faces_found"] as? Int == 2, "\(everyone.text.prefix(400))")
+        #expect(answers.map { ($0["matches"] as? [[String: Any]])?.first?["identity"] as? String } == ["s5", "s4"], "\(everyone.text.prefix(600))")
+        #expect(answers.allSatisfy { $0["decision"] as? String == "match" })
+        #expect(everyone.json["decision"] as? String == "match" && (everyone.json["matches"] as? [[String: Any]])?.first?["identity"] as? String == "s5")
+        // A box from the caller skips detection: the small face alone, no detector score.
+        let boxed = try api.json("POST", "/v1/search", key: nil, ["image": Body.base64(group), "k": 1, "face": [44, 153, 112, 221]])
+        let boxedFaces = boxed.json["faces"] as? [[String: Any]] ?? []
+        #expect(boxed.status == 200 && boxedFaces.count == 1 && boxedFaces.first?["confidence"] is NSNull, "\(boxed.text.prefix(400))")
+        #expect((boxedFaces.first?["matches"] as? [[String: Any]])?.first?["identity"] as? String == "s4")
+        // The smaller face picked by its number for verify; max_faces caps a search's answers.
+        let picked = try api.form("POST", "/v1/verify", key: nil, [("image1", "g.png", group), ("face1", nil, Array("1".utf8)), ("image2", "s4.png", small)])
+        #expect(picked.status == 200 && picked.json["match"] as? Bool == true && (picked.json["images"] as? [[String: Any]])?.first?["used"] as? Int == 1,
+                "\(picked.text)")
+        let capped = try api.call("POST", "/v1/search?max_faces=1", key: nil, contentType: "image/png", body: group)
+        #expect(capped.status == 200 && (capped.json["faces"] as? [[String: Any]])?.count == 1 && capped.json["faces_found"] as? Int == 2
+                && capped.json["faces_truncated"] as? Bool == true, "\(capped.text.prefix(300))")
+        #expect(try api.call("POST", "/v1/search?max_faces=11", key: nil, contentType: "image/png", body: group).errorCode == "invalid_field")
+
+        // Enrollment and search of single-face photos.
         let created = try api.form("POST", "/v1/identities", [("id", nil, Array("s1".utf8)), ("image", "a.pgm", Self.photo("s1_1.pgm"))])
-        #expect(created.status == 201 && (created.json["faces"] as? [[String: Any]])?.count == 1, "\(created.text)")
+        #expect(created.status == 201 && (created.json["images"] as? [[String: Any]])?.count == 1, "\(created.text)")
         #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("s3".utf8)), ("image", "a.pgm", Self.photo("s3_5.pgm"))]).status == 201)
         let search = try api.form("POST", "/v1/search?k=2", key: nil, [("image", "q.pgm", Self.photo("s1_2.pgm"))])
         let matches = search.json["matches"] as? [[String: Any]]
@@ -86,7 +148,26 @@ import TestSupport
         #expect(try api.call("GET", "/v1/identities/wall", pattern: "/v1/identities/{id}").status == 404)
         let added = try api.form("POST", "/v1/identities/s1/samples", pattern: "/v1/identities/{id}/samples", [("image", "wall.png", blank)])
         #expect(added.status == 422 && added.errorCode == "no_face", "\(added.text)")
-        #expect(try api.call("GET", "/readyz", key: nil).json["samples"] as? Int == 2)
+        #expect(try api.call("GET", "/readyz", key: nil).json["samples"] as? Int == 4)
+    }
+
+    /// A model without a face stage embeds whole images: the face fields are refused, not
+    /// silently ignored, and its answers carry no face fields.
+    @Test func aWholeImageModelRefusesFaceFields() throws {
+        let f = ServeTests.fixture
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let server = try ServerProcess(model: f.model, folder: folder)
+        defer { server.stop() }
+        let api = try ServeTests.Checked(server)
+        for (path, field, value) in [("/v1/search", "face", "largest"), ("/v1/embed", "max_faces", "2"), ("/v1/search", "landmarks", "true")] {
+            let refused = try api.form("POST", path, key: nil, [("image", "a.png", f.image(0, 0)), (field, nil, Array(value.utf8))])
+            #expect(refused.status == 400 && refused.text.contains("face stage"), "\(path) \(field): \(refused.text)")
+        }
+        let pair = try api.form("POST", "/v1/verify", key: nil, [("image1", "a.png", f.image(0, 0)), ("image2", "b.png", f.image(0, 1)), ("face2", nil, Array("1".utf8))])
+        #expect(pair.status == 400 && pair.errorCode == "invalid_face")
+        let plain = try api.call("POST", "/v1/search", key: nil, contentType: "image/png", body: f.image(0, 0))
+        #expect(plain.status == 200 && plain.json["faces"] == nil && plain.json["faces_found"] == nil, "\(plain.text)")
     }
 
     /// Files that are not all three of dlib's models, or are damaged, stop the import with

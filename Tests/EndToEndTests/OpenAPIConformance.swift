@@ -3,7 +3,8 @@ import Foundation
 
 /// Checks responses against the server's own `/openapi.json`: the operation for the route
 /// pattern and method must document the status, and a JSON body must fit its schema (the
-/// subset the document uses: $ref, type, const, enum, required, properties, items, maxItems).
+/// subset the document uses: $ref, allOf, type, const, enum, required, properties, items,
+/// maxItems).
 struct OpenAPIConformance {
     let document: [String: Any]
 
@@ -48,6 +49,7 @@ struct OpenAPIConformance {
 
     private func validate(_ value: Any, _ schema: [String: Any], at path: String, into violations: inout [String]) {
         if let ref = schema["$ref"] as? String { return validate(value, resolve(ref), at: path, into: &violations) }
+        for part in (schema["allOf"] as? [[String: Any]]) ?? [] { validate(value, part, at: path, into: &violations) }
         let actual = Self.typeName(value)
         if let type = schema["type"] {
             let allowed = (type as? [String]) ?? [type as? String ?? ""]

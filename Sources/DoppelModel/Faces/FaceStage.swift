@@ -12,7 +12,10 @@ public struct Face: Sendable {
     public var chip: Image
 
     /// The box cut to the photo, as face_recognition reports face locations.
-    public func visibleBox(width: Int, height: Int) -> FaceBox {
+    public func visibleBox(width: Int, height: Int) -> FaceBox { Self.visible(box, width: width, height: height) }
+
+    /// A box cut to a `width` x `height` photo.
+    public static func visible(_ box: FaceBox, width: Int, height: Int) -> FaceBox {
         FaceBox(left: max(box.left, 0), top: max(box.top, 0), right: min(box.right, Double(width - 1)), bottom: min(box.bottom, Double(height - 1)))
     }
 }
@@ -60,16 +63,29 @@ public final class FaceStage: @unchecked Sendable {
     }
 
     /// Every face in a photo, largest box first, each with its landmarks and chip.
-    public func faces(in photo: Image) throws -> [Face] {
+    public func faces(in photo: Image) throws -> [Face] { try faces(in: photo, limit: .max).faces }
+
+    /// The faces in a photo, largest box first: every detection, and the first `limit` of
+    /// them with their landmarks and chips (a crowd's small faces cost detection only).
+    public func faces(in photo: Image, limit: Int) throws -> (detections: [FaceDetector.Detection], faces: [Face]) {
         let rgb = photo.layout == .rgb ? photo : photo.converted(to: .rgb)
         let detections = try detect(in: rgb).sorted { ($0.box.area, $0.confidence) > ($1.box.area, $1.confidence) }
-        guard !detections.isEmpty else { return [] }
+        guard !detections.isEmpty, limit > 0 else { return (detections, []) }
         let intensity = ShapePredictor.intensity(of: rgb)
-        return detections.map { detection in
-            let points = landmarks.landmarks(intensity: intensity, width: rgb.width, height: rgb.height, box: detection.box)
-            let chip = FaceChip(landmarks: points, size: spec.chipSize, padding: spec.chipPadding).extract(from: rgb)
-            return Face(box: detection.box, confidence: detection.confidence, landmarks: points, chip: chip)
-        }
+        return (detections, detections.prefix(limit).map { face(in: rgb, intensity: intensity, box: $0.box, confidence: $0.confidence) })
+    }
+
+    /// The face in a box the caller gives (no detection): its landmarks and chip. Its
+    /// confidence is NaN, the detector having given none.
+    public func face(in photo: Image, box: FaceBox) -> Face {
+        let rgb = photo.layout == .rgb ? photo : photo.converted(to: .rgb)
+        return face(in: rgb, intensity: ShapePredictor.intensity(of: rgb), box: box, confidence: .nan)
+    }
+
+    private func face(in rgb: Image, intensity: [UInt8], box: FaceBox, confidence: Double) -> Face {
+        let points = landmarks.landmarks(intensity: intensity, width: rgb.width, height: rgb.height, box: box)
+        let chip = FaceChip(landmarks: points, size: spec.chipSize, padding: spec.chipPadding).extract(from: rgb)
+        return Face(box: box, confidence: confidence, landmarks: points, chip: chip)
     }
 }
 
