@@ -10,19 +10,13 @@ Run by Tests/EndToEndTests/ConsoleTests.swift against a server it starts:
 IMAGE_A and IMAGE_B are two photos of one enrolled identity, IMAGE_C one of another.
 Exit status 0 when every check holds; otherwise the failed check on stderr.
 """
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 import uuid
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from console_test_support import api_call, check, start_browser
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 base, admin_key, image_a, image_b, image_c, shots = sys.argv[1:7]
 # The browser takes only absolute paths for a file input.
@@ -32,44 +26,10 @@ os.makedirs(shots, exist_ok=True)
 
 def api(method, path, fields=None, files=None, key=None):
     """The API's answer to the request the console makes, for comparison."""
-    boundary = "doppel-" + uuid.uuid4().hex
-    body = b""
-    for name, value in (fields or {}).items():
-        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-    for name, path_ in (files or {}).items():
-        with open(path_, "rb") as f:
-            data = f.read()
-        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{os.path.basename(path_)}"\r\n'
-                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
-    headers = {}
-    if files or fields:
-        body += f"--{boundary}--\r\n".encode()
-        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
-    else:
-        body = None
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    request = urllib.request.Request(base + path, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    return api_call(base, method, path, fields, files, key)
 
 
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
-options = Options()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
-                 "--disable-extensions", "--no-first-run"]:
-    options.add_argument(argument)
-options.set_capability("goog:loggingOptions", {"browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 20)
+driver, wait = start_browser()
 step = "start"
 try:
     step = "load the page"

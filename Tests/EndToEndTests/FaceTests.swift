@@ -48,6 +48,16 @@ import TestSupport
         return PNGEncoder.encode(Image(width: w, height: h, layout: photo.layout, pixels: pixels))
     }
 
+    /// dlib's three files imported once (`doppel import`), for the tests that serve them.
+    static let importedModel: String = {
+        let folder = try! ServeTests.freshFolder()
+        ScratchFolder.removeAtExit(folder.path)
+        let model = folder.appendingPathComponent("faces.safetensors").path
+        let imported = try! DoppelBinary.run(["import"] + modelFiles + ["--out", model])
+        precondition(imported.status == 0, "importing dlib's face models failed: \(imported.stderr)")
+        return model
+    }()
+
     static func euclidean(_ a: [Double], _ b: [Double]) -> Double { sqrt(zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
 
     @Test func importedFacePipelineServesVerifySearchAndEnrollment() throws {
@@ -57,6 +67,7 @@ import TestSupport
         let imported = try DoppelBinary.run(["import"] + Self.modelFiles + ["--out", model])
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(imported.stderr.contains("dlib's face pipeline") && imported.stderr.contains("euclidean threshold 0.6"), "\(imported.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: model)) == Data(contentsOf: URL(fileURLWithPath: Self.importedModel)), "an import is reproducible")
 
         let server = try ServerProcess(model: model, folder: folder)
         defer { server.stop() }
@@ -138,6 +149,9 @@ import TestSupport
         let matches = search.json["matches"] as? [[String: Any]]
         #expect(search.status == 200 && matches?.first?["identity"] as? String == "s1" && search.json["decision"] as? String == "match", "\(search.text)")
 
+        // A photo too small for the detector's network to look at holds no face.
+        let dot = try api.call("POST", "/v1/embed", key: nil, contentType: "image/png", body: PNGEncoder.encode(Image(width: 1, height: 1, layout: .rgb)))
+        #expect(dot.status == 422 && dot.errorCode == "no_face", "\(dot.text)")
         let blank = PNGEncoder.encode(Image(width: 160, height: 120, layout: .rgb, filledWith: 140))
         let refused = try api.form("POST", "/v1/verify", key: nil, [("image1", "a.pgm", Self.photo("s1_1.pgm")), ("image2", "wall.png", blank)])
         #expect(refused.status == 422 && refused.errorCode == "no_face", "\(refused.text)")
@@ -149,6 +163,32 @@ import TestSupport
         let added = try api.form("POST", "/v1/identities/s1/samples", pattern: "/v1/identities/{id}/samples", [("image", "wall.png", blank)])
         #expect(added.status == 422 && added.errorCode == "no_face", "\(added.text)")
         #expect(try api.call("GET", "/readyz", key: nil).json["samples"] as? Int == 4)
+    }
+
+    /// Tests/Browser/console_faces_test.py in headless Chromium: a photo of two people
+    /// searched in the console shows a box and a card per face and each face's matches;
+    /// verify compares the face clicked; enrollment previews the face it would store.
+    @Test func theConsoleShowsEachFaceOfAPhoto() throws {
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let server = try ServerProcess(model: Self.importedModel, folder: folder)
+        defer { server.stop() }
+        server.responseTimeout = 60
+        let api = try ServeTests.Checked(server)
+        let group = try Self.photo("two_faces.png")
+        let small = try Self.crop(group, left: 20, top: 110, right: 150, bottom: 250), large = try Self.crop(group, left: 200, top: 60, right: 420, bottom: 320)
+        #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("s4".utf8)), ("image", "s4.png", small)]).status == 201)
+        #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("s5".utf8)), ("image", "s5.png", large)]).status == 201)
+        let smallFile = folder.appendingPathComponent("s4.png")
+        try Data(small).write(to: smallFile)
+        let cache = ProcessInfo.processInfo.environment["DOPPEL_CACHE_DIR"] ?? (NSHomeDirectory() + "/.cache/doppel")
+        let python = cache + "/venv/bin/python"
+        try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap makes it (Selenium for the browser test)")
+        let screenshots = ServerProcess.repository.appendingPathComponent(".build/console-screenshots").path
+        let (status, text) = try runProgram(python, [ServerProcess.repository.appendingPathComponent("Tests/Browser/console_faces_test.py").path,
+                                                     "http://127.0.0.1:\(server.port)", ServeTests.adminKey,
+                                                     Self.photos.appendingPathComponent("two_faces.png").path, smallFile.path, "s5", "s4", screenshots])
+        #expect(status == 0, "the browser test failed: \(text)")
     }
 
     /// A model without a face stage embeds whole images: the face fields are refused, not

@@ -75,6 +75,12 @@ public final class FaceDetector: @unchecked Sendable {
         public init() {}
     }
 
+    /// The smallest tiled image side for which the network has one output position: from one
+    /// output back through each convolution.
+    var smallestInputSide: Int {
+        geometry.reduce(1) { side, layer in (side - 1) * layer.stride + layer.kernel - 2 * layer.padding }
+    }
+
     /// The faces in an RGB photo, highest score first.
     public func detect(_ photo: Image) throws -> [Detection] {
         var timing = Timing()
@@ -93,7 +99,8 @@ public final class FaceDetector: @unchecked Sendable {
         timing.upsample = lap()
         let pyramid = TiledPyramid(rows: image.height, columns: image.width, rate: settings.pyramidRate,
                                    padding: settings.padding, outerPadding: settings.outerPadding)
-        guard !pyramid.levels.isEmpty else { return [] }
+        // A photo so small (a 1 x 1 image) that the network has no output position holds no face.
+        guard !pyramid.levels.isEmpty, min(pyramid.rows, pyramid.columns) >= smallestInputSide else { return [] }
         let input = pyramid.tensor(of: image, average: settings.average)
         let shape = TensorShape(channels: 3, height: pyramid.rows, width: pyramid.columns)
         (timing.tiledRows, timing.tiledColumns) = (pyramid.rows, pyramid.columns)

@@ -132,21 +132,56 @@ extension ConsoleAssets {
         dLabel.style.top = '-22px';
         return bar;
       }
-      async function runVerify() {
+      // ---- faces ---------------------------------------------------------------------------
+      // A face model answers per face: the photo with each face's box drawn over it (numbered
+      // from 1, the largest first), the chosen one highlighted; clicking a box picks it.
+      function facePhoto(file, faces, chosen, onPick) {
+        const img = el('img', { alt: '' });
+        const frame = el('div', { class: 'faces' }, img);
+        img.addEventListener('load', () => {
+          const w = img.naturalWidth, h = img.naturalHeight;
+          for (const f of faces) {
+            const b = f.box;
+            const box = el('button', { type: 'button', class: 'facebox' + (f.face === chosen ? ' chosen' : ''), 'data-face': f.face,
+              title: 'face ' + (f.face + 1) + (f.confidence === null ? ' (your box)' : ', detector score ' + fmt(f.confidence, 2)) }, String(f.face + 1));
+            box.style.left = (100 * b.left / w) + '%'; box.style.top = (100 * b.top / h) + '%';
+            box.style.width = (100 * (b.right - b.left + 1) / w) + '%'; box.style.height = (100 * (b.bottom - b.top + 1) / h) + '%';
+            if (onPick) box.addEventListener('click', () => onPick(f.face));
+            frame.append(box);
+          }
+        }, { once: true });
+        img.src = URL.createObjectURL(file);
+        return frame;
+      }
+      function faceSummary(label, image) {
+        return label + ': ' + image.found + (image.found === 1 ? ' face' : ' faces') + ' found, ' +
+          (image.found === 1 ? 'compared' : 'face ' + (image.used + 1) + (image.used === 0 ? ' (the largest)' : '') + ' compared');
+      }
+      function isFaceModel() { return !!(state.model && state.model.input_spec && state.model.input_spec.face); }
+
+      async function runVerify(pick = {}) {
         const out = $('verify-result');
         const form = new FormData();
         form.append('image1', state.files.a);
         form.append('image2', state.files.b);
+        for (const [field, face] of Object.entries(pick)) form.append(field, String(face));
         $('verify-run').disabled = true;
         try {
           const r = await api('POST', '/v1/verify', form);
           out.hidden = false;
+          const faces = r.images ? el('div', null,
+            el('div', { class: 'pair' },
+              facePhoto(state.files.a, r.images[0].faces, r.images[0].used, (i) => runVerify({ face1: i, face2: r.images[1].used })),
+              facePhoto(state.files.b, r.images[1].faces, r.images[1].used, (i) => runVerify({ face1: r.images[0].used, face2: i }))),
+            el('p', { class: 'muted' }, faceSummary('Image 1', r.images[0]) + '; ' + faceSummary('image 2', r.images[1]) + '. Click a box to compare another face.')) : null;
           out.replaceChildren(
             el('div', { class: 'verdict ' + (r.match ? 'yes' : 'no') }, r.match ? 'Match: the same identity' : 'No match: different identities'),
             distanceBar(r.distance, r.threshold),
             el('p', null, 'Distance ' + fmt(r.distance) + (r.match ? ' is within' : ' is beyond') + ' the threshold ' + fmt(r.threshold) +
               '. Similarity ' + pct(r.similarity) + '.'),
-            el('p', { class: 'muted' }, 'At this threshold about ' + pct(r.far) + ' of pairs of different identities would also match (the estimated false accept rate).'));
+            // A model calibrated without a false accept curve (an imported one) has no estimate to give.
+            r.far === null ? null : el('p', { class: 'muted' }, 'At this threshold about ' + pct(r.far) + ' of pairs of different identities would also match (the estimated false accept rate).'),
+            faces);
         } catch (e) { showError(out, e); }
         $('verify-run').disabled = false;
       }
@@ -159,6 +194,26 @@ extension ConsoleAssets {
         if (!best) return 'The gallery is empty: enroll identities first.';
         return 'Unknown: no enrolled identity is within the threshold ' + fmt(r.threshold) + ' (the nearest, “' + best.identity + '”, is at ' + fmt(best.distance) + '). This looks like someone not in the gallery.';
       }
+      // One answer's verdict, explanation and matches (the image's, or one face's).
+      function searchAnswer(r) {
+        const list = el('ol', { class: 'matches' });
+        for (const m of r.matches) {
+          // Without the admin key there is no photo to show: no empty frame either.
+          let img = null;
+          if (state.isAdmin) {
+            img = el('img', { class: 'thumb', alt: '' });
+            fillThumb(img, m.identity, m.sample, 128);
+          }
+          list.append(el('li', { class: m.match ? 'match' : '' }, img,
+            el('div', null, el('strong', null, m.identity), el('div', { class: 'muted' },
+              'distance ' + fmt(m.distance) + ' · similarity ' + pct(m.similarity) + (m.match ? ' · within the threshold' : '')))));
+        }
+        return [
+          el('div', { class: 'verdict ' + (r.decision === 'match' ? 'yes' : r.decision === 'ambiguous' ? 'maybe' : 'no') }, r.decision),
+          el('p', null, explain(r)),
+          state.isAdmin ? null : el('p', { class: 'muted' }, 'Type the admin key above to see the matching photos.'),
+          list];
+      }
       async function runSearch() {
         const out = $('search-result');
         const form = new FormData();
@@ -166,24 +221,30 @@ extension ConsoleAssets {
         $('search-run').disabled = true;
         try {
           const r = await api('POST', '/v1/search' + query({ k: $('search-k').value, gallery: gallery() }), form);
-          const list = el('ol', { class: 'matches' });
-          for (const m of r.matches) {
-            // Without the admin key there is no photo to show: no empty frame either.
-            let img = null;
-            if (state.isAdmin) {
-              img = el('img', { class: 'thumb', alt: '' });
-              fillThumb(img, m.identity, m.sample, 128);
-            }
-            list.append(el('li', { class: m.match ? 'match' : '' }, img,
-              el('div', null, el('strong', null, m.identity), el('div', { class: 'muted' },
-                'distance ' + fmt(m.distance) + ' · similarity ' + pct(m.similarity) + (m.match ? ' · within the threshold' : '')))));
-          }
           out.hidden = false;
-          out.replaceChildren(
-            el('div', { class: 'verdict ' + (r.decision === 'match' ? 'yes' : r.decision === 'ambiguous' ? 'maybe' : 'no') }, r.decision),
-            el('p', null, explain(r)),
-            state.isAdmin ? null : el('p', { class: 'muted' }, 'Type the admin key above to see the matching photos.'),
-            list);
+          if (!r.faces) {
+            out.replaceChildren(...searchAnswer(r));
+          } else {
+            // One card per face; the chosen face's matches below, the largest first.
+            const detail = el('div', { id: 'face-detail' });
+            const cards = el('ol', { class: 'facecards' });
+            const photo = facePhoto(state.files.search, r.faces, 0, (i) => choose(i));
+            function choose(i) {
+              for (const node of [...cards.children, ...photo.querySelectorAll('.facebox')]) node.classList.toggle('chosen', Number(node.dataset.face) === i);
+              const face = r.faces.find((f) => f.face === i);
+              detail.replaceChildren(el('h3', null, 'Face ' + (i + 1)), ...searchAnswer({ ...r, ...face }));
+            }
+            for (const f of r.faces) {
+              const best = f.matches[0];
+              cards.append(el('li', { 'data-face': f.face, class: 'facecard ' + f.decision, onclick: () => choose(f.face) },
+                el('strong', null, 'Face ' + (f.face + 1)), el('span', null, f.decision + (best && f.decision !== 'unknown' ? ': ' + best.identity : ''))));
+            }
+            out.replaceChildren(
+              el('p', null, r.faces_found + (r.faces_found === 1 ? ' face' : ' faces') + ' found' +
+                (r.faces_truncated ? '; the largest ' + r.faces.length + ' answered (max_faces)' : '') + '. Click a face to see its matches.'),
+              el('div', { class: 'row' }, photo, cards), detail);
+            choose(0);
+          }
         } catch (e) { showError(out, e); }
         $('search-run').disabled = false;
       }
@@ -275,6 +336,26 @@ extension ConsoleAssets {
           loadPage();
         } catch (e) { status(describe(e)); }
       }
+      // For a face model: each chosen photo with the face that would be stored, or why it
+      // would be refused (no face, or several: enrollment takes one face per photo).
+      async function previewEnrollment() {
+        const out = $('enroll-preview');
+        out.replaceChildren();
+        if (!state.model) state.model = await api('GET', '/v1/model').catch(() => null);
+        if (!isFaceModel()) return;
+        for (const file of $('enroll-images').files) {
+          const form = new FormData();
+          form.append('image', file);
+          let caption, faces = [];
+          try {
+            const r = await api('POST', '/v1/embed', form);
+            faces = r.faces;
+            caption = r.faces_found === 1 ? 'the face to be stored' : r.faces_found + ' faces: enrollment takes a photo of one person';
+          } catch (e) { caption = e.code === 'no_face' ? 'no face found: this photo would be refused' : describe(e); }
+          const stored = faces.length === 1;
+          out.append(el('figure', { class: stored ? 'ok' : 'refused' }, facePhoto(file, faces, stored ? 0 : -1, null), el('figcaption', null, file.name + ': ' + caption)));
+        }
+      }
       async function enroll(event) {
         event.preventDefault();
         const out = $('enroll-result');
@@ -286,6 +367,7 @@ extension ConsoleAssets {
           const r = await api('POST', '/v1/identities' + query({ gallery: gallery() }), form);
           out.replaceChildren();
           $('enroll-form').reset();
+          $('enroll-preview').replaceChildren();
           $('enroll-form').hidden = true;
           resetPages();
           await loadPage();
@@ -367,7 +449,7 @@ extension ConsoleAssets {
         dropZone($('verify-a'), 'a', () => { $('verify-run').disabled = !(state.files.a && state.files.b); });
         dropZone($('verify-b'), 'b', () => { $('verify-run').disabled = !(state.files.a && state.files.b); });
         dropZone($('search-image'), 'search', () => { $('search-run').disabled = !state.files.search; });
-        $('verify-run').addEventListener('click', runVerify);
+        $('verify-run').addEventListener('click', () => runVerify());
         $('search-run').addEventListener('click', runSearch);
         $('key-form').addEventListener('submit', async (e) => {
           e.preventDefault();
@@ -396,6 +478,7 @@ extension ConsoleAssets {
         $('gallery-new').addEventListener('click', () => { $('enroll-form').hidden = false; $('enroll-id').focus(); });
         $('enroll-cancel').addEventListener('click', () => { $('enroll-form').hidden = true; });
         $('enroll-form').addEventListener('submit', enroll);
+        $('enroll-images').addEventListener('change', previewEnrollment);
         checkKey().then(() => show(location.hash.slice(1)));
       });
     })();

@@ -69,6 +69,7 @@ enum ConsoleAssets {
             <label>Name <input id="enroll-name" maxlength="256"></label>
             <label>Images <input id="enroll-images" type="file" accept="image/*" multiple required></label>
             <div class="buttons"><button type="submit" class="primary">Enroll</button><button type="button" id="enroll-cancel">Cancel</button></div>
+            <div id="enroll-preview" class="previews"></div>
             <div id="enroll-result"></div>
           </form>
           <div id="identity" class="panel" hidden></div>
@@ -128,6 +129,17 @@ enum ConsoleAssets {
     .matches { list-style: none; padding: 0; margin: 12px 0 0; display: grid; gap: 10px; }
     .matches li { display: flex; gap: 12px; align-items: center; padding: 8px; border: 1px solid var(--line); border-radius: 8px; }
     .matches li.match { border-color: var(--good); }
+    .faces { position: relative; display: inline-block; max-width: 480px; line-height: 0; }
+    .faces img { display: block; max-width: 100%; max-height: 360px; }
+    .facebox { position: absolute; padding: 0; border: 2px solid var(--accent); border-radius: 2px; background: transparent; color: #fff; font-size: 11px; line-height: 1; text-align: left; vertical-align: top; text-shadow: 0 0 2px #000; }
+    .facebox.chosen { border-color: var(--good); box-shadow: 0 0 0 2px rgba(255, 255, 255, .8); }
+    .facecards { list-style: none; padding: 0; margin: 0; display: grid; gap: 8px; align-content: start; min-width: 200px; }
+    .facecard { display: flex; gap: 10px; padding: 8px; border: 1px solid var(--line); border-radius: 8px; cursor: pointer; }
+    .facecard.chosen { border-color: var(--accent); background: var(--bg); }
+    .facecard.match span { color: var(--good); } .facecard.unknown span { color: var(--muted); } .facecard.ambiguous span { color: var(--warn); }
+    .previews { display: flex; flex-wrap: wrap; gap: 12px; }
+    .previews figure { margin: 8px 0; } .previews figure.refused figcaption { color: var(--bad); }
+    .previews .faces { max-width: 220px; } .previews .faces img { max-height: 200px; }
     .thumb { border: 0; width: 64px; height: 64px; object-fit: contain; background: var(--bg); border-radius: 6px; image-rendering: pixelated; flex: none; }
     .muted { color: var(--muted); }
     .notice { background: #fff8e6; border: 1px solid #f0d9a0; padding: 10px 14px; border-radius: 8px; }
