@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Faces in photos rather than crops: a scene set made from ORL faces, scored through a running
 `doppel serve` of a face model (detection recall and precision, then rank-1 and EER of the
-faces found against the same people's crops).
+faces found against the same people's crops); and the photos the speed and bad-input figures
+of docs/models.md use.
 
-    python3 scripts/compare/face_scenes.py make ../shared/data/att_faces /tmp/scenes [--scenes 150]
+    python=$(scripts/compare/face_venv)
+    "$python" scripts/compare/face_scenes.py make ../shared/data/att_faces /tmp/scenes [--scenes 150]
     DOPPEL_OPEN=1 .build/release/doppel serve --model models/faces.safetensors --port 8093 &
-    python3 scripts/compare/face_scenes.py score ../shared/data/att_faces /tmp/scenes http://127.0.0.1:8093
+    "$python" scripts/compare/face_scenes.py score ../shared/data/att_faces /tmp/scenes http://127.0.0.1:8093
+    "$python" scripts/compare/face_scenes.py photos ../shared/data/att_faces /tmp/photos
+
+`photos` writes one_face.png and eight_faces.png (640x480), crowd200.png (1600x1240, 200 faces
+of 80x97), photo40mp.png (7280x5480, one face) and one_pixel.png.
 
 A scene is 640x480 with 1-4 ORL faces (92x112 each, scaled 0.5-3x, not overlapping) pasted
 at random places on a plain, noisy or textured background; some are blurred, some made
@@ -86,6 +92,31 @@ def make(orl, out, scenes, seed):
     with open(os.path.join(out, "scenes.json"), "w") as f:
         json.dump(records, f, indent=1)
     print(f"{scenes} scenes, {sum(len(r['faces']) for r in records)} faces -> {out}")
+
+
+def photos(orl, out):
+    os.makedirs(out, exist_ok=True)
+    face = lambda person, image, size: Image.open(os.path.join(orl, person, f"{image}.pgm")).convert("RGB").resize(size)
+
+    def gradient():
+        y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+        return Image.fromarray(np.stack([70 + x * 0.2, 100 + y * 0.2, 150 - x * 0.1], -1).clip(0, 255).astype(np.uint8))
+    one = gradient()
+    one.paste(face("s7", 3, (138, 168)), (250, 150))
+    one.save(os.path.join(out, "one_face.png"))
+    eight = gradient()
+    for i in range(8):
+        eight.paste(face(f"s{i + 10}", 1, (110, 134)), (20 + 155 * (i % 4), 40 + 220 * (i // 4)))
+    eight.save(os.path.join(out, "eight_faces.png"))
+    crowd = Image.new("RGB", (1600, 1240), (120, 140, 160))
+    for k in range(200):
+        crowd.paste(face(f"s{k % 30 + 1}", k % 10 + 1, (80, 97)), ((k % 20) * 80, (k // 20) * 124))
+    crowd.save(os.path.join(out, "crowd200.png"))
+    huge = Image.new("RGB", (7280, 5480), (90, 110, 130))
+    huge.paste(face("s7", 3, (1840, 2240)), (2500, 1500))
+    huge.save(os.path.join(out, "photo40mp.png"))
+    Image.new("RGB", (1, 1)).save(os.path.join(out, "one_pixel.png"))
+    print(f"one_face, eight_faces, crowd200, photo40mp, one_pixel -> {out}")
 
 
 def embed(server, path):
@@ -172,7 +203,7 @@ def score(orl, out, server):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["make", "score"])
+    parser.add_argument("command", choices=["make", "score", "photos"])
     parser.add_argument("orl")
     parser.add_argument("out")
     parser.add_argument("server", nargs="?")
@@ -181,6 +212,8 @@ def main():
     args = parser.parse_args()
     if args.command == "make":
         make(args.orl, args.out, args.scenes, args.seed)
+    elif args.command == "photos":
+        photos(args.orl, args.out)
     else:
         score(args.orl, args.out, args.server.rstrip("/"))
 
