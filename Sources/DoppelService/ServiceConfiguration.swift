@@ -125,20 +125,38 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public init(_ description: String) { self.description = description }
     }
 
+    /// The fields a config file may hold: the top level (sections among them) and each
+    /// section's. Anything else stops the start with the field's name; the shipped
+    /// config/doppel.json and docs/operations.md list exactly these (checked by tests).
+    static let topLevelFields: Set<String> = ["host", "port", "model", "database", "database_password_file", "replication", "data_dir", "migrations", "store_images",
+                                 "log_level", "access_log", "console", "kernels", "limits", "batching", "search_batching", "index", "server", "keys",
+                                 "threshold"]
+    static let sectionFields: [String: Set<String>] = [
+        "replication": ["poll_ms", "max_lag_ms"],
+        "limits": ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k", "header_timeout_ms", "body_timeout_ms",
+                   "body_deadline_ms", "body_min_rate_bytes", "body_max_ms", "write_timeout_ms", "keep_alive_timeout_ms", "max_connections",
+                   "max_multipart_parts", "max_database_mb", "max_buffered_mb", "max_decode_mb", "decode_wait_ms", "max_detection_pixels", "max_faces"],
+        "batching": ["max_batch", "max_wait_us"],
+        "search_batching": ["max_batch", "max_wait_us"],
+        "index": ["precision", "rerank", "snapshot", "snapshot_delay_s"],
+        "server": ["workers", "event_loops", "shutdown_deadline_ms", "allowed_hosts"],
+        "keys": ["admin", "client", "compare", "open"],
+        "threshold": ["ambiguity_margin", "max_threshold", "aggregation"],
+    ]
+
     /// The file's settings over the defaults. Unknown fields are errors, so a typo is caught.
     public mutating func apply(json data: Data, source: String) throws(Invalid) {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw Invalid("\(source): not a JSON object")
         }
         var reader = FieldReader(source: source)
-        try reader.object(root, known: ["host", "port", "model", "database", "database_password_file", "replication", "data_dir", "migrations", "store_images", "log_level",
-                                        "access_log", "console", "kernels", "limits", "batching", "search_batching", "index", "server", "keys", "threshold", "datasets"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+        try reader.object(root, known: Self.topLevelFields) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
             try r.read(o, "host", into: &host)
             try r.read(o, "port", into: &port)
             try r.read(o, "model", into: &model)
             try r.read(o, "database", into: &database)
             try r.readOptional(o, "database_password_file", into: &databasePasswordFile)
-            try r.nested(o, "replication", known: ["poll_ms", "max_lag_ms"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "replication", known: Self.sectionFields["replication"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "poll_ms", into: &replicationPollMilliseconds)
                 try r.read(o, "max_lag_ms", into: &replicationMaxLagMilliseconds)
             }
@@ -149,11 +167,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
             try r.read(o, "access_log", into: &accessLog)
             try r.read(o, "console", into: &console)
             try r.read(o, "kernels", into: &kernels)
-            try r.nested(o, "limits", known: ["max_image_pixels", "max_body_bytes", "max_header_bytes", "max_images_per_request", "max_k",
-                                              "header_timeout_ms", "body_timeout_ms", "body_deadline_ms", "body_min_rate_bytes", "body_max_ms",
-                                              "write_timeout_ms", "keep_alive_timeout_ms", "max_connections",
-                                              "max_multipart_parts", "max_database_mb", "max_buffered_mb", "max_decode_mb", "decode_wait_ms",
-                                              "max_detection_pixels", "max_faces"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "limits", known: Self.sectionFields["limits"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_image_pixels", into: &maxImagePixels)
                 try r.read(o, "max_body_bytes", into: &maxBodyBytes)
                 try r.read(o, "max_header_bytes", into: &maxHeaderBytes)
@@ -175,22 +189,23 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "max_detection_pixels", into: &maxDetectionPixels)
                 try r.read(o, "max_faces", into: &maxFaces)
             }
-            try r.nested(o, "batching", known: ["max_batch", "max_wait_us"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "batching", known: Self.sectionFields["batching"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_batch", into: &maxBatch)
                 try r.read(o, "max_wait_us", into: &maxWaitMicroseconds)
             }
-            try r.nested(o, "search_batching", known: ["max_batch", "max_wait_us"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "search_batching", known: Self.sectionFields["search_batching"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "max_batch", into: &searchMaxBatch)
                 try r.read(o, "max_wait_us", into: &searchMaxWaitMicroseconds)
             }
-            try r.nested(o, "index", known: ["precision", "rerank", "snapshot", "snapshot_delay_s"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "index", known: Self.sectionFields["index"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "precision", into: &indexPrecision)
                 try r.read(o, "rerank", into: &indexRerank)
                 try r.read(o, "snapshot", into: &indexSnapshot)
                 try r.read(o, "snapshot_delay_s", into: &snapshotDelaySeconds)
             }
-            try r.nested(o, "server", known: ["workers", "event_loops", "shutdown_deadline_ms", "allowed_hosts"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
-                if o["allowed_hosts"] != nil {
+            try r.nested(o, "server", known: Self.sectionFields["server"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+                // null is the default: loopback names on a loopback bind, any name otherwise.
+                if let value = o["allowed_hosts"], !(value is NSNull) {
                     var hosts = [String]()
                     try r.read(o, "allowed_hosts", into: &hosts)
                     allowedHosts = hosts
@@ -199,17 +214,18 @@ public struct ServiceConfiguration: Sendable, Equatable {
                 try r.read(o, "event_loops", into: &eventLoops)
                 try r.read(o, "shutdown_deadline_ms", into: &shutdownDeadlineMilliseconds)
             }
-            try r.nested(o, "keys", known: ["admin", "client", "compare", "open"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "keys", known: Self.sectionFields["keys"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 try r.read(o, "admin", into: &adminKeys)
                 try r.read(o, "client", into: &clientKeys)
                 try r.read(o, "compare", into: &compareKeys)
-                if o["open"] != nil {
+                // null is the default: open on a loopback bind without client or compare keys.
+                if let value = o["open"], !(value is NSNull) {
                     var open = false
                     try r.read(o, "open", into: &open)
                     openClientRoutes = open
                 }
             }
-            try r.nested(o, "threshold", known: ["ambiguity_margin", "max_threshold", "aggregation"]) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
+            try r.nested(o, "threshold", known: Self.sectionFields["threshold"]!) { (r: inout FieldReader, o: [String: Any]) throws(Invalid) in
                 var margin = Double(ambiguityMargin)
                 try r.read(o, "ambiguity_margin", into: &margin)
                 ambiguityMargin = Float(margin)

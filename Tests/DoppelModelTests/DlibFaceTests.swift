@@ -87,7 +87,15 @@ import TestSupport
                 let encoding = Array(network.forward(prepared.tensor, batch: 1, mode: .inference))
                 let difference = zip(encoding, entry.faces[largest].encoding.map(Float.init)).map { abs($0 - $1) }.max()!
                 #expect(difference <= 1e-4, "\(entry.image) end to end: \(difference)")
-                #expect(prepared.faces.count == entry.boxes.count)
+                #expect(prepared.found.count == entry.boxes.count && prepared.indices == [0], "every face counted, the largest embedded")
+            }
+            // A caller's box skips detection: on dlib's own box, dlib's encoding of that face.
+            for (box, face) in zip(entry.boxes, entry.faces) {
+                let given = FaceBox(left: box.left, top: box.top, right: box.right, bottom: box.bottom)
+                let prepared = try input.prepare(photo, choosing: .box(given))
+                let encoding = Array(network.forward(prepared.tensor, batch: 1, mode: .inference))
+                let difference = zip(encoding, face.encoding.map(Float.init)).map { abs($0 - $1) }.max()!
+                #expect(difference <= 1e-4 && prepared.faces.first?.confidence.isNaN == true, "\(entry.image), given box: \(difference)")
             }
         }
     }

@@ -21,6 +21,37 @@ import Testing
         #expect(parsed == expected)
     }
 
+    /// Every field the loader accepts, as `section.field` (or `field` at the top level).
+    static var acceptedFields: Set<String> {
+        Set(ServiceConfiguration.topLevelFields.flatMap { name in
+            ServiceConfiguration.sectionFields[name].map { $0.map { "\(name).\($0)" } } ?? [name]
+        })
+    }
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// config/doppel.json is the documented list of defaults: it names every field there is.
+    @Test func theShippedConfigFileNamesEveryField() throws {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.repository.appendingPathComponent("config/doppel.json"))) as! [String: Any]
+        var leaves = Set<String>()
+        for (key, value) in object {
+            if let section = value as? [String: Any] { leaves.formUnion(section.keys.map { "\(key).\($0)" }) } else { leaves.insert(key) }
+        }
+        #expect(Self.acceptedFields.subtracting(leaves).isEmpty, "accepted but missing from config/doppel.json: \(Self.acceptedFields.subtracting(leaves).sorted())")
+        #expect(leaves.subtracting(Self.acceptedFields).isEmpty, "in config/doppel.json but not accepted: \(leaves.subtracting(Self.acceptedFields).sorted())")
+    }
+
+    /// docs/operations.md's configuration table has a row for exactly the fields there are.
+    @Test func theOperationsPageDocumentsEveryField() throws {
+        let page = try String(contentsOf: Self.repository.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let documented = Set(page.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `"), let end = line.dropFirst(3).firstIndex(of: "`") else { return nil }
+            return String(line[line.index(line.startIndex, offsetBy: 3)..<end])
+        })
+        #expect(Self.acceptedFields.subtracting(documented).isEmpty, "not in docs/operations.md: \(Self.acceptedFields.subtracting(documented).sorted())")
+        #expect(documented.subtracting(Self.acceptedFields).isEmpty, "documented but not accepted: \(documented.subtracting(Self.acceptedFields).sorted())")
+    }
+
     @Test func fileThenEnvironmentOverride() throws {
         var c = ServiceConfiguration()
         try c.apply(json: Data(#"{"port": 9000, "batching": {"max_batch": 8}, "keys": {"admin": ["0123456789abcdef0"]}, "threshold": {"max_threshold": 1.5}}"#.utf8),

@@ -93,23 +93,101 @@ import TestSupport
         #expect(page.contains("`storage_unavailable`") && page.contains("`image_not_stored`"))
     }
 
-    @Test func linksPointAtFilesAndTheReadmeIsShort() throws {
-        let files = ["README.md"] + (try FileManager.default.contentsOfDirectory(atPath: Self.repository.appendingPathComponent("docs").path)
-            .filter { $0.hasSuffix(".md") }.map { "docs/\($0)" })
-        for file in files {
+    static var markdownFiles: [String] {
+        get throws {
+            ["README.md"] + (try FileManager.default.contentsOfDirectory(atPath: repository.appendingPathComponent("docs").path)
+                .filter { $0.hasSuffix(".md") }.sorted().map { "docs/\($0)" })
+        }
+    }
+
+    /// The anchors GitHub gives a Markdown file's headings: lowercased, punctuation other
+    /// than `-` and `_` dropped, spaces as `-`; a repeated heading gets `-1`, `-2`.
+    static func anchors(_ markdown: String) -> Set<String> {
+        var anchors = Set<String>(), seen = [String: Int]()
+        var inCode = false
+        for line in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") { inCode.toggle() }
+            guard !inCode, line.hasPrefix("#") else { continue }
+            let title = line.drop { $0 == "#" }.trimmingCharacters(in: .whitespaces)
+            let slug = String(title.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" || $0 == " " })
+                .replacingOccurrences(of: " ", with: "-")
+            let count = seen[slug, default: 0]
+            anchors.insert(count == 0 ? slug : "\(slug)-\(count)")
+            seen[slug] = count + 1
+        }
+        return anchors
+    }
+
+    @Test func linksAndTheirAnchorsResolveAndTheReadmeIsShort() throws {
+        let regex = try NSRegularExpression(pattern: #"\]\(([^)#\s]*)(#[^)\s]*)?\)"#)
+        for file in try Self.markdownFiles {
             let text = try Self.read(file)
             let base = (file as NSString).deletingLastPathComponent
-            let regex = try NSRegularExpression(pattern: #"\]\(([^)#\s]+)(#[^)]*)?\)"#)
             for match in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
                 let target = String(text[Range(match.range(at: 1), in: text)!])
                 if target.contains("://") { continue }
-                let path = base.isEmpty ? target : "\(base)/\(target)"
-                #expect(FileManager.default.fileExists(atPath: Self.repository.appendingPathComponent(path).path), "\(file) links to \(target), which is missing")
+                let path = target.isEmpty ? file : (base.isEmpty ? target : "\(base)/\(target)")
+                let resolved = (path as NSString).standardizingPath
+                guard FileManager.default.fileExists(atPath: Self.repository.appendingPathComponent(resolved).path) else {
+                    Issue.record("\(file) links to \(target), which is missing")
+                    continue
+                }
+                if let range = Range(match.range(at: 2), in: text), resolved.hasSuffix(".md") {
+                    let anchor = String(text[range].dropFirst())
+                    #expect(Self.anchors(try Self.read(resolved)).contains(anchor), "\(file) links to \(target)#\(anchor): no such heading in \(resolved)")
+                }
             }
         }
         let readme = try Self.read("README.md")
         #expect(readme.split(separator: "\n", omittingEmptySubsequences: false).count < 250)
         #expect(readme.hasPrefix("# Doppel") && readme.contains("scripts/demo") && readme.contains("scripts/test"))
+    }
+
+    /// Every image kept in docs/ is shown by some page.
+    @Test func everyImageInDocsIsUsed() throws {
+        let pages = try Self.markdownFiles.map { try Self.read($0) }.joined(separator: "\n")
+        let images = try FileManager.default.contentsOfDirectory(atPath: Self.repository.appendingPathComponent("docs").path)
+            .filter { $0.hasSuffix(".png") || $0.hasSuffix(".jpg") || $0.hasSuffix(".svg") }
+        for image in images {
+            #expect(pages.contains(image), "docs/\(image) is not used by any page")
+        }
+    }
+
+    /// docs/api.md's error table lists exactly the (status, code) pairs the server can send:
+    /// those of the service's `ServiceError`s and of the HTTP layer's own answers.
+    @Test func theErrorTableListsExactlyTheCodesTheServerSends() throws {
+        func matches(_ pattern: String, in text: String) throws -> [[String]] {
+            let regex = try NSRegularExpression(pattern: pattern)
+            return regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { m in
+                (1..<m.numberOfRanges).map { String(text[Range(m.range(at: $0), in: text)!]) }
+            }
+        }
+        var sent = Set<String>(), checked = Set<String>()
+        for folder in ["Sources/DoppelService", "Sources/DoppelHTTP"] {
+            let directory = Self.repository.appendingPathComponent(folder)
+            for file in FileManager.default.enumerator(atPath: directory.path)!.compactMap({ $0 as? String }) where file.hasSuffix(".swift") {
+                let source = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+                for m in try matches(#"ServiceError\((\d{3}), "([a-z_]+)""#, in: source) { sent.insert("\(m[0]) \(m[1])") }
+                // Identifier checks make their code from what they check (`invalid_id`).
+                for m in try matches(#"checkIdentifier\([^)]*what: "([a-z]+)""#, in: source) { checked.insert("400 invalid_\(m[0])") }
+                for m in try matches(#"\.json\((\d{3}), #"\{"error":\{"code":"([a-z_]+)""#, in: source) { sent.insert("\(m[0]) \(m[1])") }
+                // The event loop's answers to requests the parser refused.
+                for m in try matches(#"case (\d{3}): "([a-z_]+)""#, in: source) { sent.insert("\(m[0]) \(m[1])") }
+                if source.contains(#"default: "bad_request""#) { sent.insert("400 bad_request") }
+            }
+        }
+        sent.formUnion(checked)
+        #expect(sent.count > 30, "the scan found too few codes: \(sent.sorted())")
+        let page = try Self.read("docs/api.md")
+        let table = page.components(separatedBy: "| status | codes |")[1].components(separatedBy: "\n\n")[0]
+        var documented = Set<String>()
+        for row in table.split(separator: "\n") where row.hasPrefix("| ") {
+            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 2, let status = Int(cells[0]) else { continue }
+            for m in try matches(#"`([a-z]+(?:_[a-z]+)*)`"#, in: cells[1]) { documented.insert("\(status) \(m[0])") }
+        }
+        #expect(sent.subtracting(documented).isEmpty, "sent but not in docs/api.md's error table: \(sent.subtracting(documented).sorted())")
+        #expect(documented.subtracting(sent).isEmpty, "in the error table but never sent: \(documented.subtracting(sent).sorted())")
     }
 
     /// scripts/demo prints the README's curl examples, so what a new user copies from the
