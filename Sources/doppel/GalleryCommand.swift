@@ -44,7 +44,13 @@ struct GalleryCommand: ParsableCommand {
         )
         @Argument(help: "Folder with one folder per identity.") var folder: String
         @Option(help: "The model that embeds the images.") var model: String
+        @Option(help: "For a face model: single (a photo must show exactly one face, as the API's enrollment takes it) or largest.")
+        var face: FacePolicy = .single
         @OptionGroup var options: GalleryOptions
+
+        enum FacePolicy: String, ExpressibleByArgument {
+            case single, largest
+        }
 
         func run() throws {
             let file = try ModelFile.load(path: model)
@@ -65,8 +71,10 @@ struct GalleryCommand: ParsableCommand {
                 var images = [Dataset.Sample](), values = [Float]()
                 for sample in members.map({ dataset.samples[$0] }) {
                     do {
-                        values += try input.prepare(sample.image).tensor
+                        values += try input.prepare(sample.image, choosing: face == .single ? .only : .largest).tensor
                         images.append(sample)
+                    } catch ModelInputError.multipleFaces(let count) {
+                        FileHandle.standardError.write(Data("\(sample.origin): \(count) faces found where one is taken (--face largest takes the largest), not enrolled\n".utf8))
                     } catch {
                         // Reported, not enrolled: the rest of the identity is.
                         FileHandle.standardError.write(Data("\(sample.origin): \(error), not enrolled\n".utf8))

@@ -24,7 +24,7 @@ import TestSupport
     nonisolated(unsafe) static let imported: Result<ModelFile, Error> = Result {
         let paths = modelFiles.map { modelFolder.appendingPathComponent($0).path }
         for path in paths where !FileManager.default.fileExists(atPath: path) {
-            throw DlibImportError(file: path, reason: "missing: scripts/bootstrap caches dlib's face models")
+            throw DlibImportError(file: path, reason: "missing: scripts/bootstrap --faces (or --test) caches dlib's face models")
         }
         return try DlibImport.modelFile(paths: paths)
     }

@@ -126,7 +126,7 @@ import TestSupport
             }
             let cache = ProcessInfo.processInfo.environment["DOPPEL_CACHE_DIR"] ?? (NSHomeDirectory() + "/.cache/doppel")
             let python = cache + "/venv/bin/python"
-            try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap makes it (Selenium for the browser test)")
+            try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap --test makes it (Selenium for the browser test)")
             let screenshots = ServerProcess.repository.appendingPathComponent(".build/console-screenshots").path
             let (status, text) = try runProgram(python, [ServerProcess.repository.appendingPathComponent("Tests/Browser/console_test.py").path,
                                                          "http://127.0.0.1:\(server.port)", Self.key] + images + [screenshots])

