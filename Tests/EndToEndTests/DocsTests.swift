@@ -190,6 +190,21 @@ import TestSupport
         #expect(documented.subtracting(sent).isEmpty, "in the error table but never sent: \(documented.subtracting(sent).sorted())")
     }
 
+    /// Every `DOPPEL_*` environment variable the code reads is in docs/operations.md.
+    @Test func everyEnvironmentVariableIsDocumented() throws {
+        let regex = try NSRegularExpression(pattern: #""(DOPPEL_[A-Z_]+)""#)
+        let sources = Self.repository.appendingPathComponent("Sources")
+        var read = Set<String>()
+        for file in FileManager.default.enumerator(atPath: sources.path)!.compactMap({ $0 as? String }) where file.hasSuffix(".swift") {
+            let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+            for m in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)) { read.insert(String(text[Range(m.range(at: 1), in: text)!])) }
+        }
+        #expect(read.count >= 10, "\(read.sorted())")
+        let page = try Self.read("docs/operations.md")
+        let missing = read.filter { !page.contains("`\($0)`") }
+        #expect(missing.isEmpty, "not in docs/operations.md: \(missing.sorted())")
+    }
+
     /// docs/cli.md is what scripts/cli-reference makes from this build's own help.
     @Test func theCommandLineReferenceIsTheBinarysHelp() throws {
         let (status, generated) = try runProgram("/bin/bash", [Self.repository.appendingPathComponent("scripts/cli-reference").path, DoppelBinary.url.path])
