@@ -14,15 +14,13 @@ SMALL_CROP is a photo of the smaller face alone. Exit status 0 when every check 
 import os
 import sys
 
-from console_test_support import api_call, check, start_browser
+from console_test_support import api_call, browser_session, check
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 base, admin_key, group, small, large_id, small_id, shots = sys.argv[1:8]
 group, small = os.path.abspath(group), os.path.abspath(small)
 os.makedirs(shots, exist_ok=True)
-driver, wait = start_browser()
-step = "start"
 
 
 def api(method, path, fields=None, files=None, key=None):
@@ -33,12 +31,13 @@ def top_match():
     return driver.find_element(By.CSS_SELECTOR, "#face-detail .matches li strong").text
 
 
-try:
-    step = "load the page"
+with browser_session(shots, "console-faces-test") as session:
+    driver, wait = session.driver, session.wait
+    session.step = "load the page"
     driver.get(base + "/")
     wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#tabs button[data-view=search]")))
 
-    step = "search a photo of two people"
+    session.step = "search a photo of two people"
     driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=search]").click()
     driver.find_element(By.CSS_SELECTOR, "#search-image input").send_keys(group)
     wait.until(EC.element_to_be_clickable((By.ID, "search-run"))).click()
@@ -60,14 +59,14 @@ try:
     second = expected["faces"][1]["box"]
     check(abs(geometry[0] - second["left"]) < 3 and abs(geometry[1] - second["top"]) < 3, f"face 2's box drawn at {geometry}, API {second}")
 
-    step = "click the second face"
+    session.step = "click the second face"
     driver.find_element(By.CSS_SELECTOR, "#search-result .facebox[data-face='1']").click()
     wait.until(lambda d: top_match() == expected["faces"][1]["matches"][0]["identity"])
     check(top_match() == small_id, f"face 2 shows {top_match()!r}, expected {small_id}")
     check("chosen" in cards[1].get_attribute("class"), "the second card is not marked as chosen")
     driver.save_screenshot(os.path.join(shots, "console-faces-search.png"))
 
-    step = "verify the second face of the group against its crop"
+    session.step = "verify the second face of the group against its crop"
     driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=verify]").click()
     driver.find_element(By.CSS_SELECTOR, "#verify-a input").send_keys(group)
     driver.find_element(By.CSS_SELECTOR, "#verify-b input").send_keys(small)
@@ -82,7 +81,7 @@ try:
     check(f"{expected['distance']:.3f}" in driver.find_element(By.ID, "verify-result").text, "the distance shown is not the API's")
     driver.save_screenshot(os.path.join(shots, "console-faces-verify.png"))
 
-    step = "enrollment shows the face it would store"
+    session.step = "enrollment shows the face it would store"
     driver.find_element(By.ID, "key").send_keys(admin_key)
     driver.find_element(By.CSS_SELECTOR, "#key-form button[type=submit]").click()
     driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=gallery]").click()
@@ -96,14 +95,4 @@ try:
     stored = driver.find_element(By.CSS_SELECTOR, "#enroll-preview figure.ok")
     check("the face to be stored" in stored.text and len(stored.find_elements(By.CSS_SELECTOR, ".facebox")) == 1, f"preview {stored.text!r}")
     driver.save_screenshot(os.path.join(shots, "console-faces-enroll.png"))
-
-    step = "the browser console holds no error"
-    errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
-    check(not errors, f"browser console errors: {errors}")
-    print("console faces test passed: per-face search, pick a face, verify a chosen face, enrollment preview; no console errors")
-except Exception as error:  # noqa: BLE001 - report which step failed, with a screenshot
-    driver.save_screenshot(os.path.join(shots, "faces-failure.png"))
-    print(f"console faces test failed at '{step}': {error}", file=sys.stderr)
-    sys.exit(1)
-finally:
-    driver.quit()
+print("console faces test passed: per-face search, pick a face, verify a chosen face, enrollment preview; no console errors")

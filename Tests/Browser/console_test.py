@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 
-from console_test_support import api_call, check, start_browser
+from console_test_support import api_call, browser_session, check
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
@@ -29,15 +29,14 @@ def api(method, path, fields=None, files=None, key=None):
     return api_call(base, method, path, fields, files, key)
 
 
-driver, wait = start_browser()
-step = "start"
-try:
-    step = "load the page"
+with browser_session(shots, "console-test") as session:
+    driver, wait = session.driver, session.wait
+    session.step = "load the page"
     driver.get(base + "/")
     wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#tabs button[data-view=verify]")))
     check(driver.title == "Doppel console", f"title {driver.title!r}")
 
-    step = "verify two images"
+    session.step = "verify two images"
     driver.find_element(By.CSS_SELECTOR, "#verify-a input").send_keys(image_a)
     driver.find_element(By.CSS_SELECTOR, "#verify-b input").send_keys(image_c)
     wait.until(EC.element_to_be_clickable((By.ID, "verify-run"))).click()
@@ -49,7 +48,7 @@ try:
     check(f"{expected['distance']:.3f}" in shown, f"distance {expected['distance']:.3f} not shown in {shown!r}")
     driver.save_screenshot(os.path.join(shots, "console-verify.png"))
 
-    step = "search one image"
+    session.step = "search one image"
     driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=search]").click()
     driver.find_element(By.CSS_SELECTOR, "#search-image input").send_keys(image_b)
     wait.until(EC.element_to_be_clickable((By.ID, "search-run"))).click()
@@ -61,11 +60,11 @@ try:
     check(decision == expected["decision"], f"decision {decision!r}, API {expected['decision']!r}")
     driver.save_screenshot(os.path.join(shots, "console-search.png"))
 
-    step = "the gallery is locked without the admin key"
+    session.step = "the gallery is locked without the admin key"
     driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=gallery]").click()
     check(driver.find_element(By.ID, "gallery-locked").is_displayed(), "the gallery shows without a key")
 
-    step = "type the admin key"
+    session.step = "type the admin key"
     driver.find_element(By.ID, "key").send_keys(admin_key)
     driver.find_element(By.CSS_SELECTOR, "#key-form button[type=submit]").click()
     wait.until(EC.visibility_of_element_located((By.ID, "gallery-open")))
@@ -73,7 +72,7 @@ try:
     check(driver.execute_script("return sessionStorage.getItem('doppel.key')") == admin_key, "the key is not in session storage")
     check(driver.execute_script("return localStorage.length") == 0, "something was written to local storage")
 
-    step = "enroll an identity with an image file"
+    session.step = "enroll an identity with an image file"
     new_id = "browser-" + uuid.uuid4().hex[:8]
     driver.find_element(By.ID, "gallery-new").click()
     driver.find_element(By.ID, "enroll-id").send_keys(new_id)
@@ -84,7 +83,7 @@ try:
     status, stored = api("GET", f"/v1/identities/{new_id}", key=admin_key)
     check(status == 200 and len(stored["samples"]) == 1, f"the API does not hold {new_id}: {status} {stored}")
 
-    step = "see its thumbnail"
+    session.step = "see its thumbnail"
     check(new_id in driver.find_element(By.CSS_SELECTOR, "#identity h2").text, "the new identity is not the one opened")
     wait.until(lambda d: d.execute_script(
         "const i = document.querySelector('#identity .sample img'); return i && i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0"))
@@ -95,7 +94,7 @@ try:
     wait.until(lambda d: d.execute_script(f"const i = document.querySelector(\"{card}\"); return i && i.complete && i.naturalWidth > 0"))
     driver.save_screenshot(os.path.join(shots, "console-gallery.png"))
 
-    step = "delete it"
+    session.step = "delete it"
     driver.find_element(By.ID, "delete-identity").click()
     wait.until(EC.alert_is_present()).accept()
     wait.until(EC.invisibility_of_element_located((By.ID, "identity")))
@@ -103,7 +102,7 @@ try:
     status, _ = api("GET", f"/v1/identities/{new_id}", key=admin_key)
     check(status == 404, f"{new_id} still answers {status} after the delete")
 
-    step = "the model view"
+    session.step = "the model view"
     driver.find_element(By.ID, "gallery-prefix").clear()
     driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=model]").click()
     wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#model-info dl")))
@@ -113,14 +112,4 @@ try:
     whitening = ((model.get("recipe") or {}).get("recipe") or {}).get("whitening")
     check(bool(whitening) == ("whitened" in shown), f"whitening {whitening} but the model view says: {shown}")
     driver.save_screenshot(os.path.join(shots, "console-model.png"))
-
-    step = "the browser console holds no error"
-    errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
-    check(not errors, f"browser console errors: {errors}")
-    print("console test passed: verify, search, key, enroll, thumbnail, delete, model; no console errors")
-except Exception as error:  # noqa: BLE001 - report which step failed, with a screenshot
-    driver.save_screenshot(os.path.join(shots, "failure.png"))
-    print(f"console test failed at '{step}': {error}", file=sys.stderr)
-    sys.exit(1)
-finally:
-    driver.quit()
+print("console test passed: verify, search, key, enroll, thumbnail, delete, model; no console errors")

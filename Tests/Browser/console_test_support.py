@@ -1,7 +1,9 @@
 """What the browser tests share: headless Chromium (Debian's chromium and chromedriver) with
 its console log kept, the API's own answer to a request the console makes, and a check."""
+import contextlib
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -10,6 +12,32 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
+
+
+class Session:
+    """A browser test in progress: the driver, a 20-second wait, and the step it is at."""
+
+    def __init__(self, driver, wait):
+        self.driver, self.wait, self.step = driver, wait, "start"
+
+
+@contextlib.contextmanager
+def browser_session(shots, name):
+    """Runs a browser test's steps: at the end the browser's console must hold no error; a
+    failed step is reported by name with a screenshot (SHOTS/NAME-failure.png) and exit 1."""
+    driver, wait = start_browser()
+    session = Session(driver, wait)
+    try:
+        yield session
+        session.step = "the browser console holds no error"
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+        check(not errors, f"browser console errors: {errors}")
+    except Exception as error:  # noqa: BLE001 - report which step failed, with a screenshot
+        driver.save_screenshot(os.path.join(shots, f"{name}-failure.png"))
+        print(f"{name} failed at '{session.step}': {error}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        driver.quit()
 
 
 def start_browser():
