@@ -90,28 +90,28 @@ final class Galleries: @unchecked Sendable {
 
     static func serviceError(_ error: GalleryError) -> ServiceError {
         switch error {
-        case .conflict(let message): return ServiceError(409, "conflict", message)
-        case .notFound(let message): return ServiceError(404, "not_found", message)
-        case .invalid(let message): return ServiceError(400, "bad_request", message)
+        case .conflict(let message): return ServiceError(.conflict, message)
+        case .notFound(let message): return ServiceError(.notFound, message)
+        case .invalid(let message): return ServiceError(.badRequest, message)
         case .database(let sqlite):
             // Disk full, read-only file, I/O errors, a locked database: the gallery cannot take
             // writes now, but reads from memory go on.
             let primary = sqlite.code & 0xFF
             if [13, 8, 10, 5, 6, 14].contains(primary) {  // FULL, READONLY, IOERR, BUSY, LOCKED, CANTOPEN
                 let reason = [13: "disk full", 8: "read-only", 10: "I/O error", 5: "busy", 6: "locked", 14: "cannot open"][primary] ?? "unavailable"
-                return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (\(reason)); retry later")
+                return ServiceError(.storageUnavailable, "the gallery database cannot take writes now (\(reason)); retry later")
             }
-            return ServiceError(500, "internal", "database error")
+            return ServiceError(.internalError, "database error")
         case .unavailable(let detail):
             _ = detail  // logged by storeCall
-            return ServiceError(503, "storage_unavailable", "the gallery database cannot be reached now; retry later")
+            return ServiceError(.storageUnavailable, "the gallery database cannot be reached now; retry later")
         case .postgres(let postgres):
             if postgres.sqlState == "53100" {  // disk_full
-                return ServiceError(503, "storage_unavailable", "the gallery database cannot take writes now (disk full); retry later")
+                return ServiceError(.storageUnavailable, "the gallery database cannot take writes now (disk full); retry later")
             }
-            return ServiceError(500, "internal", "database error")
+            return ServiceError(.internalError, "database error")
         case .newerSchema, .badMigrations:
-            return ServiceError(500, "internal", "\(error)")
+            return ServiceError(.internalError, "\(error)")
         }
     }
 

@@ -53,10 +53,10 @@ struct KeyRing: Sendable {
     func authorize(_ request: HTTPRequest, as role: Role) throws(ServiceError) -> Caller {
         if role == .client, let anonymous, request.headers["authorization"] == nil { return Caller(actor: "anonymous", scope: anonymous) }
         guard let header = request.headers["authorization"] else {
-            throw ServiceError(401, "unauthorized", "this route needs Authorization: Bearer <\(role == .admin ? "admin" : "client") key>")
+            throw ServiceError(.unauthorized, "this route needs Authorization: Bearer <\(role == .admin ? "admin" : "client") key>")
         }
         guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
-            throw ServiceError(401, "unauthorized", "the Authorization header must be Bearer <key>")
+            throw ServiceError(.unauthorized, "the Authorization header must be Bearer <key>")
         }
         let presented = Self.digest(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
         var scope: Scope?
@@ -65,7 +65,7 @@ struct KeyRing: Sendable {
             for digest in digests { matched = Self.constantTimeEqual(presented, digest) || matched }
             if matched && scope.map({ keyScope > $0 }) ?? true { scope = keyScope }
         }
-        guard let scope, role == .client || scope == .admin else { throw ServiceError(403, "forbidden", "the key is not valid for this route") }
+        guard let scope, role == .client || scope == .admin else { throw ServiceError(.forbidden, "the key is not valid for this route") }
         return Caller(actor: "key:" + presented.prefix(4).map { String(format: "%02x", $0) }.joined(), scope: scope)
     }
 

@@ -26,7 +26,7 @@ struct RequestContent {
         let mediaType = contentType.split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
         if request.body.isEmpty {
             if request.method == "POST" && request.headers["content-length"] == nil && request.headers["transfer-encoding"] == nil {
-                throw ServiceError(411, "length_required", "a POST needs a body with Content-Length or chunked encoding")
+                throw ServiceError(.lengthRequired, "a POST needs a body with Content-Length or chunked encoding")
             }
             return
         }
@@ -38,12 +38,12 @@ struct RequestContent {
         case _ where mediaType.hasPrefix("image/") || mediaType == "application/octet-stream":
             images.append(("image", request.body))
         case "":
-            throw ServiceError(415, "unsupported_media_type", "a body needs a Content-Type: multipart/form-data, application/json, image/* or application/octet-stream")
+            throw ServiceError(.unsupportedMediaType, "a body needs a Content-Type: multipart/form-data, application/json, image/* or application/octet-stream")
         default:
-            throw ServiceError(415, "unsupported_media_type", "Content-Type \(mediaType) is not accepted; use multipart/form-data, application/json, image/* or application/octet-stream")
+            throw ServiceError(.unsupportedMediaType, "Content-Type \(mediaType) is not accepted; use multipart/form-data, application/json, image/* or application/octet-stream")
         }
         guard images.count <= maxImages else {
-            throw ServiceError(400, "too_many_images", "\(images.count) images in one request; the limit is \(maxImages)")
+            throw ServiceError(.tooManyImages, "\(images.count) images in one request; the limit is \(maxImages)")
         }
     }
 
@@ -54,7 +54,7 @@ struct RequestContent {
         do {
             parts = try MultipartParser(contentType: request.headers["content-type"] ?? "", limits: limits).parse(request.body)
         } catch {
-            throw ServiceError(400, "invalid_multipart", error.message)
+            throw ServiceError(.invalidMultipart, error.message)
         }
         for part in parts {
             // Images by field name only: a file part under another name is a field, so a typo or a
@@ -63,10 +63,10 @@ struct RequestContent {
                 images.append((part.name, part.body))
             } else {
                 guard let text = String(validating: part.body, as: UTF8.self) else {
-                    throw ServiceError(400, "invalid_field", "form field \(part.name) is not UTF-8 text")
+                    throw ServiceError(.invalidField, "form field \(part.name) is not UTF-8 text")
                 }
                 guard fields[part.name] == nil else {
-                    throw ServiceError(400, "invalid_field", "\(part.name) given twice (in the query or the form)")
+                    throw ServiceError(.invalidField, "\(part.name) given twice (in the query or the form)")
                 }
                 fields[part.name] = .text(text)
             }
@@ -75,20 +75,20 @@ struct RequestContent {
 
     private mutating func readJSON(_ body: [UInt8]) throws(ServiceError) {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
-            throw ServiceError(400, "invalid_json", "the body is not a JSON object")
+            throw ServiceError(.invalidJSON, "the body is not a JSON object")
         }
         for (key, value) in object.sorted(by: { $0.key < $1.key }) {
             if Self.imageFields.contains(key) {
                 let strings: [Any] = key == "images" ? ((value as? [Any]) ?? [value]) : [value]
                 for (i, item) in strings.enumerated() {
                     guard let text = item as? String else {
-                        throw ServiceError(400, "invalid_image", "\(key)\(key == "images" ? "[\(i)]" : "") must be a base64 string")
+                        throw ServiceError(.invalidImage, "\(key)\(key == "images" ? "[\(i)]" : "") must be a base64 string")
                     }
                     images.append((key, try Self.base64(text, field: key)))
                 }
             } else {
                 // One value per field: the query and the body must not both say it.
-                guard fields[key] == nil else { throw ServiceError(400, "invalid_field", "\(key) given twice (in the query and the body)") }
+                guard fields[key] == nil else { throw ServiceError(.invalidField, "\(key) given twice (in the query and the body)") }
                 fields[key] = .json(value)
             }
         }
@@ -104,7 +104,7 @@ struct RequestContent {
         if payload.hasPrefix("data:"), let comma = payload.firstIndex(of: ",") { payload = payload[payload.index(after: comma)...] }
         let compact = payload.filter { !$0.isWhitespace }
         guard let data = Data(base64Encoded: String(compact)) else {
-            throw ServiceError(400, "invalid_base64", "\(field) is not valid base64")
+            throw ServiceError(.invalidBase64, "\(field) is not valid base64")
         }
         return [UInt8](data)
     }
@@ -116,7 +116,7 @@ struct RequestContent {
         case nil: return nil
         case .text(let s): return s
         case .json(let v):
-            guard let s = v as? String else { throw ServiceError(400, "invalid_field", "\(name) must be a string") }
+            guard let s = v as? String else { throw ServiceError(.invalidField, "\(name) must be a string") }
             return s
         }
     }
@@ -125,17 +125,17 @@ struct RequestContent {
         switch fields[name] {
         case nil: return nil
         case .text(let s):
-            guard let d = Double(s.trimmingCharacters(in: .whitespaces)) else { throw ServiceError(400, "invalid_field", "\(name) must be a number, got '\(s.prefix(40))'") }
+            guard let d = Double(s.trimmingCharacters(in: .whitespaces)) else { throw ServiceError(.invalidField, "\(name) must be a number, got '\(s.prefix(40))'") }
             return d
         case .json(let v):
-            guard let n = v as? NSNumber, !n.isJSONBoolean else { throw ServiceError(400, "invalid_field", "\(name) must be a number") }
+            guard let n = v as? NSNumber, !n.isJSONBoolean else { throw ServiceError(.invalidField, "\(name) must be a number") }
             return n.doubleValue
         }
     }
 
     func integer(_ name: String) throws(ServiceError) -> Int? {
         guard let d = try number(name) else { return nil }
-        guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { throw ServiceError(400, "invalid_field", "\(name) must be an integer") }
+        guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { throw ServiceError(.invalidField, "\(name) must be an integer") }
         return Int(d)
     }
 
@@ -146,10 +146,10 @@ struct RequestContent {
             switch s.lowercased() {
             case "true", "1", "yes": return true
             case "false", "0", "no": return false
-            default: throw ServiceError(400, "invalid_field", "\(name) must be true or false")
+            default: throw ServiceError(.invalidField, "\(name) must be true or false")
             }
         case .json(let v):
-            guard let n = v as? NSNumber, n.isJSONBoolean else { throw ServiceError(400, "invalid_field", "\(name) must be true or false") }
+            guard let n = v as? NSNumber, n.isJSONBoolean else { throw ServiceError(.invalidField, "\(name) must be true or false") }
             return n.boolValue
         }
     }
@@ -167,7 +167,7 @@ struct RequestContent {
         case .json(let box as [String: NSNumber]) where Set(box.keys) == ["left", "top", "right", "bottom"]:
             return ["left", "top", "right", "bottom"].map { "\(box[$0]!)" }.joined(separator: ",")
         default:
-            throw ServiceError(400, "invalid_face", "\(name) must be largest, a face's number or a box (left,top,right,bottom)")
+            throw ServiceError(.invalidFace, "\(name) must be largest, a face's number or a box (left,top,right,bottom)")
         }
     }
 
@@ -178,22 +178,22 @@ struct RequestContent {
         case nil: return nil
         case .text(let s):
             guard let parsed = try? JSONSerialization.jsonObject(with: Data(s.utf8)) else {
-                throw ServiceError(400, "invalid_field", "\(name) must be a JSON object")
+                throw ServiceError(.invalidField, "\(name) must be a JSON object")
             }
             object = parsed
         case .json(let v): object = v
         }
         guard object is [String: Any], let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-            throw ServiceError(400, "invalid_field", "\(name) must be a JSON object")
+            throw ServiceError(.invalidField, "\(name) must be a JSON object")
         }
-        guard data.count <= 16384 else { throw ServiceError(413, "field_too_large", "\(name) is over 16384 bytes") }
+        guard data.count <= 16384 else { throw ServiceError(.fieldTooLarge, "\(name) is over 16384 bytes") }
         return String(decoding: data, as: UTF8.self)
     }
 
     /// Fields the route does not know are an error, so a typo (`treshold`) is not silently ignored.
     func rejectUnknownFields(allowed: Set<String>) throws(ServiceError) {
         if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw ServiceError(400, "unknown_field", "unknown field \(unknown); this route accepts \(allowed.sorted().joined(separator: ", "))")
+            throw ServiceError(.unknownField, "unknown field \(unknown); this route accepts \(allowed.sorted().joined(separator: ", "))")
         }
     }
 }
@@ -205,8 +205,8 @@ enum ImagePreprocessor {
     }
 
     static func imageError(_ error: ImageDecodingError, field: String) -> ServiceError {
-        if case .tooManyPixels = error { return ServiceError(413, "image_too_large", "\(field): \(error)") }
-        return ServiceError(400, "invalid_image", "\(field): \(error)")
+        if case .tooManyPixels = error { return ServiceError(.imageTooLarge, "\(field): \(error)") }
+        return ServiceError(.invalidImage, "\(field): \(error)")
     }
 
     /// An image's network input: one tensor per face chosen (one for the whole image without
@@ -230,12 +230,12 @@ enum ImagePreprocessor {
         } catch let refusal as ImageMemoryBudget.Refusal {
             switch refusal {
             case .tooLarge(let needed, let capacity):
-                throw ServiceError(413, "image_too_large", "\(field): a \(header.width)x\(header.height) \(header.format.name) needs \(needed >> 20) MiB to decode and prepare, more than limits.max_decode_mb (\(capacity >> 20))")
+                throw ServiceError(.imageTooLarge, "\(field): a \(header.width)x\(header.height) \(header.format.name) needs \(needed >> 20) MiB to decode and prepare, more than limits.max_decode_mb (\(capacity >> 20))")
             case .busy(let needed, _):
-                throw ServiceError(503, "overloaded", "\(field): other images hold the image memory budget; \(needed >> 20) MiB did not free up in \(waitMilliseconds) ms, retry shortly")
+                throw ServiceError(.overloaded, "\(field): other images hold the image memory budget; \(needed >> 20) MiB did not free up in \(waitMilliseconds) ms, retry shortly")
             }
         } catch {
-            throw ServiceError(500, "internal", "\(field): \(error)")
+            throw ServiceError(.internalError, "\(field): \(error)")
         }
         defer { reservation.release() }
         let image: Image
@@ -247,16 +247,16 @@ enum ImagePreprocessor {
             let size = "\(image.width)x\(image.height)"
             switch refusal {
             case .noFace:
-                throw ServiceError(422, "no_face", "\(field): no face found in the \(size) image")
+                throw ServiceError(.noFace, "\(field): no face found in the \(size) image")
             case .multipleFaces(let count):
-                throw ServiceError(422, "multiple_faces", "\(field): \(count) faces found in the \(size) image where one is taken; send a photo of one person, or face=largest to use the largest")
+                throw ServiceError(.multipleFaces, "\(field): \(count) faces found in the \(size) image where one is taken; send a photo of one person, or face=largest to use the largest")
             case .noSuchFace(let index, let found):
-                throw ServiceError(422, "no_such_face", "\(field): face \(index) asked for, \(found) found in the \(size) image (numbered from 0, largest first)")
+                throw ServiceError(.noSuchFace, "\(field): face \(index) asked for, \(found) found in the \(size) image (numbered from 0, largest first)")
             case .boxOutsidePhoto:
-                throw ServiceError(422, "box_outside_image", "\(field): \(refusal)")
+                throw ServiceError(.boxOutsideImage, "\(field): \(refusal)")
             }
         } catch {
-            throw ServiceError(500, "internal", "\(field): \(error)")
+            throw ServiceError(.internalError, "\(field): \(error)")
         }
     }
 }

@@ -37,17 +37,17 @@ extension Service {
     /// or with `max_side=N` (16-1024) a PNG no larger than N pixels on its longer side, or with
     /// `format=png` the whole image as PNG (for formats browsers do not show, such as PGM).
     func sampleImage(_ request: HTTPRequest, id: String, sample: String) throws(ServiceError) -> HTTPResponse {
-        try Self.checkIdentifier(id, what: "id")
-        guard let sampleID = Int64(sample), sampleID > 0 else { throw ServiceError(400, "invalid_sample", "sample must be a positive integer id") }
+        try Self.checkIdentifier(id, as: .id)
+        guard let sampleID = Int64(sample), sampleID > 0 else { throw ServiceError(.invalidSample, "sample must be a positive integer id") }
         let content = try content(request, allowed: ["gallery", "max_side", "format"])
         let gallery = try gallery(content)
         let maxSide = try content.integer("max_side")
-        if let maxSide, !(16...1024).contains(maxSide) { throw ServiceError(400, "invalid_max_side", "max_side must be an integer in 16...1024") }
+        if let maxSide, !(16...1024).contains(maxSide) { throw ServiceError(.invalidMaxSide, "max_side must be an integer in 16...1024") }
         let format = try content.string("format") ?? "original"
-        guard ["original", "png"].contains(format) else { throw ServiceError(400, "invalid_format", "format must be original or png") }
+        guard ["original", "png"].contains(format) else { throw ServiceError(.invalidFormat, "format must be original or png") }
         let stored = try galleries.storeCall { store throws(GalleryError) in try store.sampleImage(gallery: gallery, externalID: id, sample: sampleID) }
         guard let bytes = stored else {
-            throw ServiceError(404, "image_not_stored", "sample \(sampleID) of '\(id)' was enrolled with store_images off; only its embedding is kept")
+            throw ServiceError(.imageNotStored, "sample \(sampleID) of '\(id)' was enrolled with store_images off; only its embedding is kept")
         }
         // Sample ids are never reused, so what a sample id names never changes.
         let caching = ("Cache-Control", "private, max-age=86400, immutable")
@@ -57,7 +57,7 @@ extension Service {
         }
         var image: Image
         do { image = try ImageDecoder.decode(bytes, limits: DecodingLimits(maxPixels: configuration.maxImagePixels)) } catch {
-            throw ServiceError(422, "invalid_image", "the stored image cannot be decoded: \(error)")
+            throw ServiceError(.unusableImage, "the stored image cannot be decoded: \(error)")
         }
         if let maxSide, max(image.width, image.height) > maxSide {
             let scale = Double(maxSide) / Double(max(image.width, image.height))

@@ -55,7 +55,7 @@ extension Service {
     func faceChoice(_ content: RequestContent, field: String, allowsSingle: Bool = false) throws(ServiceError) -> FaceChoice? {
         guard let text = try content.faceSelector(field)?.trimmingCharacters(in: .whitespaces) else { return nil }
         guard model.findsFaces else {
-            throw ServiceError(400, "invalid_face", "\(field) applies to a model with a face stage; model \(model.id) embeds whole images")
+            throw ServiceError(.invalidFace, "\(field) applies to a model with a face stage; model \(model.id) embeds whole images")
         }
         let expected = "\(field) must be largest\(allowsSingle ? ", single" : ""), a face's number (0 is the largest) or a box left,top,right,bottom"
         switch text.lowercased() {
@@ -64,16 +64,16 @@ extension Service {
         default: break
         }
         if let index = Int(text) {
-            guard index >= 0 && index < 10_000 else { throw ServiceError(400, "invalid_face", expected) }
+            guard index >= 0 && index < 10_000 else { throw ServiceError(.invalidFace, expected) }
             return .index(index)
         }
         let sides = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard sides.count == 4, let left = sides[0], let top = sides[1], let right = sides[2], let bottom = sides[3],
               [left, top, right, bottom].allSatisfy({ $0.isFinite && abs($0) < 1e6 }) else {
-            throw ServiceError(400, "invalid_face", expected)
+            throw ServiceError(.invalidFace, expected)
         }
         guard right > left, bottom > top else {
-            throw ServiceError(400, "invalid_face", "\(field): a box's right must exceed its left and its bottom its top")
+            throw ServiceError(.invalidFace, "\(field): a box's right must exceed its left and its bottom its top")
         }
         return .box(FaceBox(left: left.rounded(), top: top.rounded(), right: right.rounded(), bottom: bottom.rounded()))
     }
@@ -83,10 +83,10 @@ extension Service {
     func maxFaces(_ content: RequestContent) throws(ServiceError) -> Int {
         guard let asked = try content.integer("max_faces") else { return configuration.maxFaces }
         guard model.findsFaces else {
-            throw ServiceError(400, "invalid_field", "max_faces applies to a model with a face stage; model \(model.id) embeds whole images")
+            throw ServiceError(.invalidField, "max_faces applies to a model with a face stage; model \(model.id) embeds whole images")
         }
         guard (1...configuration.maxFaces).contains(asked) else {
-            throw ServiceError(400, "invalid_field", "max_faces must be an integer in 1...\(configuration.maxFaces) (limits.max_faces)")
+            throw ServiceError(.invalidField, "max_faces must be an integer in 1...\(configuration.maxFaces) (limits.max_faces)")
         }
         return asked
     }

@@ -11,7 +11,7 @@ extension Service {
     func addRoutes() {
         add("GET", "/healthz", access: .open, needsReady: false) { _, _, _, _ in .json(200, #"{"status":"ok"}"#) }
         add("GET", "/readyz", access: .open, needsReady: false) { service, _, _, _ in
-            guard service.ready else { throw ServiceError(503, "not_ready", "the gallery is being indexed for model \(service.model.id)") }
+            guard service.ready else { throw ServiceError(.notReady, "the gallery is being indexed for model \(service.model.id)") }
             let samples = service.galleries.sizes().reduce(0) { $0 + $1.samples }
             let footprint = service.galleries.indexFootprint()
             var fields: [(String, JSONValue)] = [("status", .string("ready")), ("model", .string(service.model.id)), ("samples", .int(samples)),
@@ -21,7 +21,7 @@ extension Service {
                 let lag = replication.pendingFor ?? 0
                 // Behind the change log for longer than allowed: out of rotation until caught up.
                 if lag * 1000 > Double(service.configuration.replicationMaxLagMilliseconds) {
-                    throw ServiceError(503, "behind", String(format: "this replica is %.1f s behind the change log (applied change %lld)", lag, replication.applied))
+                    throw ServiceError(.behind, String(format: "this replica is %.1f s behind the change log (applied change %lld)", lag, replication.applied))
                 }
                 fields.append(("replication", .ordered([("applied", .int(Int(replication.applied))), ("lag_ms", .int(Int(lag * 1000))),
                                                         ("change_log", .string(replication.feedReachable ? "reachable" : "unreachable"))])))
@@ -77,29 +77,37 @@ extension Service {
     func threshold(_ content: RequestContent, scope: Scope = .identify) throws(ServiceError) -> Float {
         guard let asked = try content.number("threshold") else { return model.threshold }
         if scope == .compare, asked.isFinite, Float(asked) > model.threshold {
-            throw ServiceError(403, "forbidden", "a compare-only caller may not raise the threshold above the model's \(model.threshold)")
+            throw ServiceError(.forbidden, "a compare-only caller may not raise the threshold above the model's \(model.threshold)")
         }
         let bound = configuration.maxThreshold ?? model.naturalMaxThreshold
         // Checked as the Float it becomes (1e-320 is 0 as a Float); below 1e-6 means nothing.
         guard asked.isFinite, Float(asked) >= Self.minThreshold, Float(asked) <= bound else {
-            throw ServiceError(400, "invalid_threshold", "threshold must be a number in [\(Self.minThreshold), \(bound)]; the model's calibrated threshold is \(model.threshold)")
+            throw ServiceError(.invalidThreshold, "threshold must be a number in [\(Self.minThreshold), \(bound)]; the model's calibrated threshold is \(model.threshold)")
         }
         return Float(asked)
     }
 
     func gallery(_ content: RequestContent) throws(ServiceError) -> String {
         let name = try content.string("gallery") ?? "default"
-        try Self.checkIdentifier(name, what: "gallery", maxCharacters: 64)
+        try Self.checkIdentifier(name, as: .gallery)
         return name
     }
 
-    /// Ids and gallery names: 1-128 bytes of UTF-8 without control characters or path separators.
-    static func checkIdentifier(_ value: String, what: String, maxCharacters: Int = 128) throws(ServiceError) {
-        guard !value.isEmpty, value.unicodeScalars.count <= maxCharacters else {
-            throw ServiceError(400, "invalid_\(what)", "\(what) must be 1 to \(maxCharacters) characters")
+    /// What an identifier names: an identity's id (1-128 characters) or a gallery (1-64).
+    enum Identifier: String {
+        case id, gallery
+        var maxCharacters: Int { self == .id ? 128 : 64 }
+        var error: ErrorCode { self == .id ? .invalidID : .invalidGallery }
+    }
+
+    /// Ids and gallery names: 1 to `maxCharacters` characters, no control characters or path
+    /// separators.
+    static func checkIdentifier(_ value: String, as kind: Identifier) throws(ServiceError) {
+        guard !value.isEmpty, value.unicodeScalars.count <= kind.maxCharacters else {
+            throw ServiceError(kind.error, "\(kind.rawValue) must be 1 to \(kind.maxCharacters) characters")
         }
         guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "\\" || (0x80...0x9F).contains($0.value) }) else {
-            throw ServiceError(400, "invalid_\(what)", "\(what) must not contain control characters, / or \\")
+            throw ServiceError(kind.error, "\(kind.rawValue) must not contain control characters, / or \\")
         }
     }
 
@@ -115,7 +123,7 @@ extension Service {
     func verify(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
         let content = try content(request, allowed: ["threshold", "face1", "face2"])
         guard content.images.count == 2 else {
-            throw ServiceError(400, "missing_image", "verify needs exactly two images (image1 and image2); got \(content.images.count)")
+            throw ServiceError(.missingImage, "verify needs exactly two images (image1 and image2); got \(content.images.count)")
         }
         let threshold = try threshold(content)
         let choices = [try faceChoice(content, field: "face1") ?? .largest, try faceChoice(content, field: "face2") ?? .largest]
@@ -126,7 +134,7 @@ extension Service {
 
     func singleImage(_ content: RequestContent, route: String) throws(ServiceError) -> (name: String, bytes: [UInt8]) {
         guard content.images.count == 1 else {
-            throw ServiceError(400, "missing_image", "\(route) needs exactly one image; got \(content.images.count)")
+            throw ServiceError(.missingImage, "\(route) needs exactly one image; got \(content.images.count)")
         }
         return content.images[0]
     }
@@ -140,7 +148,7 @@ extension Service {
         let image = try singleImage(content, route: "search")
         let k = try content.integer("k") ?? 5
         guard (1...configuration.maxK).contains(k) else {
-            throw ServiceError(400, "invalid_k", "k must be an integer in 1...\(configuration.maxK)")
+            throw ServiceError(.invalidK, "k must be an integer in 1...\(configuration.maxK)")
         }
         let threshold = try threshold(content, scope: scope)
         let gallery = try gallery(content)
@@ -164,7 +172,7 @@ extension Service {
     func landmarksWanted(_ content: RequestContent) throws(ServiceError) -> Bool {
         guard let wanted = try content.bool("landmarks") else { return false }
         guard model.findsFaces else {
-            throw ServiceError(400, "invalid_field", "landmarks applies to a model with a face stage; model \(model.id) embeds whole images")
+            throw ServiceError(.invalidField, "landmarks applies to a model with a face stage; model \(model.id) embeds whole images")
         }
         return wanted
     }
@@ -231,7 +239,7 @@ extension Service {
     /// nothing else: an identity that does not exist, or has no samples, answers as one that
     /// does not match (no existence oracle), and no distance is given.
     func verifyIdentity(_ request: HTTPRequest, id: String, scope: Scope) throws(ServiceError) -> HTTPResponse {
-        try Self.checkIdentifier(id, what: "id")
+        try Self.checkIdentifier(id, as: .id)
         let content = try content(request, allowed: ["threshold", "gallery", "face"])
         let image = try singleImage(content, route: "verify against an identity")
         let threshold = try threshold(content, scope: scope)
@@ -246,7 +254,7 @@ extension Service {
                                         ("threshold", .float(threshold)), ("model", .string(model.id))] + imagesField(embedded)))
         }
         guard let (sample, distance) = best else {
-            throw ServiceError(409, "no_samples", "identity '\(id)' has no samples to compare with")
+            throw ServiceError(.noSamples, "identity '\(id)' has no samples to compare with")
         }
         return .json(200, .ordered([("identity", .string(id))] + decision(distance: distance, threshold: threshold)
                                    + [("sample", .int(sample)), ("model", .string(model.id))] + imagesField(embedded)))
@@ -264,19 +272,19 @@ extension Service {
 
     func createIdentity(_ request: HTTPRequest, actor: String) throws(ServiceError) -> HTTPResponse {
         let content = try content(request, allowed: ["id", "name", "metadata", "strict", "gallery", "face"])
-        guard let id = try content.string("id") else { throw ServiceError(400, "missing_field", "id is required") }
-        try Self.checkIdentifier(id, what: "id")
+        guard let id = try content.string("id") else { throw ServiceError(.missingField, "id is required") }
+        try Self.checkIdentifier(id, as: .id)
         let name = try content.string("name")
-        if let name { guard name.unicodeScalars.count <= 256 else { throw ServiceError(400, "invalid_field", "name must be at most 256 characters") } }
+        if let name { guard name.unicodeScalars.count <= 256 else { throw ServiceError(.invalidField, "name must be at most 256 characters") } }
         let metadata = try content.jsonObject("metadata") ?? "{}"
         let gallery = try gallery(content)
         let strict = try content.bool("strict") ?? false
-        guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "an identity needs at least one image") }
+        guard !content.images.isEmpty else { throw ServiceError(.missingImage, "an identity needs at least one image") }
         let images = try embedForEnrollment(content)
         let vectors = images.map(\.vector)
         let warnings = quality(of: vectors, joining: id, existing: [:], gallery: gallery)
         if strict && !warnings.isEmpty {
-            throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
+            throw ServiceError(.enrollmentQuality, "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
         }
         let samples = newSamples(content, images)
         let record = try galleries.create(gallery: gallery, id: id, name: name, metadata: metadata, samples: samples, actor: actor)
@@ -287,17 +295,17 @@ extension Service {
     }
 
     func addSamples(_ request: HTTPRequest, id: String, actor: String) throws(ServiceError) -> HTTPResponse {
-        try Self.checkIdentifier(id, what: "id")
+        try Self.checkIdentifier(id, as: .id)
         let content = try content(request, allowed: ["strict", "gallery", "face"])
         let gallery = try gallery(content)
         let strict = try content.bool("strict") ?? false
-        guard !content.images.isEmpty else { throw ServiceError(400, "missing_image", "give at least one image") }
+        guard !content.images.isEmpty else { throw ServiceError(.missingImage, "give at least one image") }
         let existing = try vectors(gallery: gallery, id: id)
         let images = try embedForEnrollment(content)
         let vectors = images.map(\.vector)
         let warnings = quality(of: vectors, joining: id, existing: existing, gallery: gallery)
         if strict && !warnings.isEmpty {
-            throw ServiceError(422, "enrollment_quality", "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
+            throw ServiceError(.enrollmentQuality, "strict enrollment refused: \(warnings.count) quality warnings", details: ["warnings": .array(warnings)])
         }
         let samples = newSamples(content, images)
         let ids = try galleries.addSamples(gallery: gallery, id: id, samples: samples, actor: actor)
@@ -312,7 +320,7 @@ extension Service {
     func embedForEnrollment(_ content: RequestContent) throws(ServiceError) -> [EmbeddedImage] {
         let choice = try faceChoice(content, field: "face", allowsSingle: true) ?? .only
         guard choice == .only || choice == .largest else {
-            throw ServiceError(400, "invalid_face", "enrollment takes face=single (the default) or face=largest: a stored image is re-embedded by that rule when the model changes; crop a group photo to the person first")
+            throw ServiceError(.invalidFace, "enrollment takes face=single (the default) or face=largest: a stored image is re-embedded by that rule when the model changes; crop a group photo to the person first")
         }
         return try embed(content.images, choosing: Array(repeating: choice, count: content.images.count))
     }
@@ -354,10 +362,10 @@ extension Service {
     func listIdentities(_ request: HTTPRequest) throws(ServiceError) -> HTTPResponse {
         let content = try content(request, allowed: ["limit", "after", "gallery", "prefix"])
         let limit = try content.integer("limit") ?? 100
-        guard (1...1000).contains(limit) else { throw ServiceError(400, "invalid_limit", "limit must be an integer in 1...1000") }
+        guard (1...1000).contains(limit) else { throw ServiceError(.invalidLimit, "limit must be an integer in 1...1000") }
         let after = try content.string("after")
         let prefix = try content.string("prefix")
-        if let prefix, prefix.unicodeScalars.count > 128 { throw ServiceError(400, "invalid_prefix", "prefix must be at most 128 characters") }
+        if let prefix, prefix.unicodeScalars.count > 128 { throw ServiceError(.invalidPrefix, "prefix must be at most 128 characters") }
         let gallery = try gallery(content)
         let records = try galleries.storeCall { store throws(GalleryError) in
             try store.identities(gallery: gallery, limit: limit, after: after, prefix: prefix)
@@ -371,7 +379,7 @@ extension Service {
     }
 
     func showIdentity(_ request: HTTPRequest, id: String) throws(ServiceError) -> HTTPResponse {
-        try Self.checkIdentifier(id, what: "id")
+        try Self.checkIdentifier(id, as: .id)
         let gallery = try gallery(try content(request, allowed: ["gallery"]))
         let (record, samples, vectors) = try galleries.storeCall { store throws(GalleryError) in
             let record = try store.identity(gallery: gallery, externalID: id)
@@ -402,15 +410,15 @@ extension Service {
     }
 
     func deleteIdentity(_ request: HTTPRequest, id: String, actor: String) throws(ServiceError) -> HTTPResponse {
-        try Self.checkIdentifier(id, what: "id")
+        try Self.checkIdentifier(id, as: .id)
         let gallery = try gallery(try content(request, allowed: ["gallery"]))
         let removed = try galleries.delete(gallery: gallery, id: id, actor: actor)
         return .json(200, .ordered([("deleted", .string(id)), ("gallery", .string(gallery)), ("samples", .int(removed))]))
     }
 
     func deleteSample(_ request: HTTPRequest, id: String, sample: String, actor: String) throws(ServiceError) -> HTTPResponse {
-        try Self.checkIdentifier(id, what: "id")
-        guard let sampleID = Int64(sample), sampleID > 0 else { throw ServiceError(400, "invalid_sample", "sample must be a positive integer id") }
+        try Self.checkIdentifier(id, as: .id)
+        guard let sampleID = Int64(sample), sampleID > 0 else { throw ServiceError(.invalidSample, "sample must be a positive integer id") }
         let gallery = try gallery(try content(request, allowed: ["gallery"]))
         try galleries.deleteSample(gallery: gallery, id: id, sample: sampleID, actor: actor)
         return .json(200, .ordered([("deleted", .int(sampleID)), ("id", .string(id)), ("gallery", .string(gallery))]))

@@ -128,7 +128,7 @@ public final class Service: HTTPResponder, @unchecked Sendable {
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         let started = DispatchTime.now().uptimeNanoseconds
-        var (response, pattern) = allowedHost(request) ? router.route(request) : (ServiceError(421, "misdirected_request",
+        var (response, pattern) = allowedHost(request) ? router.route(request) : (ServiceError(.misdirectedRequest,
             "this server answers for \(configuration.effectiveAllowedHosts.joined(separator: ", ")) only (server.allowed_hosts)").response, nil)
         if response.status >= 500 { logger.error("\(request.method) \(request.path) answered \(response.status)") }
         response.headers.add("X-Content-Type-Options", "nosniff")
@@ -177,7 +177,7 @@ public final class Service: HTTPResponder, @unchecked Sendable {
             case .client: caller = try keys.authorize(request, as: .client)
             case .admin: caller = try keys.authorize(request, as: .admin)
             }
-            if needsReady && !ready { throw ServiceError(503, "not_ready", "the gallery is being indexed for model \(model.id); retry shortly") }
+            if needsReady && !ready { throw ServiceError(.notReady, "the gallery is being indexed for model \(model.id); retry shortly") }
             return try body(self, request, parameters, caller)
         })
     }

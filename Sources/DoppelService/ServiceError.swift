@@ -5,18 +5,19 @@ import Foundation
 /// An error a route answers with: the status, a stable machine-readable code and a message
 /// for people. The body is always `{"error": {"code": ..., "message": ...}}` (DESIGN.md).
 public struct ServiceError: Error, HTTPResponseError, Equatable, CustomStringConvertible {
-    public let status: Int
-    public let code: String
+    public let kind: ErrorCode
     public let message: String
     /// Extra fields beside code and message (e.g. the warnings of a refused enrollment).
     public var details: [String: JSONValue] = [:]
 
-    public init(_ status: Int, _ code: String, _ message: String, details: [String: JSONValue] = [:]) {
-        self.status = status
-        self.code = code
+    public init(_ kind: ErrorCode, _ message: String, details: [String: JSONValue] = [:]) {
+        self.kind = kind
         self.message = message
         self.details = details
     }
+
+    public var status: Int { kind.status }
+    public var code: String { kind.code }
 
     public var description: String { "\(status) \(code): \(message)" }
 
@@ -25,10 +26,92 @@ public struct ServiceError: Error, HTTPResponseError, Equatable, CustomStringCon
         error.merge(details) { a, _ in a }
         return .json(status, JSONValue.object(["error": .object(error)]).serialized())
     }
-
-    static func badRequest(_ message: String, code: String = "bad_request") -> ServiceError { ServiceError(400, code, message) }
-    static func notFound(_ message: String) -> ServiceError { ServiceError(404, "not_found", message) }
 }
+
+/// Every error the service answers with: a stable machine-readable code and the status it
+/// goes with. docs/api.md's error table lists exactly these, with the HTTP layer's own (a
+/// request its parser or router refuses); `ServiceErrorTests` checks the two agree.
+public enum ErrorCode: CaseIterable, Sendable {
+    /// Malformed input (400).
+    case badRequest, invalidJSON, invalidMultipart, invalidBase64, invalidImage, missingImage, missingField, invalidField
+    case unknownField, tooManyImages, invalidFace, invalidK, invalidThreshold, invalidLimit, invalidPrefix, invalidSample
+    case invalidMaxSide, invalidFormat, invalidID, invalidGallery
+    /// Keys (401, 403).
+    case unauthorized, forbidden
+    /// What is not there or not allowed (404, 409, 411, 413, 415, 421).
+    case notFound, imageNotStored, conflict, noSamples, lengthRequired, imageTooLarge, fieldTooLarge, unsupportedMediaType
+    case misdirectedRequest
+    /// Well-formed but unusable (422).
+    case unusableImage, noFace, multipleFaces, noSuchFace, boxOutsideImage, enrollmentQuality
+    /// The server (500, 503).
+    case internalError, notReady, overloaded, storageUnavailable, behind
+
+    /// The code clients see. An image that does not decode (400) and one that decodes but
+    /// cannot be used (422) share `invalid_image`.
+    public var code: String {
+        switch self {
+        case .badRequest: "bad_request"
+        case .invalidJSON: "invalid_json"
+        case .invalidMultipart: "invalid_multipart"
+        case .invalidBase64: "invalid_base64"
+        case .invalidImage, .unusableImage: "invalid_image"
+        case .missingImage: "missing_image"
+        case .missingField: "missing_field"
+        case .invalidField: "invalid_field"
+        case .unknownField: "unknown_field"
+        case .tooManyImages: "too_many_images"
+        case .invalidFace: "invalid_face"
+        case .invalidK: "invalid_k"
+        case .invalidThreshold: "invalid_threshold"
+        case .invalidLimit: "invalid_limit"
+        case .invalidPrefix: "invalid_prefix"
+        case .invalidSample: "invalid_sample"
+        case .invalidMaxSide: "invalid_max_side"
+        case .invalidFormat: "invalid_format"
+        case .invalidID: "invalid_id"
+        case .invalidGallery: "invalid_gallery"
+        case .unauthorized: "unauthorized"
+        case .forbidden: "forbidden"
+        case .notFound: "not_found"
+        case .imageNotStored: "image_not_stored"
+        case .conflict: "conflict"
+        case .noSamples: "no_samples"
+        case .lengthRequired: "length_required"
+        case .imageTooLarge: "image_too_large"
+        case .fieldTooLarge: "field_too_large"
+        case .unsupportedMediaType: "unsupported_media_type"
+        case .misdirectedRequest: "misdirected_request"
+        case .noFace: "no_face"
+        case .multipleFaces: "multiple_faces"
+        case .noSuchFace: "no_such_face"
+        case .boxOutsideImage: "box_outside_image"
+        case .enrollmentQuality: "enrollment_quality"
+        case .internalError: "internal"
+        case .notReady: "not_ready"
+        case .overloaded: "overloaded"
+        case .storageUnavailable: "storage_unavailable"
+        case .behind: "behind"
+        }
+    }
+
+    public var status: Int {
+        switch self {
+        case .badRequest, .invalidJSON, .invalidMultipart, .invalidBase64, .invalidImage, .missingImage, .missingField, .invalidField, .unknownField, .tooManyImages, .invalidFace, .invalidK, .invalidThreshold, .invalidLimit, .invalidPrefix, .invalidSample, .invalidMaxSide, .invalidFormat, .invalidID, .invalidGallery: 400
+        case .unauthorized: 401
+        case .forbidden: 403
+        case .notFound, .imageNotStored: 404
+        case .conflict, .noSamples: 409
+        case .lengthRequired: 411
+        case .imageTooLarge, .fieldTooLarge: 413
+        case .unsupportedMediaType: 415
+        case .misdirectedRequest: 421
+        case .unusableImage, .noFace, .multipleFaces, .noSuchFace, .boxOutsideImage, .enrollmentQuality: 422
+        case .internalError: 500
+        case .notReady, .overloaded, .storageUnavailable, .behind: 503
+        }
+    }
+}
+
 
 /// A JSON value built by hand, so responses keep their field order and floats print short.
 public indirect enum JSONValue: Equatable, Sendable {

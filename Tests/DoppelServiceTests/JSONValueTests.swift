@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func errorsCarryCodeMessageAndDetails() throws {
-        let error = ServiceError(422, "enrollment_quality", "refused", details: ["warnings": .array([.string("w")])])
+        let error = ServiceError(.enrollmentQuality, "refused", details: ["warnings": .array([.string("w")])])
         let body = try JSONSerialization.jsonObject(with: Data(error.response.body)) as? [String: [String: Any]]
         #expect(error.response.status == 422)
         #expect(body?["error"]?["code"] as? String == "enrollment_quality" && body?["error"]?["message"] as? String == "refused")

@@ -153,43 +153,6 @@ import TestSupport
         }
     }
 
-    /// docs/api.md's error table lists exactly the (status, code) pairs the server can send:
-    /// those of the service's `ServiceError`s and of the HTTP layer's own answers.
-    @Test func theErrorTableListsExactlyTheCodesTheServerSends() throws {
-        func matches(_ pattern: String, in text: String) throws -> [[String]] {
-            let regex = try NSRegularExpression(pattern: pattern)
-            return regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { m in
-                (1..<m.numberOfRanges).map { String(text[Range(m.range(at: $0), in: text)!]) }
-            }
-        }
-        var sent = Set<String>(), checked = Set<String>()
-        for folder in ["Sources/DoppelService", "Sources/DoppelHTTP"] {
-            let directory = Self.repository.appendingPathComponent(folder)
-            for file in FileManager.default.enumerator(atPath: directory.path)!.compactMap({ $0 as? String }) where file.hasSuffix(".swift") {
-                let source = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
-                for m in try matches(#"ServiceError\((\d{3}), "([a-z_]+)""#, in: source) { sent.insert("\(m[0]) \(m[1])") }
-                // Identifier checks make their code from what they check (`invalid_id`).
-                for m in try matches(#"checkIdentifier\([^)]*what: "([a-z]+)""#, in: source) { checked.insert("400 invalid_\(m[0])") }
-                for m in try matches(#"\.json\((\d{3}), #"\{"error":\{"code":"([a-z_]+)""#, in: source) { sent.insert("\(m[0]) \(m[1])") }
-                // The event loop's answers to requests the parser refused.
-                for m in try matches(#"case (\d{3}): "([a-z_]+)""#, in: source) { sent.insert("\(m[0]) \(m[1])") }
-                if source.contains(#"default: "bad_request""#) { sent.insert("400 bad_request") }
-            }
-        }
-        sent.formUnion(checked)
-        #expect(sent.count > 30, "the scan found too few codes: \(sent.sorted())")
-        let page = try Self.read("docs/api.md")
-        let table = page.components(separatedBy: "| status | codes |")[1].components(separatedBy: "\n\n")[0]
-        var documented = Set<String>()
-        for row in table.split(separator: "\n") where row.hasPrefix("| ") {
-            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard cells.count >= 2, let status = Int(cells[0]) else { continue }
-            for m in try matches(#"`([a-z]+(?:_[a-z]+)*)`"#, in: cells[1]) { documented.insert("\(status) \(m[0])") }
-        }
-        #expect(sent.subtracting(documented).isEmpty, "sent but not in docs/api.md's error table: \(sent.subtracting(documented).sorted())")
-        #expect(documented.subtracting(sent).isEmpty, "in the error table but never sent: \(documented.subtracting(sent).sorted())")
-    }
-
     /// Every `DOPPEL_*` environment variable the code reads is in docs/operations.md.
     @Test func everyEnvironmentVariableIsDocumented() throws {
         let regex = try NSRegularExpression(pattern: #""(DOPPEL_[A-Z_]+)""#)
