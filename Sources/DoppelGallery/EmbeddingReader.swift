@@ -15,13 +15,13 @@ public final class EmbeddingReader: ExactVectorSource, @unchecked Sendable {
         self.model = model
     }
 
-    public func vectors(of samples: [Int64]) -> [Int64: [Float]] {
-        lock.withLock {
+    public func vectors(of samples: [Int64]) throws -> [Int64: [Float]] {
+        try lock.withLock {
             var out = [Int64: [Float]]()
             for sample in samples {
-                // A failed read leaves the candidate with its code distance (the index's fallback).
-                guard let blob = try? database.query("SELECT vector FROM embeddings WHERE sample_id = ? AND model_id = ?",
-                                                     [.integer(sample), .text(model)]).first?.first?.blob else { continue }
+                // A sample without a row (deleted meanwhile) is skipped; a failed read throws.
+                guard let blob = try database.query("SELECT vector FROM embeddings WHERE sample_id = ? AND model_id = ?",
+                                                    [.integer(sample), .text(model)]).first?.first?.blob else { continue }
                 out[sample] = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             }
             return out

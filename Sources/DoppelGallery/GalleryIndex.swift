@@ -35,8 +35,9 @@ public struct Match: Sendable, Equatable {
 /// Where exact float32 vectors come from when a compact index re-ranks its candidates (the
 /// store's embeddings, in the service). Called under the index's read lock.
 public protocol ExactVectorSource: Sendable {
-    /// The stored vectors of these samples (missing samples are skipped).
-    func vectors(of samples: [Int64]) -> [Int64: [Float]]
+    /// The stored vectors of these samples (missing samples are skipped); throws when the
+    /// store cannot be read.
+    func vectors(of samples: [Int64]) throws -> [Int64: [Float]]
 }
 
 /// The in-memory index: one contiguous row-major `[count, dimension]` matrix (float32, or
@@ -55,12 +56,17 @@ public final class GalleryIndex: @unchecked Sendable {
     public var precision: IndexPrecision { storage.precision }
     /// A compact index re-ranks its best `factor x k` identities by their exact vectors (none:
     /// the codes' distances are the answer).
+    /// When the source cannot be read (the database is down), the search still answers, from
+    /// the codes' distances, and `onFailure` hears why: searches go on from memory, as they do
+    /// for a float32 index, and the failure is reported rather than lost.
     public struct Rerank: Sendable {
         public let factor: Int
         public let source: any ExactVectorSource
-        public init(factor: Int, source: any ExactVectorSource) {
+        public let onFailure: @Sendable (any Error) -> Void
+        public init(factor: Int, source: any ExactVectorSource, onFailure: @escaping @Sendable (any Error) -> Void) {
             self.factor = max(1, factor)
             self.source = source
+            self.onFailure = onFailure
         }
     }
     private var rerank: Rerank?
@@ -358,7 +364,7 @@ public final class GalleryIndex: @unchecked Sendable {
             guard !sampleOfRow.isEmpty, k > 0 else { return [] }
             if let rerank {
                 let shortlist = scan(query, k: k * rerank.factor)
-                return reranked(shortlist, rows: rows(of: [shortlist]), query: query, k: k, threshold: threshold, source: rerank.source)
+                return reranked(shortlist, rows: rows(of: [shortlist]), query: query, k: k, threshold: threshold, rerank: rerank)
             }
             return query.withUnsafeBufferPointer { matches(scan(query, k: k), query: $0, threshold: threshold) }
         }
@@ -368,12 +374,17 @@ public final class GalleryIndex: @unchecked Sendable {
     /// identity the codes' selection named is scored on its stored float32 vector (not only
     /// the sample the codes ranked best, which rounding on another processor may not pick),
     /// so each identity returned carries its exact best distance and that sample. The `k`
-    /// nearest within `threshold`. A sample whose vector the source lacks keeps its code
-    /// distance. Caller holds the lock.
+    /// nearest within `threshold`. A sample whose vector the source lacks, or every sample when
+    /// the source cannot be read (reported to `onFailure`), keeps its code distance. Caller
+    /// holds the lock.
     private func reranked(_ selection: IdentitySelection, rows: [Int32: [Int]], query: [Float], k: Int, threshold: Float?,
-                          source: any ExactVectorSource) -> [Match] {
+                          rerank: Rerank) -> [Match] {
         let candidates = selection.entries.flatMap { rows[$0.identity] ?? [$0.row] }
-        let exact = source.vectors(of: candidates.map { sampleOfRow[$0] })
+        let exact: [Int64: [Float]]
+        do { exact = try rerank.source.vectors(of: candidates.map { sampleOfRow[$0] }) } catch {
+            rerank.onFailure(error)
+            exact = [:]
+        }
         var best = [Int32: (distance: Float, row: Int)]()
         query.withUnsafeBufferPointer { q in
             for row in candidates {
@@ -668,7 +679,7 @@ public final class GalleryIndex: @unchecked Sendable {
             let rows = rows(of: selections)
             return selections.indices.map { query in
                 reranked(selections[query], rows: rows, query: Array(queries[(query * d)..<((query + 1) * d)]), k: requested,
-                         threshold: threshold, source: rerank.source)
+                         threshold: threshold, rerank: rerank)
             }
         }
         return selections.indices.map { query in

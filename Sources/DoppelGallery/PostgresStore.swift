@@ -569,7 +569,7 @@ final class PostgresVectorReader: ExactVectorSource, @unchecked Sendable {
         self.model = model
     }
 
-    func vectors(of samples: [Int64]) -> [Int64: [Float]] {
-        lock.withLock { (try? store.vectors(samples: samples, model: model)) ?? [:] }
+    func vectors(of samples: [Int64]) throws -> [Int64: [Float]] {
+        try lock.withLock { try store.vectors(samples: samples, model: model) }
     }
 }

@@ -76,7 +76,9 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         var options = Galleries.IndexOptions()
         options.precision = IndexPrecision(rawValue: configuration.indexPrecision) ?? .float32
         if options.precision != .float32 && configuration.indexRerank > 0 {
-            options.rerank = GalleryIndex.Rerank(factor: configuration.indexRerank, source: try store.makeVectorReader(model: model.id))
+            options.rerank = GalleryIndex.Rerank(factor: configuration.indexRerank, source: try store.makeVectorReader(model: model.id)) { [logger] error in
+                logger.error("re-ranking read no stored vectors (answered from the index's codes): \(error)")
+            }
         }
         options.tracksCentroids = aggregation == .centroid
         if configuration.indexSnapshot { options.snapshotPath = snapshotPath }

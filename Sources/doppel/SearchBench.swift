@@ -84,7 +84,7 @@ struct SearchBench: ParsableCommand {
         let precision = IndexPrecision(rawValue: self.precision)!
         let start = DispatchTime.now().uptimeNanoseconds
         let index = GalleryIndex(dimension: dimension, metric: .euclidean, precision: precision,
-                                 rerank: rerank > 0 ? GalleryIndex.Rerank(factor: rerank, source: Originals(values: base, dimension: dimension)) : nil,
+                                 rerank: rerank > 0 ? GalleryIndex.Rerank(factor: rerank, source: Originals(values: base, dimension: dimension)) { _ in } : nil,
                                  tracksCentroids: false)
         Self.fill(index, base, dimension: dimension, perIdentity: perIdentity)
         let buildSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

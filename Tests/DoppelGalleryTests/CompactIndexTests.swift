@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 @testable import DoppelGallery
@@ -19,7 +20,7 @@ import CScanKernels
     static func index(_ rows: [GalleryIndexTests.Row], dimension: Int, metric: GalleryIndex.IndexMetric, precision: IndexPrecision,
                       rerank: Int? = nil) -> GalleryIndex {
         let index = GalleryIndex(dimension: dimension, metric: metric, precision: precision,
-                                 rerank: rerank.map { GalleryIndex.Rerank(factor: $0, source: Vectors(rows)) })
+                                 rerank: rerank.map { GalleryIndex.Rerank(factor: $0, source: Vectors(rows)) { _ in } })
         for row in rows { index.add(sample: row.sample, identity: row.identity, vector: row.vector) }
         index.train()
         return index
@@ -114,7 +115,7 @@ import CScanKernels
         stored[1] = .init(sample: 2, identity: "a", vector: [0, 0, 0, 0])
         stored.append(.init(sample: 5, identity: "b", vector: [0, 0.2, 0, 0]))  // enrolled later
         let index = GalleryIndex(dimension: d, metric: .euclidean, precision: precision,
-                                 rerank: GalleryIndex.Rerank(factor: 1, source: Vectors(stored)))
+                                 rerank: GalleryIndex.Rerank(factor: 1, source: Vectors(stored)) { _ in })
         for row in indexed { index.add(sample: row.sample, identity: row.identity, vector: row.vector) }
         index.train()
         let query: [Float] = [0, 0, 0, 0]
@@ -129,6 +130,31 @@ import CScanKernels
         for got in [index.search(query, k: 2), index.search(queries: query + query, count: 2, k: 2)[0]] {
             #expect(got.map(\.identity) == ["b", "a"] && got.map(\.sample) == [5, 1], "\(got)")
         }
+    }
+
+    struct Unreadable: ExactVectorSource {
+        struct Down: Error {}
+        func vectors(of samples: [Int64]) throws -> [Int64: [Float]] { throw Down() }
+    }
+
+    /// A store that cannot be read during re-ranking (the database down) is reported, and the
+    /// search answers from the codes' distances: what the codes alone would answer.
+    @Test func aSourceThatCannotBeReadIsReportedAndTheCodesAnswer() {
+        let d = 8
+        let rows = GalleryIndexTests.randomRows(count: 300, dimension: d, identities: 60, seed: 11)
+        let failures = Mutex(0)
+        let reranking = GalleryIndex(dimension: d, metric: .euclidean, precision: .int8,
+                                     rerank: GalleryIndex.Rerank(factor: 4, source: Unreadable()) { _ in failures.withLock { $0 += 1 } })
+        let plain = GalleryIndex(dimension: d, metric: .euclidean, precision: .int8)
+        for index in [reranking, plain] {
+            for row in rows { index.add(sample: row.sample, identity: row.identity, vector: row.vector) }
+            index.train()
+        }
+        let query = rows[17].vector
+        let answered = reranking.search(query, k: 5), batched = reranking.search(queries: query + query, count: 2, k: 5)
+        #expect(answered.map(\.identity) == plain.search(query, k: 5).map(\.identity) && !answered.isEmpty)
+        #expect(batched[0].map(\.identity) == answered.map(\.identity))
+        #expect(failures.withLock { $0 } == 3, "one report per re-ranked query")
     }
 
     /// int8 keeps float32 rows until it has seen `trainingRows` or is told to learn, and its

@@ -168,6 +168,6 @@ import TestSupport
         try store.registerModel(id: "m", architecture: "dense(2)", dimension: 2, metric: "euclidean")
         let a = try store.createIdentity(gallery: "default", externalID: "a", samples: [Self.sample(1, embedding: [1, 2])], model: "m", actor: "t")
         let reader = try store.makeVectorReader(model: "m")
-        #expect(reader.vectors(of: a.sampleIDs + [999]) == [a.sampleIDs[0]: [1, 2]])
+        #expect(try reader.vectors(of: a.sampleIDs + [999]) == [a.sampleIDs[0]: [1, 2]])
     }
 }
