@@ -156,31 +156,9 @@ final class Galleries: @unchecked Sendable {
 
     /// Embeds stored images that have no embedding under the model (the model changed).
     private func reembed(embedder: BatchingEmbedder, progress: (String) -> Void) throws {
-            var cursor: Int64 = 0, done = 0
-            while true {
-                let pending = try store.samplesMissingEmbedding(model: model.id, after: cursor, limit: 256)
-                guard let last = pending.last else { break }
-                cursor = last.sample
-                var rows = [(sample: Int64, vector: [Float])]()
-                var values = [Float](), decoded = [Int64]()
-                for (sample, bytes) in pending {
-                    // A stored image that no longer decodes, or in which the new model finds no
-                    // face, is reported and left without an embedding (the operator can delete it).
-                    do {
-                        values += try model.input.prepare(try ImagePreprocessor.decode(bytes, limit: Int.max)).tensor
-                        decoded.append(sample)
-                    } catch {
-                        progress("stored image of sample \(sample) not embedded with model \(model.id): \(error)")
-                    }
-                }
-                let vectors = embedder.embed(values, count: decoded.count)
-                for (i, sample) in decoded.enumerated() {
-                    rows.append((sample, Array(vectors[(i * model.dimension)..<((i + 1) * model.dimension)])))
-                }
-                try store.insertEmbeddings(rows, model: model.id)
-                done += rows.count
-                progress("reindexed \(done) stored images with model \(model.id)")
-            }
+        _ = try Reembedding(store: store, modelID: model.id, input: model.input, dimension: model.dimension) { values, count in
+            embedder.embed(values, count: count)
+        }.run(progress: progress)
     }
 
     /// The indexes as of one moment of the database, and (for a shared store) the change they

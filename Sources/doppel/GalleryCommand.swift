@@ -4,6 +4,7 @@ import DoppelGallery
 import DoppelImaging
 import DoppelModel
 import DoppelNN
+import DoppelService
 import DoppelTraining
 import Foundation
 
@@ -166,31 +167,13 @@ struct GalleryCommand: ParsableCommand {
             let id = file.metadata.modelID
             try store.registerModel(id: id, architecture: file.network.architecture.description, dimension: embedder.dimension,
                                     metric: file.metadata.metric.rawValue)
-            var done = 0, undecodable = 0
-            var cursor: Int64 = 0
-            while true {
-                let pending = try store.samplesMissingEmbedding(model: id, after: cursor, limit: max(1, batch))
-                guard let last = pending.last else { break }
-                cursor = last.sample
-                var rows = [(sample: Int64, vector: [Float])]()
-                var decoded = [(Int64, [Float])]()
-                for (sample, bytes) in pending {
-                    do { decoded.append((sample, try input.prepare(try ImageDecoder.decode(bytes)).tensor)) } catch {
-                        // Reported, not embedded: the operator can delete the sample.
-                        undecodable += 1
-                        FileHandle.standardError.write(Data("sample \(sample): \(error)\n".utf8))
-                    }
-                }
-                let vectors = embedder.embed(values: decoded.flatMap(\.1), count: decoded.count)
-                for (index, (sample, _)) in decoded.enumerated() {
-                    rows.append((sample, Array(vectors[(index * embedder.dimension)..<((index + 1) * embedder.dimension)])))
-                }
-                try store.insertEmbeddings(rows, model: id)
-                done += rows.count
-                FileHandle.standardError.write(Data("reindex: \(done) images embedded with \(id)\n".utf8))
+            var reembedding = Reembedding(store: store, modelID: id, input: input, dimension: embedder.dimension) { values, count in
+                embedder.embed(values: values, count: count)
             }
+            reembedding.batch = max(1, batch)
+            let outcome = try reembedding.run { FileHandle.standardError.write(Data("reindex: \($0)\n".utf8)) }
             let missing = try store.samplesWithoutImages(missing: id)
-            print("reindexed \(done) images with model \(id); \(undecodable) undecodable or without a face; \(missing) samples have no stored image")
+            print("reindexed \(outcome.embedded) images with model \(id); \(outcome.skipped) undecodable or without a face; \(missing) samples have no stored image")
         }
     }
 }
