@@ -105,97 +105,44 @@ struct TrainCommand: ParsableCommand {
         guard let preset = Preset(rawValue: preset) else {
             throw ValidationError("unknown preset '\(self.preset)'; known: \(Preset.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        var recipe = preset.recipe
-        var initial: ModelFile? = nil
-        if let initModel {
-            guard arch == nil, input == nil else { throw ValidationError("--init keeps the model's architecture and input: drop --arch and --input") }
-            let file = try ModelFile.load(path: initModel)
-            recipe.architecture = file.network.architecture.description
-            recipe.input = try file.inputSpec()
-            recipe.metric = file.metadata.metric
-            recipe.initialModel = file.metadata.modelID
-            // A whitening fitted on the preset's data is not the imported model's: asked for
-            // explicitly (--whitening) or not at all, so fine-tuning never stacks one on another.
-            recipe.whitening = nil
-            initial = file
+        let initial = try initModel.map { try ModelFile.load(path: $0) }
+        var overrides = TrainingRecipe.Overrides()
+        overrides.architecture = arch
+        overrides.input = input
+        overrides.resize = resize
+        overrides.pad = pad
+        overrides.resampling = resampling
+        overrides.loss = loss
+        overrides.margin = margin
+        overrides.mining = mining
+        overrides.temperature = temperature
+        overrides.metric = metric
+        overrides.iterations = iterations
+        overrides.batch = batch
+        overrides.perIdentity = perIdentity
+        overrides.learningRate = learningRate
+        overrides.weightDecay = weightDecay
+        overrides.seed = seed
+        overrides.targetFalseAcceptRate = targetFar
+        overrides.holdOut = holdOut
+        overrides.validateOn = validateOn
+        overrides.closedSet = closedSet
+        overrides.validationFraction = validationFraction
+        overrides.augment = augment
+        overrides.augmentation = augmentation
+        overrides.rotatedIdentities = rotatedIdentities
+        overrides.mirroredIdentities = mirroredIdentities
+        overrides.familyBatches = familyBatches
+        overrides.mirrorAverage = mirrorAverage
+        overrides.shiftAverage = shiftAverage
+        overrides.keepLastWeights = keepLastWeights
+        overrides.whitening = whitening
+        overrides.trainLast = trainLast
+        overrides.head = head
+        let recipe: TrainingRecipe
+        do { recipe = try preset.recipe.applying(overrides, initial: initial) } catch let error as TrainingRecipe.OverrideError {
+            throw ValidationError(error.description)
         }
-        if let trainLast { recipe.trainLast = trainLast }
-        if let head { recipe.head = head }
-        if let arch { recipe.architecture = arch }
-        if let input {
-            let dims = input.split(separator: "x").compactMap { Int($0) }
-            guard dims.count == 3 else { throw ValidationError("--input must be CxHxW, e.g. 1x28x28") }
-            var spec = InputSpec(channels: dims[0], height: dims[1], width: dims[2], resize: recipe.input.resize, invert: recipe.input.invert)
-            spec.mirrorAverage = recipe.input.mirrorAverage
-            spec.shiftAverage = recipe.input.shiftAverage
-            spec.pad = recipe.input.pad
-            spec.resampling = recipe.input.resampling
-            recipe.input = spec
-        }
-        if let resize {
-            guard let mode = InputSpec.ResizeMode(rawValue: resize) else { throw ValidationError("--resize must be stretch, fit or crop") }
-            recipe.input.resize = mode
-        }
-        if let pad {
-            guard recipe.input.resize == .fit else { throw ValidationError("--pad sets the letterbox of --resize fit") }
-            recipe.input.pad = pad
-        }
-        if let resampling {
-            guard let filter = InputSpec.Resampling(rawValue: resampling) else { throw ValidationError("--resampling must be area or bicubic") }
-            recipe.input.resampling = filter == .bicubic ? .bicubic : nil
-        }
-        if let loss { recipe.loss = loss }
-        if let margin { recipe.margin = margin }
-        if let mining {
-            guard recipe.loss == .triplet else { throw ValidationError("--mining chooses triplets: it needs --loss triplet") }
-            recipe.mining = mining
-        }
-        if let temperature { recipe.temperature = temperature }
-        if let metric { recipe.metric = metric }
-        if let iterations {
-            // A cosine schedule spans the run: stretched or shrunk with it.
-            if case .cosine(let total, let minimum) = recipe.optimizer.schedule, total == recipe.iterations {
-                recipe.optimizer.schedule = .cosine(total: iterations, minimum: minimum)
-            }
-            recipe.iterations = iterations
-        }
-        if let batch { recipe.batch = batch }
-        if let perIdentity { recipe.perIdentity = perIdentity }
-        if let learningRate { recipe.optimizer.learningRate = learningRate }
-        if let weightDecay { recipe.optimizer.weightDecay = weightDecay }
-        if let seed { recipe.seed = seed }
-        if let targetFar {
-            guard targetFar > 0, targetFar < 1 else { throw ValidationError("--target-far must be between 0 and 1") }
-            recipe.threshold = .falseAcceptRate(targetFar)
-        }
-        if !holdOut.isEmpty { recipe.holdOut = holdOut }
-        if closedSet { recipe.closedSet = true }
-        if !validateOn.isEmpty { recipe.validateOn = validateOn }
-        if recipe.closedSet == true && !recipe.holdOut.isEmpty {
-            throw ValidationError("--closed-set holds out images, not identities: drop --hold-out")
-        }
-        if recipe.closedSet == true && !(recipe.validateOn ?? []).isEmpty {
-            throw ValidationError("--closed-set validates on images of every identity: drop --validate-on")
-        }
-        if validationFraction != nil && !validateOn.isEmpty {
-            throw ValidationError("--validate-on names the validation identities: drop --validation-fraction")
-        }
-        if let validationFraction {
-            guard validationFraction > 0, validationFraction < 1 else { throw ValidationError("--validation-fraction must be between 0 and 1") }
-            recipe.validationFraction = validationFraction
-        }
-        if let augment { recipe.augmentation = augment ? (recipe.augmentation ?? Augmentation()) : nil }
-        if let augmentation {
-            do { recipe.augmentation = try Augmentation(parsing: augmentation) } catch { throw ValidationError("--augmentation: \(error)") }
-        }
-        if let rotatedIdentities { recipe.rotatedIdentities = rotatedIdentities }
-        if let mirroredIdentities { recipe.mirroredIdentities = mirroredIdentities }
-        if let familyBatches { recipe.familyBatches = familyBatches }
-        if let mirrorAverage { recipe.input.mirrorAverage = mirrorAverage ? true : nil }
-        if let shiftAverage { recipe.input.shiftAverage = shiftAverage > 0 ? shiftAverage : nil }
-        if let keepLastWeights { recipe.keepLastWeights = keepLastWeights }
-        if let whitening { recipe.whitening = whitening == 0 ? nil : whitening }
-        if let problem = recipe.validationError() { throw ValidationError(problem) }
         // Check the architecture against the input before spending time on the data.
         _ = try Network(architecture: Architecture(parsing: recipe.architecture),
                         input: TensorShape(channels: recipe.input.channels, height: recipe.input.height, width: recipe.input.width), seed: 0)
