@@ -54,6 +54,12 @@ let package = Package(
                 "DoppelHTTP", "DoppelGallery", "DoppelNN", "DoppelImaging", "DoppelModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            // The console and the OpenAPI document as the files they are (linted, diffed),
+            // compiled into the binary as bytes: no resource folder to ship beside it.
+            resources: [
+                .embedInCode("Resources/console.html"), .embedInCode("Resources/console.js"), .embedInCode("Resources/console.css"),
+                .embedInCode("Resources/favicon.svg"), .embedInCode("Resources/openapi.json"),
             ]
         ),
         .executableTarget(

@@ -26,7 +26,7 @@ extension Service {
                                    ("/console.js", "text/javascript; charset=utf-8", ConsoleAssets.script),
                                    ("/console.css", "text/css; charset=utf-8", ConsoleAssets.style),
                                    ("/favicon.svg", "image/svg+xml", ConsoleAssets.icon)] {
-            let bytes = Array(body.utf8)
+            let bytes = body
             add("GET", path, access: .open, needsReady: false) { _, _, _, _ in
                 HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", type)] + Self.consoleHeaders), body: bytes)
             }

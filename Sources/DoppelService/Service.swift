@@ -89,8 +89,10 @@ public final class Service: HTTPResponder, @unchecked Sendable {
         embedder = BatchingEmbedder(model: model, maxBatch: configuration.maxBatch, maxWaitMicroseconds: configuration.maxWaitMicroseconds)
         searches = SearchBatcher(maxBatch: configuration.searchMaxBatch, maxWaitMicroseconds: configuration.searchMaxWaitMicroseconds,
                                  aggregation: aggregation, index: { [galleries] in galleries.index($0) })
-        openAPI = Array(OpenAPIDocument.json(maxK: configuration.maxK, maxThreshold: configuration.maxThreshold ?? model.naturalMaxThreshold,
-                                                maxImages: configuration.maxImagesPerRequest, maxFaces: configuration.maxFaces).utf8)
+        openAPI = try OpenAPIDocument.json(limits: [
+            "limits.max_k": Double(configuration.maxK), "limits.max_images_per_request": Double(configuration.maxImagesPerRequest),
+            "limits.max_faces": Double(configuration.maxFaces), "threshold.max_threshold": Double(configuration.maxThreshold ?? model.naturalMaxThreshold),
+        ])
         embedder.onBatch = { [metrics] size in metrics.recordBatch(size) }
         searches.onBatch = { [metrics] size in metrics.recordSearchBatch(size) }
         addRoutes()

@@ -110,6 +110,15 @@ import TestSupport
         #expect(try Self.get(server, "/v1/identities/carol/samples/\(sample)/image", key: Self.key).errorCode == "image_not_stored")
     }
 
+    /// The console's script, as the file it is, parses (`node --check`; scripts/bootstrap
+    /// --test installs Node.js for this).
+    @Test func theConsoleScriptParses() throws {
+        let script = ServerProcess.repository.appendingPathComponent("Sources/DoppelService/Resources/console.js").path
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/node"), "/usr/bin/node is missing: scripts/bootstrap --test installs it")
+        let (status, output) = try runProgram("/usr/bin/node", ["--check", script])
+        #expect(status == 0, "\(output)")
+    }
+
     /// Tests/Browser/console_test.py in headless Chromium through Selenium: verify, search,
     /// the admin key, enroll from a file, its thumbnail, delete, the model view; no console
     /// error. Screenshots go to .build/console-screenshots.
