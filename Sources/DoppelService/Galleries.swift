@@ -21,29 +21,29 @@ final class Galleries: @unchecked Sendable {
     }
     let options: IndexOptions
     /// Serialises every use of the SQLite connection and orders index updates like commits.
-    private let writer = NSLock()
-    private let indexLock = NSLock()
-    private var indexes: [String: GalleryIndex] = [:]
+    let writer = NSLock()
+    let indexLock = NSLock()
+    var indexes: [String: GalleryIndex] = [:]
     /// When the indexes last changed without a snapshot since (nil: the snapshot is current).
-    private var dirtySince: Date?
-    private var snapshotThread: Thread?
-    private let snapshotCondition = NSCondition()
-    private var stopping = false
+    var dirtySince: Date?
+    var snapshotThread: Thread?
+    let snapshotCondition = NSCondition()
+    var stopping = false
 
     // Replication (a store shared by replicas: PostgreSQL).
     /// The shared store's change log, when it has one.
-    private var feed: (any ChangeFeed)? { store as? any ChangeFeed }
+    var feed: (any ChangeFeed)? { store as? any ChangeFeed }
     /// How often the follower looks for changes when no notification wakes it.
     var pollInterval: TimeInterval = 1
     /// Serialises applying changes (the follower's and a write's catch-up) and `applied`.
-    private let applyLock = NSLock()
+    let applyLock = NSLock()
     /// The last change applied to the indexes (changes are applied in sequence order).
-    private var applied: Int64 = 0
+    var applied: Int64 = 0
     /// Since when a change is known that is not applied yet (nil: caught up).
-    private var pendingSince: Date?
+    var pendingSince: Date?
     /// Whether the follower lost its connection and has not caught up since.
-    private var feedFailing = false
-    private var followerThread: Thread?
+    var feedFailing = false
+    var followerThread: Thread?
     /// Where the follower reports (logs).
     var log: (@Sendable (String) -> Void)?
 
@@ -55,7 +55,7 @@ final class Galleries: @unchecked Sendable {
 
     var indexMetric: GalleryIndex.IndexMetric { model.metric == .cosine ? .cosine : .euclidean }
 
-    private func makeIndex() -> GalleryIndex {
+    func makeIndex() -> GalleryIndex {
         GalleryIndex(dimension: model.dimension, metric: indexMetric, precision: options.precision, rerank: options.rerank,
                      tracksCentroids: options.tracksCentroids)
     }
@@ -148,14 +148,14 @@ final class Galleries: @unchecked Sendable {
 
     /// Runs `body` holding the shared store's lock for re-embedding under this model, so one
     /// replica embeds the stored images and the others, waiting here, then find it done.
-    private func exclusivelyAcrossReplicas(progress: (String) -> Void, _ body: () throws -> Void) throws {
+    func exclusivelyAcrossReplicas(progress: (String) -> Void, _ body: () throws -> Void) throws {
         guard let shared = store as? PostgresStore else { return try body() }
         let key = Int64(bitPattern: model.id.utf8.reduce(UInt64(0x444F_5050_454C)) { ($0 &* 31) &+ UInt64($1) })
         try shared.exclusively(key: key) { try body() }
     }
 
     /// Embeds stored images that have no embedding under the model (the model changed).
-    private func reembed(embedder: BatchingEmbedder, progress: (String) -> Void) throws {
+    func reembed(embedder: BatchingEmbedder, progress: (String) -> Void) throws {
         _ = try Reembedding(store: store, modelID: model.id, input: model.input, dimension: model.dimension) { values, count in
             embedder.embed(values, count: count)
         }.run(progress: progress)
@@ -163,7 +163,7 @@ final class Galleries: @unchecked Sendable {
 
     /// The indexes as of one moment of the database, and (for a shared store) the change they
     /// include, from which the follower goes on.
-    private func loadConsistently(progress: (String) -> Void) throws -> [String: GalleryIndex] {
+    func loadConsistently(progress: (String) -> Void) throws -> [String: GalleryIndex] {
         guard let shared = store as? PostgresStore else { return try loadIndexes(progress: progress) }
         return try shared.consistentRead { horizon in
             let loaded = try loadIndexes(progress: progress)
@@ -175,7 +175,7 @@ final class Galleries: @unchecked Sendable {
 
     /// The snapshot when it matches the database's stamp, else every embedding from the store
     /// (and then a fresh snapshot soon). Caller holds the writer lock.
-    private func loadIndexes(progress: (String) -> Void) throws -> [String: GalleryIndex] {
+    func loadIndexes(progress: (String) -> Void) throws -> [String: GalleryIndex] {
         let started = Date()
         if let path = options.snapshotPath {
             let stamp = try store.indexStamp(model: model.id)
@@ -193,74 +193,6 @@ final class Galleries: @unchecked Sendable {
         progress(String(format: "index loaded from the database in %.2f s", Date().timeIntervalSince(started)))
         if options.snapshotPath != nil { markChanged(now: Date.distantPast) }
         return loaded
-    }
-
-    // MARK: snapshots
-
-    /// Records a change to the indexes (the snapshot is rewritten once changes have been quiet
-    /// for `snapshotDelay`).
-    private func markChanged(now: Date = Date()) {
-        guard options.snapshotPath != nil else { return }
-        snapshotCondition.withLock {
-            dirtySince = now
-            snapshotCondition.signal()
-        }
-    }
-
-    /// A thread that rewrites the snapshot once changes have been quiet for `snapshotDelay`.
-    private func startSnapshotWriter() {
-        guard options.snapshotPath != nil, snapshotThread == nil else { return }
-        let thread = Thread { [weak self] in
-            while let self {
-                var due = false
-                self.snapshotCondition.withLock {
-                    if !self.stopping { _ = self.snapshotCondition.wait(until: Date().addingTimeInterval(1)) }
-                    if let since = self.dirtySince, Date().timeIntervalSince(since) >= self.options.snapshotDelay { due = true }
-                }
-                if self.stopping { return }
-                if due { self.writeSnapshot() }
-            }
-        }
-        thread.name = "index-snapshot"
-        snapshotThread = thread
-        thread.start()
-    }
-
-    /// Writes the snapshot now if the indexes changed since the last one. The writer lock is
-    /// held throughout, so the stamp and the indexes are one committed state.
-    @discardableResult
-    func writeSnapshot() -> String? {
-        guard let path = options.snapshotPath else { return nil }
-        return writer.withLock { () -> String? in
-            let wasDirty = snapshotCondition.withLock { () -> Bool in
-                defer { dirtySince = nil }
-                return dirtySince != nil
-            }
-            guard wasDirty else { return nil }
-            let current = indexLock.withLock { indexes.filter { $0.value.count > 0 } }
-            do {
-                let stamp = try store.indexStamp(model: model.id)
-                if current.isEmpty {
-                    try? FileManager.default.removeItem(atPath: path)
-                    return "no index to snapshot"
-                }
-                let started = Date()
-                try GalleryIndex.writeSnapshot(current, model: model.id, stamp: stamp, to: path)
-                return String(format: "index snapshot written in %.2f s (%@)", Date().timeIntervalSince(started), stamp.description)
-            } catch {
-                snapshotCondition.withLock { dirtySince = dirtySince ?? Date() }
-                return "index snapshot not written: \(error)"
-            }
-        }
-    }
-
-    /// Stops the snapshot thread and writes a last snapshot if anything changed.
-    func close() -> String? {
-        snapshotCondition.withLock {
-            stopping = true
-            snapshotCondition.signal()
-        }
-        return writeSnapshot()
     }
 
     // MARK: changes (committed, then indexed, before returning)
@@ -305,98 +237,6 @@ final class Galleries: @unchecked Sendable {
             if !catchUpAfterWrite() { _ = index(gallery).remove(sample: sample) }
             markChanged()
         }
-    }
-
-    // MARK: replication
-
-    /// With a change log: applies every change through this store's last write, in order,
-    /// before the write is acknowledged (the writer sees its write at once, and never ahead of
-    /// a change committed before it). Returns false without a change log (the caller updates
-    /// the index itself). The write is committed either way: if the catch-up fails, the
-    /// follower completes it. Caller holds the writer lock.
-    private func catchUpAfterWrite() -> Bool {
-        guard let feed else { return false }
-        do { try applyChanges(from: feed, through: store.lastChange) } catch { log?("catching up after a write: \(error)") }
-        return true
-    }
-
-    /// Applies the changes after `applied` (through `limit` when given) from `source`, oldest
-    /// first, in batches.
-    private func applyChanges(from source: any ChangeFeed, through limit: Int64? = nil) throws {
-        try applyLock.withLock { () throws in
-            while true {
-                if let limit, applied >= limit { break }
-                let batch = try source.changes(after: applied, limit: 500)
-                if !batch.isEmpty && pendingSince == nil { pendingSince = Date() }
-                for change in batch {
-                    if let limit, change.sequence > limit { break }
-                    try apply(change, from: source)
-                    applied = change.sequence
-                }
-                if batch.count < 500 || (limit.map { applied >= $0 } ?? false) { break }
-            }
-            if limit == nil || applied >= (limit ?? 0) { pendingSince = nil }
-        }
-    }
-
-    /// One change to the in-memory indexes. Idempotent: an add of samples already indexed
-    /// replaces them; a remove of samples not indexed does nothing; an add of samples deleted
-    /// since finds no embedding and adds nothing (their removal comes later in the log).
-    private func apply(_ change: GalleryChange, from source: any ChangeFeed) throws {
-        switch change.kind {
-        case .add:
-            for row in try source.embeddingRows(samples: change.samples, model: model.id) {
-                index(row.gallery, creating: true).add(sample: row.sample, identity: row.identity, vector: row.vector)
-            }
-        case .remove:
-            let index = index(change.gallery)
-            for sample in change.samples { index.remove(sample: sample) }
-        }
-        markChanged()
-    }
-
-    /// The follower: its own connection LISTENs for change announcements, wakes at least every
-    /// `pollInterval` (a missed notification costs one interval, not a change), applies what
-    /// is new, and after a lost connection reconnects with backoff and catches up from the
-    /// last change it applied.
-    private func startFollower() {
-        guard let shared = store as? PostgresStore, followerThread == nil else { return }
-        let makeFollower = shared.followerFactory()
-        let thread = Thread { [weak self] in
-            var follower: PostgresStore?
-            var backoff = 0.1
-            while let self, !self.snapshotCondition.withLock({ self.stopping }) {
-                do {
-                    if follower == nil { follower = try makeFollower() }
-                    _ = try follower!.waitForChanges(timeout: self.pollInterval)
-                    try self.applyChanges(from: follower!)
-                    if self.feedFailing {
-                        self.feedFailing = false
-                        self.log?("change log reachable again; caught up to change \(self.appliedChange)")
-                    }
-                    backoff = 0.1
-                } catch {
-                    if !self.feedFailing {
-                        self.feedFailing = true
-                        self.log?("change log unavailable (\(error)); serving from memory, retrying")
-                    }
-                    follower = nil
-                    Thread.sleep(forTimeInterval: backoff)
-                    backoff = min(backoff * 2, 2)
-                }
-            }
-        }
-        thread.name = "change-follower"
-        followerThread = thread
-        thread.start()
-    }
-
-    /// The last change applied, and how long a known change has waited to be applied (nil when
-    /// caught up or without a change log), for readiness and metrics.
-    var appliedChange: Int64 { applyLock.withLock { applied } }
-    var replication: (applied: Int64, pendingFor: TimeInterval?, feedReachable: Bool)? {
-        guard feed != nil else { return nil }
-        return applyLock.withLock { (applied, pendingSince.map { Date().timeIntervalSince($0) }, !feedFailing) }
     }
 
     /// What the in-memory indexes hold, as the number of samples and a SHA-256 over their
