@@ -78,7 +78,7 @@ let package = Package(
         // Test helpers shared by the test targets (a raw HTTP client).
         .target(name: "TestSupport", dependencies: ["DoppelHTTP", "DoppelNN"], path: "Tests/TestSupport"),
         .testTarget(name: "DoppelHTTPTests", dependencies: ["DoppelHTTP", "TestSupport"]),
-        .testTarget(name: "DoppelServiceTests", dependencies: ["DoppelService", "DoppelHTTP"]),
+        .testTarget(name: "DoppelServiceTests", dependencies: ["DoppelService", "DoppelHTTP", "DoppelNN", "DoppelImaging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DoppelModelTests", dependencies: ["DoppelModel", "DoppelNN", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DoppelTrainingTests", dependencies: ["DoppelTraining", "DoppelModel", "DoppelImaging", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DoppelImaging", "DoppelGallery", "DoppelKernels", "DoppelNN", "TestSupport", "doppel"]),
