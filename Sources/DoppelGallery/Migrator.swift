@@ -12,6 +12,9 @@ public enum GalleryError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The database cannot be reached now (PostgreSQL down or unreachable): retry later.
     case unavailable(String)
     case postgres(PostgresError)
+    /// The database answered a statement with something it cannot have meant (no row from an
+    /// `INSERT ... RETURNING`): an error, never a made-up value.
+    case unexpected(String)
 
     public var description: String {
         switch self {
@@ -24,6 +27,7 @@ public enum GalleryError: Error, Equatable, Sendable, CustomStringConvertible {
         case .database(let error): "database error: \(error)"
         case .unavailable(let detail): "the database is unavailable: \(detail)"
         case .postgres(let error): "database error: \(error)"
+        case .unexpected(let detail): "the database answered unexpectedly: \(detail)"
         }
     }
 }

@@ -77,8 +77,8 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
                 let value = try body()
                 if let change {
                     let entry = change(value)
-                    sequence = try connection.query("INSERT INTO changes (kind, gallery, samples) VALUES ($1, $2, $3) RETURNING seq",
-                                                     [.text(entry.kind.rawValue), .text(entry.gallery), .integers(entry.samples)]).first?.first?.integer ?? 0
+                    sequence = try Self.returned(connection.query("INSERT INTO changes (kind, gallery, samples) VALUES ($1, $2, $3) RETURNING seq",
+                                                                  [.text(entry.kind.rawValue), .text(entry.gallery), .integers(entry.samples)]), "change")
                     try connection.query("SELECT pg_notify($1, $2)", [.text(Self.notifyChannel), .text(String(sequence))])
                 }
                 return value
@@ -118,11 +118,17 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
 
     // MARK: writes
 
+    /// The id an `INSERT ... RETURNING` row carries; no row is an error, never id 0.
+    static func returned(_ rows: [[PostgresValue]], _ what: String) throws(GalleryError) -> Int64 {
+        guard let id = rows.first?.first?.integer else { throw .unexpected("inserting a \(what) returned no id") }
+        return id
+    }
+
     private func galleryID(_ name: String, create: Bool) throws -> Int64 {
         if let id = try connection.query("SELECT id FROM galleries WHERE name = $1", [.text(name)]).first?.first?.integer { return id }
         guard create else { throw GalleryError.notFound("gallery '\(name)'") }
-        return try connection.query("INSERT INTO galleries (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-                                    [.text(name)]).first?.first?.integer ?? 0
+        return try Self.returned(connection.query("INSERT INTO galleries (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+                                                  [.text(name)]), "gallery")
     }
 
     private func identityID(gallery: String, externalID: String) throws -> Int64 {
@@ -148,9 +154,9 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
             let galleryRow = try galleryID(gallery, create: true)
             let identity: Int64
             do {
-                identity = try connection.query("""
+                identity = try Self.returned(connection.query("""
                     INSERT INTO identities (gallery_id, external_id, display_name, metadata) VALUES ($1, $2, $3, CAST($4 AS json)) RETURNING id
-                    """, [.integer(galleryRow), .text(externalID), displayName.map(PostgresValue.text) ?? .null, .text(metadata)]).first?.first?.integer ?? 0
+                    """, [.integer(galleryRow), .text(externalID), displayName.map(PostgresValue.text) ?? .null, .text(metadata)]), "identity")
             } catch {
                 // (A `catch where` on this typed error crashes Swift 6.3's SIL verifier.)
                 if (error as? PostgresError)?.isUniqueViolation == true { throw GalleryError.conflict("identity '\(externalID)' already exists in gallery '\(gallery)'") }
@@ -176,18 +182,19 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
     private func insertSamples(_ samples: [NewSample], identity: Int64, model: String?) throws -> [Int64] {
         var ids = [Int64]()
         for sample in samples {
-            let id: Int64
+            let rows: [[PostgresValue]]
             do {
-                id = try connection.query("""
+                rows = try connection.query("""
                     INSERT INTO samples (identity_id, content_hash, image, width, height) VALUES ($1, $2, $3, $4::integer, $5::integer) RETURNING id
                     """, [.integer(identity), .text(sample.contentHash), storeImages ? .bytes(sample.image) : .null,
-                          .integer(Int64(sample.width)), .integer(Int64(sample.height))]).first?.first?.integer ?? 0
+                          .integer(Int64(sample.width)), .integer(Int64(sample.height))])
             } catch {
                 if error.isUniqueViolation {
                     throw GalleryError.conflict("the same image (sha256 \(sample.contentHash.prefix(12))) is already enrolled for this identity")
                 }
                 throw error
             }
+            let id = try Self.returned(rows, "sample")
             ids.append(id)
             if let model, let vector = sample.embedding {
                 try connection.query("INSERT INTO embeddings (sample_id, model_id, vector) VALUES ($1, $2, $3)",

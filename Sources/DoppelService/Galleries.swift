@@ -110,7 +110,7 @@ final class Galleries: @unchecked Sendable {
                 return ServiceError(.storageUnavailable, "the gallery database cannot take writes now (disk full); retry later")
             }
             return ServiceError(.internalError, "database error")
-        case .newerSchema, .badMigrations:
+        case .newerSchema, .badMigrations, .unexpected:
             return ServiceError(.internalError, "\(error)")
         }
     }

@@ -7,6 +7,14 @@ import TestSupport
 /// What only the PostgreSQL store does: migrations shared by replicas starting together, the
 /// change log replicas follow, and connection strings kept out of logs.
 @Suite struct PostgresStoreTests {
+    /// An `INSERT ... RETURNING` that returned no row is an error naming what was inserted,
+    /// never an id of 0 handed on as if it were one.
+    @Test func aMissingReturnedRowIsAnError() throws {
+        #expect(throws: GalleryError.unexpected("inserting a sample returned no id")) { try PostgresStore.returned([], "sample") }
+        #expect(throws: GalleryError.unexpected("inserting a change returned no id")) { try PostgresStore.returned([[.null]], "change") }
+        #expect(try PostgresStore.returned([[.integer(42)]], "identity") == 42)
+    }
+
     static func migrations() throws -> [Migration] { try Migrator.load(directory: GalleryStoreContractTests.postgresMigrations) }
 
     /// Four replicas starting at once on an empty database: one applies each migration, in a
