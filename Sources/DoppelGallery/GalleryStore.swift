@@ -136,6 +136,30 @@ public protocol ChangeFeed: AnyObject {
     func embeddingRows(samples: [Int64], model: String) throws(GalleryError) -> [(sample: Int64, gallery: String, identity: String, vector: [Float])]
 }
 
+/// A store several replicas share (PostgreSQL): besides its change log, reads as of one
+/// moment, a lock all replicas take turns on, and followers that wait for announcements.
+public protocol SharedGalleryStore: GalleryStore, ChangeFeed {
+    /// Runs `body` in one read-only snapshot of the database; its argument is the newest
+    /// change the snapshot includes, from which a follower goes on.
+    func consistentRead<T>(_ body: (Int64) throws -> T) throws -> T
+    /// Runs `body` holding the lock `key` across every replica.
+    func exclusively<T>(key: Int64, _ body: () throws -> T) throws -> T
+    /// Makes, on whatever thread calls it, a connection of its own that waits for change
+    /// announcements.
+    func makeFollower() -> @Sendable () throws(GalleryError) -> any ChangeFollower
+}
+
+/// A change log reader that can wait for the next change to be announced.
+public protocol ChangeFollower: ChangeFeed {
+    /// Waits at most `timeout` seconds for an announcement; whether one came.
+    func waitForChanges(timeout: Double) throws(GalleryError) -> Bool
+}
+
+/// A store whose size can be capped: past the cap, writes fail as on a full disk.
+public protocol SizeCappedStore: GalleryStore {
+    func capSize(megabytes: Int) throws(GalleryError)
+}
+
 /// One entry of the change log.
 public struct GalleryChange: Sendable, Equatable {
     public enum Kind: String, Sendable { case add, remove }

@@ -7,7 +7,7 @@ import Foundation
 /// order), makes its change, appends it to the change log and NOTIFYs `doppel_changes`.
 /// A lost connection is retried once by reconnecting; if PostgreSQL cannot be reached the
 /// call throws `.unavailable` (the service answers 503 and serves reads from memory).
-public final class PostgresStore: GalleryStore, ChangeFeed {
+public final class PostgresStore: SharedGalleryStore, ChangeFollower {
     /// The store's own connection, for tools that fill or inspect the database directly.
     public let connection: PostgresConnection
     private let url: String
@@ -482,6 +482,11 @@ public final class PostgresStore: GalleryStore, ChangeFeed {
 
     /// Makes followers (a new connection each time: after a lost connection, the follower
     /// starts over), without sharing this store across threads.
+    public func makeFollower() -> @Sendable () throws(GalleryError) -> any ChangeFollower {
+        let make = followerFactory()
+        return { () throws(GalleryError) -> any ChangeFollower in try make() }
+    }
+
     public func followerFactory() -> @Sendable () throws(GalleryError) -> PostgresStore {
         let (url, password, storeImages) = (self.url, self.password, self.storeImages)
         return { () throws(GalleryError) -> PostgresStore in

@@ -44,7 +44,7 @@ public struct IdentityRecord: Sendable, Equatable {
 /// original bytes, embeddings per model, and the append-only audit log. Every change is one
 /// transaction (all of it or none), and synchronous=FULL means a returned call is on disk.
 /// Not thread-safe: one store per thread, or serialise calls (the service's writer does).
-public final class SQLiteStore: GalleryStore {
+public final class SQLiteStore: GalleryStore, SizeCappedStore {
     public let database: SQLiteDatabase
     public let storeImages: Bool
     public var backend: String { "sqlite" }
@@ -402,5 +402,17 @@ public final class SQLiteStore: GalleryStore {
     /// `PRAGMA integrity_check`'s verdict ("ok" when the file is sound).
     public func integrityCheck() throws(GalleryError) -> String {
         do { return try database.query("PRAGMA integrity_check").first?.first?.text ?? "no answer" } catch { throw .database(error) }
+    }
+}
+
+extension SQLiteStore {
+    /// SQLite answers SQLITE_FULL past this many megabytes, exactly as on a full disk.
+    public func capSize(megabytes: Int) throws(GalleryError) {
+        do {
+            let pageSize = try database.query("PRAGMA page_size").first?.first?.integer ?? 4096
+            try database.query("PRAGMA max_page_count = \(Int64(megabytes) * 1_048_576 / pageSize)")
+        } catch {
+            throw .database(error)
+        }
     }
 }

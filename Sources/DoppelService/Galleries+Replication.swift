@@ -57,10 +57,10 @@ extension Galleries {
     /// is new, and after a lost connection reconnects with backoff and catches up from the
     /// last change it applied.
     func startFollower() {
-        guard let shared = store as? PostgresStore, followerThread == nil else { return }
-        let makeFollower = shared.followerFactory()
+        guard let shared = store as? any SharedGalleryStore, followerThread == nil else { return }
+        let makeFollower = shared.makeFollower()
         let thread = Thread { [weak self] in
-            var follower: PostgresStore?
+            var follower: (any ChangeFollower)?
             var backoff = 0.1
             while let self, !self.snapshotCondition.withLock({ self.stopping }) {
                 do {

@@ -149,7 +149,7 @@ final class Galleries: @unchecked Sendable {
     /// Runs `body` holding the shared store's lock for re-embedding under this model, so one
     /// replica embeds the stored images and the others, waiting here, then find it done.
     func exclusivelyAcrossReplicas(progress: (String) -> Void, _ body: () throws -> Void) throws {
-        guard let shared = store as? PostgresStore else { return try body() }
+        guard let shared = store as? any SharedGalleryStore else { return try body() }
         let key = Int64(bitPattern: model.id.utf8.reduce(UInt64(0x444F_5050_454C)) { ($0 &* 31) &+ UInt64($1) })
         try shared.exclusively(key: key) { try body() }
     }
@@ -164,7 +164,7 @@ final class Galleries: @unchecked Sendable {
     /// The indexes as of one moment of the database, and (for a shared store) the change they
     /// include, from which the follower goes on.
     func loadConsistently(progress: (String) -> Void) throws -> [String: GalleryIndex] {
-        guard let shared = store as? PostgresStore else { return try loadIndexes(progress: progress) }
+        guard let shared = store as? any SharedGalleryStore else { return try loadIndexes(progress: progress) }
         return try shared.consistentRead { horizon in
             let loaded = try loadIndexes(progress: progress)
             applyLock.withLock { applied = horizon }

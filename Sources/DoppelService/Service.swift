@@ -68,10 +68,8 @@ public final class Service: HTTPResponder, @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             snapshotPath = (configuration.dataDirectory as NSString).appendingPathComponent("index-\(model.id).snapshot")
         }
-        if let sqlite = store as? SQLiteStore, configuration.maxDatabaseMegabytes > 0 {
-            // SQLite answers SQLITE_FULL past this, exactly as on a full disk.
-            let pageSize = try sqlite.database.query("PRAGMA page_size").first?.first?.integer ?? 4096
-            try sqlite.database.query("PRAGMA max_page_count = \(Int64(configuration.maxDatabaseMegabytes) * 1_048_576 / pageSize)")
+        if let capped = store as? any SizeCappedStore, configuration.maxDatabaseMegabytes > 0 {
+            try capped.capSize(megabytes: configuration.maxDatabaseMegabytes)
         }
         var options = Galleries.IndexOptions()
         options.precision = IndexPrecision(rawValue: configuration.indexPrecision) ?? .float32
