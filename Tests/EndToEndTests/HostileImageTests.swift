@@ -45,9 +45,7 @@ import TestSupport
         let f = ServeTests.fixture
         let folder = try ServeTests.freshFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let config = folder.appendingPathComponent("config.json")
-        try Data(#"{"limits": {"max_decode_mb": 4}}"#.utf8).write(to: config)
-        let server = try ServerProcess(model: f.model, folder: folder, arguments: ["--config", config.path])
+        let server = try ServerProcess.configured(#"{"limits": {"max_decode_mb": 4}}"#, model: f.model, folder: folder)
         let api = try ServeTests.Checked(server)
         let large = PNGEncoder.encode(Image(width: 2000, height: 2000, layout: .rgb, filledWith: 90))
         let small = f.image(0, 0)

@@ -269,9 +269,7 @@ import Glibc
         let f = ServeTests.fixture
         let folder = try ServeTests.freshFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let config = folder.appendingPathComponent("config.json")
-        try Data(#"{"limits": {"max_database_mb": 1}}"#.utf8).write(to: config)
-        let server = try ServerProcess(model: f.model, folder: folder, arguments: ["--config", config.path])
+        let server = try ServerProcess.configured(#"{"limits": {"max_database_mb": 1}}"#, model: f.model, folder: folder)
         let api = try ServeTests.Checked(server)
         var generator = SystemRandomNumberGenerator()
         func noise() -> [UInt8] {

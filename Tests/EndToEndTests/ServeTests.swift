@@ -168,9 +168,7 @@ import Glibc
         let f = Self.fixture
         let folder = try Self.freshFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let config = folder.appendingPathComponent("config.json")
-        try Data(#"{"limits": {"max_body_bytes": 65536, "max_k": 10, "header_timeout_ms": 300, "max_connections": 8}}"#.utf8).write(to: config)
-        let server = try ServerProcess(model: f.model, folder: folder, arguments: ["--config", config.path])
+        let server = try ServerProcess.configured(#"{"limits": {"max_body_bytes": 65536, "max_k": 10, "header_timeout_ms": 300, "max_connections": 8}}"#, model: f.model, folder: folder)
         let api = try Checked(server)
         #expect(try api.form("POST", "/v1/identities", [("id", nil, Array("glyph0".utf8)), ("image", "a.png", f.image(0, 0))]).status == 201)
 

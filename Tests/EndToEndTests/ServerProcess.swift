@@ -17,6 +17,13 @@ final class ServerProcess {
 
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// A server started with `config` (JSON) as its config file, written into `folder`.
+    static func configured(_ config: String, model: String, folder: URL) throws -> ServerProcess {
+        let file = folder.appendingPathComponent("config.json")
+        try Data(config.utf8).write(to: file)
+        return try ServerProcess(model: model, folder: folder, arguments: ["--config", file.path])
+    }
+
     /// Starts and waits for the listening line; with `waitReady`, also for /readyz.
     /// `database` defaults to `folder/gallery.sqlite`; a postgres:// URL makes a replica.
     init(model: String, folder: URL, database: String? = nil, arguments: [String] = [],
