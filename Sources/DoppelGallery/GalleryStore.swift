@@ -180,6 +180,45 @@ public struct GalleryChange: Sendable, Equatable {
 }
 
 
+/// An image to enrol: its bytes (kept when `storeImages` is on), size, content hash, and
+/// optionally its embedding under a model.
+public struct NewSample: Sendable {
+    public let image: [UInt8]
+    public let width: Int
+    public let height: Int
+    public let contentHash: String
+    public let embedding: [Float]?
+
+    public init(image: [UInt8], width: Int, height: Int, contentHash: String, embedding: [Float]? = nil) {
+        self.image = image
+        self.width = width
+        self.height = height
+        self.contentHash = contentHash
+        self.embedding = embedding
+    }
+}
+
+public struct IdentityRecord: Sendable, Equatable {
+    public let gallery: String
+    public let externalID: String
+    public let displayName: String?
+    public let metadata: String
+    public let sampleIDs: [Int64]
+    public var createdAt: String?
+    public var updatedAt: String?
+
+    public init(gallery: String, externalID: String, displayName: String?, metadata: String, sampleIDs: [Int64],
+                createdAt: String? = nil, updatedAt: String? = nil) {
+        self.gallery = gallery
+        self.externalID = externalID
+        self.displayName = displayName
+        self.metadata = metadata
+        self.sampleIDs = sampleIDs
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
 /// An identity as the index loader needs it: its gallery, external id and sample count.
 public struct StoredIdentity: Sendable, Equatable {
     public let gallery: String

@@ -170,4 +170,26 @@ import TestSupport
         let reader = try store.makeVectorReader(model: "m")
         #expect(try reader.vectors(of: a.sampleIDs + [999]) == [a.sampleIDs[0]: [1, 2]])
     }
+
+    /// Listing follows byte order on both backends (whatever PostgreSQL's collation), a prefix
+    /// of several-byte characters narrows it, and reads of many samples at once (more than one
+    /// statement's worth of ids) return each.
+    @Test(arguments: Backend.allCases)
+    func listingIsInByteOrderAndManySamplesReadAtOnce(_ backend: Backend) throws {
+        let (store, _) = try Self.store(backend)
+        let ids = ["zoe", "Émile", "a", "Zoë", "émile-2", "B"]
+        for (tag, id) in ids.enumerated() { try store.createIdentity(gallery: "default", externalID: id, samples: [Self.sample(tag)], actor: "t") }
+        let byteOrder = ids.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        #expect(byteOrder == ["B", "Zoë", "a", "zoe", "Émile", "émile-2"])
+        #expect(try store.identities(gallery: "default", limit: 10).map(\.externalID) == byteOrder)
+        #expect(try store.identities(gallery: "default", limit: 2, after: "Zoë").map(\.externalID) == ["a", "zoe"])
+        #expect(try store.identities(gallery: "default", limit: 10, after: nil, prefix: "é").map(\.externalID) == ["émile-2"])
+        #expect(try store.identities(gallery: "default", limit: 10, after: nil, prefix: "Zo").map(\.externalID) == ["Zoë"])
+
+        try store.registerModel(id: "m", architecture: "dense(1)", dimension: 1, metric: "euclidean")
+        let many = (0..<1_100).map { Self.sample(1_000 + $0, embedding: [Float($0)]) }
+        let record = try store.createIdentity(gallery: "default", externalID: "many", samples: many, model: "m", actor: "t")
+        let vectors = try store.vectors(samples: record.sampleIDs, model: "m")
+        #expect(vectors.count == 1_100 && zip(record.sampleIDs, 0...).allSatisfy { vectors[$0] == [Float($1)] })
+    }
 }

@@ -12,7 +12,7 @@ import Testing
     }
 
     static func sample(_ tag: Int, embedding: [Float]? = nil) -> NewSample {
-        NewSample(image: [UInt8](repeating: UInt8(tag), count: 10), width: 2, height: 5, contentHash: "hash\(tag)", embedding: embedding)
+        NewSample(image: [UInt8](repeating: UInt8(truncatingIfNeeded: tag), count: 10), width: 2, height: 5, contentHash: "hash\(tag)", embedding: embedding)
     }
 
     static func open(_ path: String) throws -> SQLiteStore {
