@@ -27,7 +27,7 @@ extension GalleryIndex {
         query.withUnsafeBufferPointer { q in
             for row in candidates {
                 let vector = exact[sampleOfRow[row]].flatMap { $0.count == dimension ? $0 : nil } ?? storage.decode(row: row)
-                let distance = Self.distance(q, vector, metric: metric), identity = identityOfRow[row]
+                let distance = metric.distance(q, vector), identity = identityOfRow[row]
                 // Rows come in increasing order per identity, so equal distances keep the earlier row.
                 if distance < best[identity]?.distance ?? .infinity { best[identity] = (distance, row) }
             }

@@ -90,31 +90,12 @@ extension GalleryIndex {
         var found = [Match]()
         for entry in selection.entries {
             let row = storage.decode(row: entry.row)
-            let distance = Self.distance(query, row, metric: metric)
+            let distance = metric.distance(query, row)
             if let threshold, distance > threshold { continue }
             found.append(Match(identity: identityNames[Int(entry.identity)], distance: distance, sample: sampleOfRow[entry.row]))
         }
         // Distinct scores can round to one distance: order as the distances read.
         return found.sorted { ($0.distance, $0.identity) < ($1.distance, $1.identity) }
-    }
-
-    /// The metric's distance between a query and a vector, computed directly (in Double).
-    static func distance(_ query: UnsafeBufferPointer<Float>, _ vector: [Float], metric: IndexMetric) -> Float {
-        switch metric {
-        case .euclidean:
-            var sum = 0.0
-            for i in 0..<vector.count { sum += Double(query[i] - vector[i]) * Double(query[i] - vector[i]) }
-            return Float(sum.squareRoot())
-        case .cosine:
-            var dot = 0.0, a = 0.0, b = 0.0
-            for i in 0..<vector.count {
-                dot += Double(query[i]) * Double(vector[i])
-                a += Double(query[i]) * Double(query[i])
-                b += Double(vector[i]) * Double(vector[i])
-            }
-            let lengths = (a * b).squareRoot()
-            return lengths > 1e-24 ? Float(1 - dot / lengths) : 1
-        }
     }
 
     static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
@@ -196,16 +177,9 @@ extension GalleryIndex {
 
     /// Row indices of the `k` smallest distances, nearest first (ties by row), within threshold.
     func topK(_ d: [Float], k: Int, threshold: Float?) -> [Int] {
-        var heap = [(Float, Int)]()  // the k best so far, kept sorted; k is small
-        heap.reserveCapacity(k + 1)
-        for (j, value) in d.enumerated() {
-            if let threshold, value > threshold { continue }
-            if heap.count == k, let worst = heap.last, (value, j) >= worst { continue }
-            let position = heap.firstIndex { (value, j) < $0 } ?? heap.count
-            heap.insert((value, j), at: position)
-            if heap.count > k { heap.removeLast() }
-        }
-        return heap.map(\.1)
+        var nearest = SmallestK<Int>(k: k) { (d[$0], $0) < (d[$1], $1) }
+        for (j, value) in d.enumerated() where value <= threshold ?? .infinity { nearest.offer(j) }
+        return nearest.elements
     }
 
     /// Per-identity ranking of one query from its dot products. Caller holds the lock.
@@ -235,7 +209,6 @@ extension GalleryIndex {
         var distanceOf = distancesOf(best: best, bestRow: bestRow, queryNorm: qn)
         if aggregation == .centroid {
             // Distance to each identity's mean vector; the nearest sample is still reported.
-            let q = Array(query)
             var sums = centroidSums
             if !tracksCentroids {
                 // Summed now, one pass over the rows (a server aggregating by centroid keeps them).
@@ -248,13 +221,7 @@ extension GalleryIndex {
             for id in 0..<identities where samplesPerIdentity[id] > 0 {
                 let scale = 1 / Float(samplesPerIdentity[id])
                 let mean = (0..<dimension).map { sums[id * dimension + $0] * scale }
-                switch metric {
-                case .euclidean: distanceOf[id] = zip(mean, q).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
-                case .cosine:
-                    let dot = zip(mean, q).reduce(0) { $0 + $1.0 * $1.1 }
-                    let norms = (mean.reduce(0) { $0 + $1 * $1 } * q.reduce(0) { $0 + $1 * $1 }).squareRoot()
-                    distanceOf[id] = norms > 1e-12 ? 1 - dot / norms : 1
-                }
+                distanceOf[id] = metric.distance(query, mean)
             }
         }
         if case .meanOfBest(let m) = aggregation, m > 1 {
@@ -273,18 +240,11 @@ extension GalleryIndex {
         (0..<best.count).map { bestRow[$0] >= 0 ? distance(score: best[$0], queryNorm: queryNorm) : .infinity }
     }
 
-    /// The k nearest identities, ties by name, kept in a small sorted list.
+    /// The k nearest identities, ties by name.
     func top(k: Int, best: [Float], bestRow: [Int], distanceOf: [Float], threshold: Float?) -> [Match] {
-        var top = [Int]()
-        top.reserveCapacity(k + 1)
-        func before(_ a: Int, _ b: Int) -> Bool { (distanceOf[a], identityNames[a]) < (distanceOf[b], identityNames[b]) }
-        for id in 0..<best.count where bestRow[id] >= 0 {
-            if let threshold, distanceOf[id] > threshold { continue }
-            if top.count == k, !before(id, top[k - 1]) { continue }
-            let position = top.firstIndex { before(id, $0) } ?? top.count
-            top.insert(id, at: position)
-            if top.count > k { top.removeLast() }
-        }
-        return top.map { Match(identity: identityNames[$0], distance: distanceOf[$0], sample: sampleOfRow[bestRow[$0]]) }
+        let names = identityNames
+        var top = SmallestK<Int>(k: k) { (distanceOf[$0], names[$0]) < (distanceOf[$1], names[$1]) }
+        for id in 0..<best.count where bestRow[id] >= 0 && distanceOf[id] <= threshold ?? .infinity { top.offer(id) }
+        return top.elements.map { Match(identity: identityNames[$0], distance: distanceOf[$0], sample: sampleOfRow[bestRow[$0]]) }
     }
 }

@@ -114,6 +114,27 @@ public final class GalleryIndex: @unchecked Sendable {
             }
         }
 
+        /// The distance between a query and a vector computed directly, in Double: sum (q - x)^2
+        /// or 1 - q.x / |q||x| (1 where either is zero). What every match reports, whichever
+        /// score ranked it.
+        func distance(_ query: UnsafeBufferPointer<Float>, _ vector: [Float]) -> Float {
+            switch self {
+            case .euclidean:
+                var sum = 0.0
+                for i in 0..<vector.count { sum += Double(query[i] - vector[i]) * Double(query[i] - vector[i]) }
+                return Float(sum.squareRoot())
+            case .cosine:
+                var dot = 0.0, a = 0.0, b = 0.0
+                for i in 0..<vector.count {
+                    dot += Double(query[i]) * Double(vector[i])
+                    a += Double(query[i]) * Double(query[i])
+                    b += Double(vector[i]) * Double(vector[i])
+                }
+                let lengths = (a * b).squareRoot()
+                return lengths > 1e-24 ? Float(1 - dot / lengths) : 1
+            }
+        }
+
         /// `score` of sixteen rows at once, lane for lane the same floats.
         @inline(__always) func scores(dots: SIMD16<Float>, norms: SIMD16<Float>) -> SIMD16<Float> {
             switch self {

@@ -85,3 +85,24 @@ struct IdentitySelection {
         }
     }
 }
+
+/// The `k` first of a stream in the order `before`, kept sorted (k is small: once k are kept,
+/// most elements are turned away by one comparison with the last).
+struct SmallestK<Element> {
+    let k: Int
+    let before: (Element, Element) -> Bool
+    private(set) var elements: [Element] = []
+
+    init(k: Int, before: @escaping (Element, Element) -> Bool) {
+        self.k = k
+        self.before = before
+        elements.reserveCapacity(k + 1)
+    }
+
+    mutating func offer(_ element: Element) {
+        guard k > 0, elements.count < k || before(element, elements[k - 1]) else { return }
+        let position = elements.firstIndex { before(element, $0) } ?? elements.count
+        elements.insert(element, at: position)
+        if elements.count > k { elements.removeLast() }
+    }
+}
