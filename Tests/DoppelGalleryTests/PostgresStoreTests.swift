@@ -6,7 +6,7 @@ import TestSupport
 
 /// What only the PostgreSQL store does: migrations shared by replicas starting together, the
 /// change log replicas follow, and connection strings kept out of logs.
-@Suite struct PostgresStoreTests {
+@Suite(.slow) struct PostgresStoreTests {
     /// An `INSERT ... RETURNING` that returned no row is an error naming what was inserted,
     /// never an id of 0 handed on as if it were one.
     @Test func aMissingReturnedRowIsAnError() throws {

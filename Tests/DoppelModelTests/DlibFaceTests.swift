@@ -12,7 +12,7 @@ import TestSupport
 /// and the whole pipeline end to end. The model files are cached by scripts/bootstrap.
 // Serialized: the tests share the imported model, whose network is not for concurrent use
 // (a forward pass packs and folds its weights in place the first time).
-@Suite(.serialized) struct DlibFaceTests {
+@Suite(.serialized, .slow) struct DlibFaceTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/faces")
     static var modelFolder: URL {
         URL(fileURLWithPath: ProcessInfo.processInfo.environment["DOPPEL_CACHE_DIR"] ?? NSHomeDirectory() + "/.cache/doppel")

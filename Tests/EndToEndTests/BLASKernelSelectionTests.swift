@@ -6,7 +6,7 @@ import Testing
 
 /// The binary runs the fastest OpenBLAS kernels this CPU supports, and a user's own
 /// OPENBLAS_CORETYPE wins (`BLASKernelSelection`).
-@Suite struct BLASKernelSelectionTests {
+@Suite(.slow) struct BLASKernelSelectionTests {
     /// The kernel set `doppel bench embed` reports having run with.
     static func kernels(_ environment: [String: String] = [:]) throws -> String? {
         let run = try DoppelBinary.run(["bench", "embed", "--arch", "flatten dense(4)", "--input", "1x8x8", "--batch", "1",

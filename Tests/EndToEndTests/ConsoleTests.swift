@@ -7,7 +7,7 @@ import TestSupport
 /// The web console: the page's security headers and its promises (no inline script, nothing
 /// from the API inserted as HTML, a small dependency-free script), the admin image route its
 /// thumbnails use, and the whole console worked in a real browser (Tests/Browser).
-@Suite(.serialized) struct ConsoleTests {
+@Suite(.serialized, .slow) struct ConsoleTests {
     static let key = ServeTests.adminKey
 
     /// A server on the test fixture's model in a fresh folder, both gone when `body` returns.

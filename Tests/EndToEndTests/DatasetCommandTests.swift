@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// `doppel dataset inspect` as a user runs it, on a folder the test draws.
-@Suite struct DatasetCommandTests {
+@Suite(.slow) struct DatasetCommandTests {
     static func makeFolder() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-e2e-\(UUID().uuidString)")
         for (identity, count) in [("alphabet/char01", 3), ("alphabet/char02", 5), ("s3", 4)] {

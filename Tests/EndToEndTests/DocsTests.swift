@@ -7,7 +7,7 @@ import TestSupport
 /// written against a server laid out like the demo's; docs/api.md describes exactly the
 /// operations the OpenAPI document has; every relative link points at a file; the README
 /// stays short; scripts/demo prints the README's examples.
-@Suite struct DocsTests {
+@Suite(.slow) struct DocsTests {
     static let repository = ServerProcess.repository
 
     static func read(_ path: String) throws -> String {

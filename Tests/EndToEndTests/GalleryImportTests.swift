@@ -5,7 +5,7 @@ import Testing
 
 /// `doppel gallery import` killed with SIGKILL mid-import: the database stays sound, every
 /// identity the command acknowledged is there, and re-running resumes to a complete gallery.
-@Suite struct GalleryImportTests {
+@Suite(.slow) struct GalleryImportTests {
     static let migrations = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Migrations").path
 

@@ -6,7 +6,7 @@ import TestSupport
 
 /// Small images that once cost the server far more than they cost the sender, sent to a real
 /// `doppel serve`, with what they cost measured from the outside (the process's peak RSS).
-@Suite(.serialized) struct HostileImageTests {
+@Suite(.serialized, .slow) struct HostileImageTests {
     /// The server's peak resident memory so far (VmHWM), in bytes.
     static func peakMemory(_ server: ServerProcess) throws -> Int {
         let status = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)

@@ -6,7 +6,7 @@ import TestSupport
 
 /// `doppel import` and `doppel embed` as users run them, and imported models served: the
 /// fixtures are `Tests/DoppelONNXTests/Fixtures` (made by scripts/compare/onnx_models.py).
-@Suite(.serialized) struct ImportTests {
+@Suite(.serialized, .slow) struct ImportTests {
     static let fixtures = ServerProcess.repository.appendingPathComponent("Tests/DoppelONNXTests/Fixtures")
     static func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
 

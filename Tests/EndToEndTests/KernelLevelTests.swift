@@ -6,7 +6,7 @@ import Testing
 /// The binary says which bodies of Doppel's own kernels run, keeps the ceiling it is given
 /// (DOPPEL_KERNELS, or the `kernels` setting of `doppel serve`), and runs the highest level
 /// this processor supports otherwise.
-@Suite struct KernelLevelTests {
+@Suite(.slow) struct KernelLevelTests {
     /// What `doppel bench embed` and `bench search` report having run with.
     static func levels(_ environment: [String: String]) throws -> (packed: String?, scans: String?, stderr: String) {
         let embed = try DoppelBinary.run(["bench", "embed", "--arch", "conv(4,3,pad=1) flatten dense(4)", "--input", "1x8x8", "--batch", "1",

@@ -10,7 +10,7 @@ import TestSupport
 /// other, summed in another order), and that holds in
 /// `doppel embed`, in gallery import, in the server's embed and search, and after a reindex.
 /// A model without the option embeds as before.
-@Suite(.serialized) struct MirrorAverageTests {
+@Suite(.serialized, .slow) struct MirrorAverageTests {
     /// A glyph and its mirror image, as PNG files in `folder/glyph/` (the glyph alone is enrolled).
     static func pair(in folder: URL) throws -> (image: URL, mirror: URL) {
         let source = try ImageDecoder.decode([UInt8](Data(contentsOf: ServeTests.fixture.folder.appendingPathComponent("group0/glyph1/0.png"))))

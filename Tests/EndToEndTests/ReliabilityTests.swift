@@ -10,7 +10,7 @@ import Glibc
 /// The service under bad input and faults: every malformed request gets its 4xx with a JSON
 /// error and changes nothing; a server killed in the middle of enrollment bursts keeps every
 /// enrollment it acknowledged; SIGTERM under load cuts no response.
-@Suite(.serialized) struct ReliabilityTests {
+@Suite(.serialized, .slow) struct ReliabilityTests {
     typealias Case = (name: String, method: String, path: String, contentType: String?, body: [UInt8], status: Int)
 
     static func png(width: Int, height: Int) -> [UInt8] {

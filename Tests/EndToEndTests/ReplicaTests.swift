@@ -10,7 +10,7 @@ import Glibc
 /// Several `doppel serve` replicas sharing one PostgreSQL gallery, as users run them: what one
 /// writes the others see; nothing acknowledged is lost when a replica is killed mid-write or
 /// PostgreSQL goes away; every replica's index ends equal to the database.
-@Suite(.serialized) struct ReplicaTests {
+@Suite(.serialized, .slow) struct ReplicaTests {
     static let key = ServeTests.adminKey
 
     /// The digest `GET /v1/index/digest` gives, computed from the database: SHA-256 over the

@@ -7,7 +7,7 @@ import TestSupport
 /// Search under load and at scale, through the real server: concurrent searches batched into
 /// one pass answer exactly what each would alone; compact indexes; the index snapshot written
 /// beside the database, used when it matches and rebuilt when it does not.
-@Suite(.serialized) struct SearchScaleTests {
+@Suite(.serialized, .slow) struct SearchScaleTests {
     /// Every glyph identity enrolled with its first two images (one where they are the same
     /// picture: a horizontal glyph does not wobble).
     static func enrollAll(_ server: ServerProcess) throws {

@@ -10,7 +10,7 @@ import Glibc
 /// `doppel serve` as users drive it: enroll over HTTP, verify and search with images in every
 /// input form, restart and find everything still there, and every documented error status
 /// with its JSON body; each response checked against the server's own OpenAPI document.
-@Suite(.serialized) struct ServeTests {
+@Suite(.serialized, .slow) struct ServeTests {
     static let adminKey = "test-admin-key-0123456789abcdef"
 
     /// A tiny model trained once on generated glyphs (12 identities of 8 images, 16x16).

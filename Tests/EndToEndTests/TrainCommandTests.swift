@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// `doppel train` then `doppel eval`, as a user runs them, on a folder of drawn glyphs.
-@Suite struct TrainCommandTests {
+@Suite(.slow) struct TrainCommandTests {
     static func makeGlyphFolder() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("doppel-train-\(UUID().uuidString)")
         for identity in 0..<12 {
