@@ -7,6 +7,10 @@ public enum SQLValue: Equatable, Sendable {
     case real(Double)
     case text(String)
     case bytes([UInt8])
+
+    public var integer: Int64? { if case .integer(let v) = self { v } else { nil } }
+    public var text: String? { if case .text(let v) = self { v } else { nil } }
+    public var bytes: [UInt8]? { if case .bytes(let v) = self { v } else { nil } }
 }
 
 /// One row a gallery statement returned. The readers throw when a column the statement

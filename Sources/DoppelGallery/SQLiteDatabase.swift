@@ -21,21 +21,6 @@ public struct SQLiteError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String { "SQLite error \(code): \(message)" + (sql.map { " in `\($0)`" } ?? "") }
 }
 
-/// A value bound to or read from a statement.
-public enum SQLiteValue: Equatable, Sendable {
-    case null
-    case integer(Int64)
-    case real(Double)
-    case text(String)
-    case blob([UInt8])
-}
-
-extension SQLiteValue {
-    public var integer: Int64? { if case .integer(let v) = self { v } else { nil } }
-    public var text: String? { if case .text(let v) = self { v } else { nil } }
-    public var blob: [UInt8]? { if case .blob(let v) = self { v } else { nil } }
-}
-
 /// The current row of a statement being stepped (see `SQLiteDatabase.forEachRow`).
 public struct SQLiteRow {
     let statement: OpaquePointer
@@ -47,12 +32,12 @@ public struct SQLiteRow {
     public var columnCount: Int32 { sqlite3_column_count(statement) }
 
     /// A copy of one column's value.
-    public func value(_ column: Int32) -> SQLiteValue {
+    public func value(_ column: Int32) -> SQLValue {
         switch sqlite3_column_type(statement, column) {
         case SQLITE_INTEGER: .integer(integer(column))
         case SQLITE_FLOAT: .real(sqlite3_column_double(statement, column))
         case SQLITE_TEXT: .text(text(column))
-        case SQLITE_BLOB: .blob(Array(blob(column)))
+        case SQLITE_BLOB: .bytes(Array(blob(column)))
         default: .null
         }
     }
@@ -126,7 +111,7 @@ public final class SQLiteDatabase {
     }
 
     /// Prepares `sql` and binds `values` to its parameters; the caller finalizes.
-    private func prepare(_ sql: String, _ values: [SQLiteValue]) throws(SQLiteError) -> OpaquePointer {
+    private func prepare(_ sql: String, _ values: [SQLValue]) throws(SQLiteError) -> OpaquePointer {
         var statement: OpaquePointer?
         var status = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard status == SQLITE_OK, let statement else { throw error(status, sql) }
@@ -138,7 +123,7 @@ public final class SQLiteDatabase {
             case .integer(let v): status = sqlite3_bind_int64(statement, index, v)
             case .real(let v): status = sqlite3_bind_double(statement, index, v)
             case .text(let v): status = sqlite3_bind_text(statement, index, v, -1, transient)
-            case .blob(let v): status = v.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transient) }
+            case .bytes(let v): status = v.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transient) }
             }
             guard status == SQLITE_OK else {
                 sqlite3_finalize(statement)
@@ -150,7 +135,7 @@ public final class SQLiteDatabase {
 
     /// Steps through the rows of one statement without copying them: `row` reads columns of
     /// the current row (valid only during the call). For bulk loads such as the index at start-up.
-    public func forEachRow(_ sql: String, _ values: [SQLiteValue] = [], _ row: (SQLiteRow) throws -> Void) throws {
+    public func forEachRow(_ sql: String, _ values: [SQLValue] = [], _ row: (SQLiteRow) throws -> Void) throws {
         let statement = try prepare(sql, values)
         defer { sqlite3_finalize(statement) }
         while true {
@@ -163,8 +148,8 @@ public final class SQLiteDatabase {
 
     /// Runs one statement with bound values and returns its rows.
     @discardableResult
-    public func query(_ sql: String, _ values: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
-        var rows = [[SQLiteValue]]()
+    public func query(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> [[SQLValue]] {
+        var rows = [[SQLValue]]()
         do {
             try forEachRow(sql, values) { row in rows.append((0..<row.columnCount).map(row.value)) }
         } catch let error as SQLiteError {

@@ -28,13 +28,11 @@ public final class SQLiteStore: SQLGalleryStore, SizeCappedStore {
     // MARK: the connection, for SQLGalleryStore
 
     public func forEachRow(_ sql: String, _ parameters: [SQLValue], _ body: (SQLRow) throws -> Void) throws {
-        try database.forEachRow(sql, parameters.map(Self.bound)) { row in
-            try body(SQLRow((0..<row.columnCount).map { Self.value(row.value($0)) }))
-        }
+        try database.forEachRow(sql, parameters) { row in try body(SQLRow((0..<row.columnCount).map(row.value))) }
     }
 
     public func insert(_ sql: String, _ parameters: [SQLValue]) throws -> Int64 {
-        try database.query(sql, parameters.map(Self.bound))
+        try database.query(sql, parameters)
         return database.lastInsertedRowID
     }
 
@@ -58,26 +56,6 @@ public final class SQLiteStore: SQLGalleryStore, SizeCappedStore {
     }
 
     public func isUniqueViolation(_ error: any Error) -> Bool { (error as? SQLiteError)?.isUniqueViolation == true }
-
-    static func bound(_ value: SQLValue) -> SQLiteValue {
-        switch value {
-        case .null: .null
-        case .integer(let v): .integer(v)
-        case .real(let v): .real(v)
-        case .text(let v): .text(v)
-        case .bytes(let v): .blob(v)
-        }
-    }
-
-    static func value(_ value: SQLiteValue) -> SQLValue {
-        switch value {
-        case .null: .null
-        case .integer(let v): .integer(v)
-        case .real(let v): .real(v)
-        case .text(let v): .text(v)
-        case .blob(let v): .bytes(v)
-        }
-    }
 
     // MARK: SQLite's own
 

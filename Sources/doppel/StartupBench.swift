@@ -104,7 +104,7 @@ struct StartupBench: ParsableCommand {
                                          [.integer(identity), .text("h\(i)")])
                 let vector = (0..<dim).map { _ in generator.nextGaussian() }
                 try store.database.query("INSERT INTO embeddings (sample_id, model_id, vector) VALUES (?, ?, ?)",
-                                         [.integer(store.database.lastInsertedRowID), .text(model), .blob(vector.withUnsafeBytes { Array($0) })])
+                                         [.integer(store.database.lastInsertedRowID), .text(model), .bytes(vector.withUnsafeBytes { Array($0) })])
             }
         }
     }
