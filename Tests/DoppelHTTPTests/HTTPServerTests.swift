@@ -273,7 +273,10 @@ import Testing
             let normal = try RawClient(port: test.port)
             try normal.write(Self.get)
             #expect(try normal.readResponse().status == 200)
-            #expect(Date().timeIntervalSince(started) < 0.5, "a normal request waited \(Date().timeIntervalSince(started)) s")
+            // Were the dribblers holding workers or the event loop, this request would wait for
+            // the 120 s header deadline (or the client's 10 s timeout); 2 s leaves a loaded
+            // 2-core machine room to schedule it.
+            #expect(Date().timeIntervalSince(started) < 2, "a normal request waited \(Date().timeIntervalSince(started)) s")
             usleep(100_000)
         }
         // Every dribbler is still open and waiting (none was answered or dropped).
