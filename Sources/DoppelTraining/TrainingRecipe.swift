@@ -188,24 +188,16 @@ public enum Preset: String, CaseIterable, Sendable {
                                         input: InputSpec(channels: 1, height: 42, width: 42, invert: true), loss: .triplet, margin: 0.2,
                                         mining: .semiHard, optimizer: optimizer, iterations: 3000, batch: 64, perIdentity: 4,
                                         augmentation: Augmentation(), validationFraction: 0.04, validationEvery: 500)
-            // Mirrored and turned characters as new identities (8x the training identities):
-            // 20-way within-alphabet one-shot on held-out alphabets (small1 + small2; Korean,
-            // katakana, Balinese held out; 400 episodes) 66.5% -> 70.3% turned -> 71.0% both;
-            // 64 identities a step for 3,000 steps instead of 32 for 6,000 (same images): 73.0%.
-            // Scored over 10,000 episodes (400 have a standard error of 2.2 points), seeds 1 / 2:
-            // 28x28 72.8% / 73.9%, 42x42 74.1% / 75.5% (1.9x the training time). Not kept:
-            // supcon loss 72.5%, batch norm 73.8%, family batches 72.8% (seed 1).
-            // 5 validation characters instead of 13, so 126 train, and the last step's weights
-            // (5 characters are too few to choose a step by: seed 2 chose step 500, 71.5%):
-            // 74.1% / 75.5% -> 76.2% / 75.5%. Weight averaging (EMA 0.999) 74.2% (seed 1).
-            // The threshold then comes from 5 characters: refit it with `doppel calibrate`.
+            // The measurements behind each setting, and what was tried and not kept:
+            // docs/notes/accuracy-history.md, "What the presets' settings rest on".
+            // 5 validation characters (126 train) are too few to choose a step by: the last
+            // step's weights (74.1% -> 76.2% 20-way on seed 1). The threshold then comes from
+            // those 5 characters: refit it with `doppel calibrate`.
             recipe.keepLastWeights = true
+            // Mirrored and turned characters as new identities, 8x the identities: 66.5% -> 71.0%.
             recipe.rotatedIdentities = true
             recipe.mirroredIdentities = true
-            // Each character averaged with copies moved 3 pixels each way (5 views; the same
-            // weights, 10,000 episodes, seeds 1 / 2): 75.6% / 76.5% -> 77.1% / 77.7% within
-            // alphabet, 87.3% / 87.8% -> 88.6% / 88.7% across (seed 1 moved 1 pixel 76.2%, 2
-            // 76.6%, 4 77.0%, 5 77.1%, 6 76.9%).
+            // Each character averaged with copies moved 3 pixels each way: 76.5% -> 77.7% (seed 2).
             recipe.input.shiftAverage = 3
             return recipe
         case .siameseVGG:
@@ -235,29 +227,23 @@ public enum Preset: String, CaseIterable, Sendable {
                                   optimizer: .adam(learningRate: 5e-4), iterations: 6000, batch: 64, augmentation: Augmentation(),
                                   validationFraction: 0.1, validationEvery: 500)
         case .faces:
-            // Person-disjoint split of ORL s1-s30 (20 trained, 10 held out), one enrolled photo
-            // (docs/accuracy.md has every lever): the ORL reference recipe (contrastive, two
-            // 5x5 convs) 0.61-0.81 rank-1; triplet margin 0.2 with flips and mild affine and
-            // photometric augmentation 0.85; four 3x3 convs with batch norm and global average
-            // pooling 0.90; margin 0.1 0.91. Adam on a cosine schedule instead of RMSprop: 0.885.
+            // Triplet margin 0.1, this network and mild augmentation: 0.91 rank-1 with one enrolled
+            // photo of people it never trained on, against 0.61-0.81 for the ORL reference recipe
+            // (docs/notes/accuracy-history.md, "What the presets' settings rest on", for the rest).
             var augmentation = Augmentation(rotation: 8, shift: 0.06, scale: 0.08, shear: 0, horizontalFlip: true)
             augmentation.brightness = 0.1
             augmentation.contrast = 0.2
             var input = InputSpec(channels: 1, height: 56, width: 46)
             input.mirrorAverage = true
-            // Each face and its mirror also moved one pixel each way (10 views averaged):
-            // on the preset's seed 1-3 models, rank-1 0.911 -> 0.915 and EER 0.068 -> 0.063
-            // (lower on every seed); two pixels 0.915 / 0.064.
+            // Each face and its mirror also moved one pixel each way (10 views): EER 0.068 -> 0.063.
             input.shiftAverage = 1
             var recipe = TrainingRecipe(architecture: "conv(32,3,pad=1) batchnorm relu maxpool(2) conv(64,3,pad=1) batchnorm relu maxpool(2) "
                                             + "conv(128,3,pad=1) batchnorm relu maxpool(2) conv(128,3,pad=1) batchnorm relu gap dense(128) l2norm",
                                         input: input, loss: .triplet, margin: 0.1, mining: .semiHard, optimizer: .rmsprop(learningRate: 1e-3),
                                         iterations: 2000, batch: 10, perIdentity: 5, augmentation: augmentation,
                                         validationFraction: 0.15, testFraction: 0.15, validationEvery: 250)
-            // Embeddings whitened on the 20 trained people (floor 0.1 of the largest variance):
-            // twenty people leave a few directions carrying most of the spread. Seeds 1-3, same
-            // weights: EER 0.063 -> 0.040, accuracy at the threshold 0.933 -> 0.954, rank-1 (mean
-            // of 100 enrolled-photo draws) 0.958; seed 2 alone 0.854 -> 0.901.
+            // Whitened on the trained people, whose few directions carry most of the spread (floor
+            // 0.1 of the largest variance): EER 0.063 -> 0.040.
             recipe.whitening = 0.1
             return recipe
         case .fashionResNet:
@@ -269,23 +255,19 @@ public enum Preset: String, CaseIterable, Sendable {
                 + "res(conv(64,3,stride=2,pad=1) batchnorm relu conv(64,3,pad=1) batchnorm) relu gap dense(64) l2norm"
             return recipe
         case .fashionClosed:
-            // Test set against the training set enrolled, rank-1 (10,000 queries; seeds 1 / 2):
-            // this network 0.9065 / 0.9099; the `fashion` network (2.2 MFLOP, a quarter of the
-            // work per image) 0.9028 / 0.8902 — on the line, so not chosen; with affine
-            // augmentation 0.8830; on a cosine schedule 0.8972.
+            // 8.5 MFLOP per image: rank-1 0.9065 / 0.9099 (seeds 1 / 2) against the `fashion`
+            // network's 0.9028 / 0.8902 at a quarter of the work (docs/notes/accuracy-history.md,
+            // "What the presets' settings rest on", for the rest).
             var recipe = Preset.fashion.recipe
             recipe.architecture = "conv(32,3,pad=1) relu maxpool(2) conv(64,3,pad=1) relu maxpool(2) flatten dense(128) l2norm"
-            // The open-set preset's margin 0.05 is no better here: rank-1 0.905 / 0.910 at 0.2,
-            // 0.909 / 0.907 at 0.05 (seeds 1 / 2, measured in one session).
+            // The open-set preset's margin 0.05 is no better here.
             recipe.margin = 0.2
             // The open-set levers are not wanted here: the classes are the ones served.
             recipe.augmentation = nil
             recipe.rotatedIdentities = nil
             recipe.closedSet = true
-            // 1,500 steps: the validated best is step 1,200 (seed 1; ROC AUC 0.9794, against
-            // 0.9761-0.9783 at 1,500-2,000), and with Adam at a constant rate the first 1,500
-            // steps are the same at any length, so the model is the one 2,000 steps kept, in
-            // three quarters of the time (2,000 took 166-186 s on this 2-core VM, 3,000 220 s).
+            // The validated best step is 1,200; with Adam at a constant rate the first 1,500 steps
+            // are the same at any length, so 1,500 keeps that model in three quarters of 2,000's time.
             recipe.iterations = 1500
             recipe.batch = 10
             recipe.validationFraction = 0.1
@@ -293,40 +275,17 @@ public enum Preset: String, CaseIterable, Sendable {
             // rate (true accept rate 0.93 / 0.92 on seeds 1 / 2) instead of the equal error
             // rate's 6% (see scripts/demo).
             recipe.threshold = .falseAcceptRate(0.05)
-            // Each image averaged with copies moved a pixel each way (5 views), seed 1 against
-            // the demo's gallery: 700 test images rank-1 0.969 -> 0.971, one enrolled image per
-            // class 0.928 -> 0.968; at the threshold FAR 0.030 -> 0.024, TAR 0.949 -> 0.959
-            // (kept step 1,200 -> 1,500; 144 s to train). Mirror averaging lowered validation.
+            // Each image averaged with copies moved a pixel each way: one enrolled image per class
+            // rank-1 0.928 -> 0.968. (Mirror averaging lowered validation.)
             recipe.input.shiftAverage = 1
             return recipe
         case .fashion:
-            // 2.2 MFLOP per image: the conv(32)-conv(64)-dense(128) network (8.5 MFLOP) scores no
-            // better on the held-out classes (0.771 vs 0.787 plain, 0.875 vs 0.874 with the levers
-            // below) and serves half the verify requests per second.
-            // Turned classes as new identities and affine augmentation, held-out ROC AUC on the
-            // four splits of seeds 1-4 (Sandal/Shirt/Sneaker; Dress/Sneaker/Trouser; Dress/Shirt/
-            // T-shirt; Ankle boot/Pullover/Sandal): 0.787, 0.904, 0.682, 0.844 without either ->
-            // 0.874, 0.969, 0.698, 0.881. Tried and not kept (seed 1): contrastive 0.877, batch
-            // norm 0.886 at 10x the training time, wider network 0.875, 3,000 steps 0.872,
-            // k-means sub-classes as identities 0.81-0.83, mirrored classes as identities 0.870,
-            // supcon loss 0.882 / 0.957 / 0.722 / 0.892 on the four splits (mean 0.863 vs 0.856),
-            // instance discrimination (each image twice under augmentation as its own identity,
-            // SimCLR-style, in a term of its own) 0.857-0.869.
-            // Margin 0.05 instead of 0.2 (a smaller margin collapses less of what tells unseen
-            // classes apart): 0.870, 0.970, 0.695, 0.881 -> 0.892, 0.963, 0.695, 0.896 (both measured in
-            // one session, on a machine whose BLAS rounds differently from the figures above);
-            // margins 0.5 / 1.0 / 0.1 / 0.03 / 0.02 on seed 1: 0.845 / 0.840 / 0.883 / 0.887 /
-            // 0.882. Not kept (seed 1, margin 0.05): batch-all mining 0.872, batch-hard 0.779,
-            // more pseudo-identities (inverted, edge maps, half-size, zoomed, flipped upside
-            // down) 0.858-0.882, MNIST digits as extra identities 0.862, 2,400 steps 0.892.
-            // Over 16 splits (seeds 1-16): mean 0.882, 0.95 met on 2. There a three-conv network
-            // (conv(32) conv(32) conv(64), 2.7x the work) scores the same (paired +0.001, standard
-            // deviation 0.020) and the last step's weights 0.867; weight decay, random erasing,
-            // dropout, global average pooling and the Koch head all lower seed 1's figure.
-            // Within noise too (paired on seeds 1-4, or all 16): rho-regularisation, identities
-            // composed of two training classes, batch norm, LRN, average pooling. A hand-made
-            // HOG descriptor with no training scores 0.868 against this network's 0.880 over the
-            // 16 splits (scripts/compare/fashion_hog.py): seven classes teach little beyond edges.
+            // 2.2 MFLOP per image: the 8.5 MFLOP network scores no better on held-out classes
+            // (ROC AUC 0.875 vs 0.874) and serves half the verify requests per second. Turned
+            // classes as new identities and affine augmentation: 0.787 -> 0.874 (seed 1); margin
+            // 0.05 rather than 0.2 collapses less of what tells unseen classes apart: 0.870 ->
+            // 0.892. Over 16 splits the mean is 0.882; what else was tried and not kept:
+            // docs/notes/accuracy-history.md, "What the presets' settings rest on".
             var recipe = TrainingRecipe(architecture: "conv(16,3,pad=1) relu maxpool(2) conv(32,3,pad=1) relu maxpool(2) flatten dense(64) l2norm",
                                         input: digits, loss: .triplet, margin: 0.05, mining: .semiHard, optimizer: .adam(learningRate: 1e-3),
                                         iterations: 1200, batch: 7, perIdentity: 16, augmentation: Augmentation(), validationFraction: 0.3,
