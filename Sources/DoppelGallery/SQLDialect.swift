@@ -66,7 +66,7 @@ public struct SQLRow: Sendable {
 
 /// What SQLite and PostgreSQL spell differently, so that each gallery statement is written
 /// once (with `?` placeholders) in `SQLGalleryStore`: the placeholders, the clock, JSON,
-/// time as text, byte-order text comparison and a comma-joined list. (The other difference,
+/// time as text, byte-order text comparison, a comma-joined list and a new sample's id. (The other difference,
 /// how an insert reports its row id, is the connection's: `SQLGalleryStore.insert`.)
 public struct SQLDialect: Sendable {
     /// `$1, $2, ...` instead of `?` (PostgreSQL).
@@ -84,16 +84,20 @@ public struct SQLDialect: Sendable {
     let byteOrder: String
     /// An aggregate joining integer `expression`s with commas.
     let commaList: @Sendable (String) -> String
+    /// The id of a new sample, never one given out before (SQLite would reuse the id of the
+    /// newest sample once it is deleted: migration 0003 keeps the highest deleted one).
+    let newSampleID: String
 
     public static let sqlite = SQLDialect(
         numberedPlaceholders: false, now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", jsonParameter: "?",
-        jsonText: { $0 }, timeText: { $0 }, byteOrder: "", commaList: { "group_concat(\($0))" })
+        jsonText: { $0 }, timeText: { $0 }, byteOrder: "", commaList: { "group_concat(\($0))" },
+        newSampleID: "(SELECT max(value, (SELECT coalesce(max(id), 0) FROM samples)) + 1 FROM sample_id_high_water)")
 
     public static let postgres = SQLDialect(
         numberedPlaceholders: true, now: "now()", jsonParameter: "CAST(? AS json)",
         jsonText: { "\($0)::text" },
         timeText: { #"to_char(\#($0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"# },
-        byteOrder: #" COLLATE "C""#, commaList: { "string_agg(\($0)::text, ',')" })
+        byteOrder: #" COLLATE "C""#, commaList: { "string_agg(\($0)::text, ',')" }, newSampleID: "DEFAULT")
 
     /// `sql` as this backend takes it: each `?` outside a quoted string becomes `$n` where
     /// placeholders are numbered.

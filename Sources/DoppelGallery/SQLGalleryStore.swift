@@ -109,7 +109,7 @@ extension SQLGalleryStore {
         for sample in samples {
             let id: Int64
             do {
-                id = try insert("INSERT INTO samples (identity_id, content_hash, image, width, height) VALUES (?, ?, ?, ?, ?)",
+                id = try insert("INSERT INTO samples (id, identity_id, content_hash, image, width, height) VALUES (\(dialect.newSampleID), ?, ?, ?, ?, ?)",
                                 [.integer(identity), .text(sample.contentHash), storeImages ? .bytes(sample.image) : .null,
                                  .integer(Int64(sample.width)), .integer(Int64(sample.height))])
             } catch {

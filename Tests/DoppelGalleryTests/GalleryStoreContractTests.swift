@@ -192,4 +192,24 @@ import TestSupport
         let vectors = try store.vectors(samples: record.sampleIDs, model: "m")
         #expect(vectors.count == 1_100 && zip(record.sampleIDs, 0...).allSatisfy { vectors[$0] == [Float($1)] })
     }
+
+    /// A deleted sample's id is never given to another: a client or the audit log may still
+    /// name it. (SQLite numbers a new row above the largest present, so it took the newest
+    /// deleted sample's id before migration 0003.)
+    @Test(arguments: Backend.allCases)
+    func sampleIDsAreNeverReused(_ backend: Backend) throws {
+        let (store, _) = try Self.store(backend)
+        let a = try store.createIdentity(gallery: "default", externalID: "a", samples: [Self.sample(1), Self.sample(2)], actor: "t")
+        var given = Set(a.sampleIDs)
+        try store.deleteSample(gallery: "default", externalID: "a", sample: a.sampleIDs.max()!, actor: "t")
+        let b = try store.addSamples(gallery: "default", externalID: "a", samples: [Self.sample(3)], actor: "t")
+        #expect(given.isDisjoint(with: b) && b.allSatisfy { $0 > a.sampleIDs.max()! })
+        given.formUnion(b)
+        // Deleting the identity that holds the newest samples (a cascade) keeps their ids too.
+        let c = try store.createIdentity(gallery: "default", externalID: "c", samples: [Self.sample(4), Self.sample(5)], actor: "t")
+        given.formUnion(c.sampleIDs)
+        try store.deleteIdentity(gallery: "default", externalID: "c", actor: "t")
+        let d = try store.createIdentity(gallery: "default", externalID: "d", samples: [Self.sample(6)], actor: "t")
+        #expect(given.isDisjoint(with: d.sampleIDs) && d.sampleIDs.allSatisfy { $0 > given.max()! })
+    }
 }

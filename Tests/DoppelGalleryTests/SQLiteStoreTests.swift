@@ -24,13 +24,34 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try Self.open(path)
         let versions = try store.database.query("SELECT version, name FROM doppel_migrations")
-        #expect(versions == [[.integer(1), .text("0001_init")], [.integer(2), .text("0002_index_stamps")]])
+        #expect(versions == [[.integer(1), .text("0001_init")], [.integer(2), .text("0002_index_stamps")],
+                             [.integer(3), .text("0003_sample_ids_not_reused")]])
         #expect(try store.database.query("PRAGMA journal_mode").first?.first?.text == "wal")
         #expect(try store.database.query("PRAGMA foreign_keys").first?.first?.integer == 1)
         #expect(try store.database.query("SELECT name FROM galleries").first?.first?.text == "default")
         // Opening again applies nothing twice.
         let again = try Self.open(path)
-        #expect(try again.database.query("SELECT COUNT(*) FROM doppel_migrations").first?.first?.integer == 2)
+        #expect(try again.database.query("SELECT COUNT(*) FROM doppel_migrations").first?.first?.integer == 3)
+    }
+
+    /// A gallery made before migration 0003 keeps its samples, and new ones are numbered above
+    /// the largest present.
+    @Test func migrationThreeKeepsSamplesAndNumbersAboveThem() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let all = try Migrator.load(directory: Self.migrationsDirectory)
+        let old = try SQLiteStore(path: path, migrations: Array(all.prefix(2)))
+        // Written as that version's store did: the id left to SQLite.
+        try old.database.query("INSERT INTO identities (gallery_id, external_id) VALUES (1, 'a')")
+        for tag in [1, 2] {
+            try old.database.query("INSERT INTO samples (identity_id, content_hash, width, height) VALUES (1, ?, 1, 1)", [.text("hash\(tag)")])
+        }
+        let before: [Int64] = [1, 2]
+        let store = try Self.open(path)
+        #expect(try store.database.query("SELECT value FROM sample_id_high_water") == [[.integer(2)]])
+        #expect(try store.samples(gallery: "default", externalID: "a").map(\.id) == before)
+        let added = try store.addSamples(gallery: "default", externalID: "a", samples: [Self.sample(3)], actor: "t")
+        #expect(added == [3])
     }
 
     static func mode(_ path: String) throws -> Int {
@@ -71,7 +92,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try Self.open(path)
         try store.database.query("INSERT INTO doppel_migrations (version, name) VALUES (7, '0007_future')")
-        #expect(throws: GalleryError.newerSchema(database: 7, supported: 2)) { try Self.open(path) }
+        let supported = try Migrator.load(directory: Self.migrationsDirectory).count
+        #expect(throws: GalleryError.newerSchema(database: 7, supported: supported)) { try Self.open(path) }
     }
 
     /// The embeddings' stamp follows every change, cascaded deletes and upserts included, and
